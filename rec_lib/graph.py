@@ -1,0 +1,259 @@
+"""The users–movies bipartite graph: a small heterograph on torch tensors, and its builder.
+
+:class:`GraphBuilder` follows DGL's ``PandasGraphBuilder``: register entity tables by their
+primary key, then relations between keys, then build.
+
+>>> users = pd.DataFrame({"user_id": [10, 20]})
+>>> movies = pd.DataFrame({"movie_id": [1, 2, 3]})
+>>> ratings = pd.DataFrame({"user_id": [10, 20, 20], "movie_id": [3, 1, 3], "rating": [4.0, 5.0, 3.0]})
+>>> builder = GraphBuilder()
+>>> builder.add_entities(users, "user_id", "user")
+>>> builder.add_entities(movies, "movie_id", "movie")
+>>> builder.add_binary_relations(ratings, "user_id", "movie_id", "watched", edge_columns=("rating",))
+>>> builder.add_binary_relations(ratings, "movie_id", "user_id", "watched-by", edge_columns=("rating",))
+>>> g = builder.build()
+>>> g.num_nodes, g.num_edges("watched")
+({'user': 2, 'movie': 3}, 3)
+>>> g.csr("watched-by").indptr.tolist(), g.csr("watched-by").indices.tolist()
+([0, 1, 1, 3], [1, 0, 1])
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rec_lib.errors import ConfigError, DataFormatError
+from rec_lib.preprocess import Preprocessed
+
+USER, MOVIE = "user", "movie"
+WATCHED, WATCHED_BY = "watched", "watched-by"
+_TOKEN = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
+_YEAR_SUFFIX = re.compile(r"\s*\(\d{4}(?:\s*[-–]\s*\d{0,4})?\)\s*$")
+
+
+@dataclass(frozen=True)
+class CSR:
+    """Compressed sparse rows: the neighbours of row ``r`` are ``indices[indptr[r]:indptr[r + 1]]``."""
+
+    indptr: torch.Tensor
+    indices: torch.Tensor
+    edge_ids: torch.Tensor
+    """For each CSR position, the edge's id in its relation (to find edge data)."""
+
+    def degrees(self) -> torch.Tensor:
+        return self.indptr[1:] - self.indptr[:-1]
+
+    def to(self, device: torch.device | str) -> CSR:
+        return CSR(self.indptr.to(device), self.indices.to(device), self.edge_ids.to(device))
+
+
+@dataclass
+class Relation:
+    """One edge type: ``src_type --name--> dst_type`` with per-edge data."""
+
+    name: str
+    src_type: str
+    dst_type: str
+    src: torch.Tensor
+    dst: torch.Tensor
+    data: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class HeteroGraph:
+    """Node counts, node data and relations, with CSR views built on first use."""
+
+    num_nodes: dict[str, int]
+    relations: dict[str, Relation]
+    node_data: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    _csr: dict[str, CSR] = field(default_factory=dict, repr=False)
+
+    def num_edges(self, relation: str) -> int:
+        return int(self.relations[relation].src.numel())
+
+    def csr(self, relation: str) -> CSR:
+        """Out-neighbours per source node of ``relation``, sorted by source then destination."""
+        if relation not in self._csr:
+            rel = self.relations[relation]
+            order = torch.from_numpy(np.lexsort((rel.dst.numpy(), rel.src.numpy())))
+            counts = torch.bincount(rel.src, minlength=self.num_nodes[rel.src_type])
+            indptr = torch.zeros(len(counts) + 1, dtype=torch.int64)
+            indptr[1:] = torch.cumsum(counts, 0)
+            self._csr[relation] = CSR(indptr=indptr, indices=rel.dst[order].contiguous(), edge_ids=order)
+        return self._csr[relation]
+
+    def to_dgl(self):
+        """The same graph as a DGL heterograph (needs the DGL stack: dgl 2.1.0 on torch 2.2.1)."""
+        import dgl
+
+        graph = dgl.heterograph(
+            {(r.src_type, r.name, r.dst_type): (r.src, r.dst) for r in self.relations.values()},
+            num_nodes_dict=dict(self.num_nodes),
+        )
+        for rel in self.relations.values():
+            for key, value in rel.data.items():
+                graph.edges[rel.name].data[key] = value
+        for ntype, data in self.node_data.items():
+            for key, value in data.items():
+                graph.nodes[ntype].data[key] = value
+        return graph
+
+
+class GraphBuilder:
+    """Build a :class:`HeteroGraph` from pandas tables, in the style of DGL's ``PandasGraphBuilder``."""
+
+    def __init__(self) -> None:
+        self._entities: dict[str, tuple[str, pd.Index]] = {}
+        self._type_of_key: dict[str, str] = {}
+        self._relations: dict[str, Relation] = {}
+
+    def add_entities(self, frame: pd.DataFrame, primary_key: str, name: str) -> None:
+        """Register node type ``name``; node ``i`` is row ``i`` of ``frame``."""
+        keys = pd.Index(frame[primary_key])
+        if keys.has_duplicates:
+            raise DataFormatError(f"<{name} table>", f"duplicate {primary_key} {keys[keys.duplicated()][0]}")
+        self._entities[name] = (primary_key, keys)
+        self._type_of_key[primary_key] = name
+
+    def add_binary_relations(
+        self,
+        frame: pd.DataFrame,
+        source_key: str,
+        destination_key: str,
+        name: str,
+        *,
+        edge_columns: tuple[str, ...] = (),
+    ) -> None:
+        """Register relation ``name`` with one edge per row of ``frame``, from ``source_key`` to ``destination_key``."""
+        src_type = self._node_type(source_key)
+        dst_type = self._node_type(destination_key)
+        src = self._positions(frame[source_key], src_type, name)
+        dst = self._positions(frame[destination_key], dst_type, name)
+        data = {column: torch.tensor(frame[column].to_numpy()) for column in edge_columns}
+        self._relations[name] = Relation(name, src_type, dst_type, src, dst, data)
+
+    def build(self) -> HeteroGraph:
+        return HeteroGraph(
+            num_nodes={name: len(keys) for name, (_, keys) in self._entities.items()},
+            relations=dict(self._relations),
+        )
+
+    def _node_type(self, key: str) -> str:
+        if key not in self._type_of_key:
+            raise ConfigError(f"column {key!r} is the primary key of no registered entity ({list(self._type_of_key)})")
+        return self._type_of_key[key]
+
+    def _positions(self, values: pd.Series, node_type: str, relation: str) -> torch.Tensor:
+        key, index = self._entities[node_type]
+        positions = index.get_indexer(values)
+        if (positions < 0).any():
+            unknown = pd.unique(values[positions < 0])[:10].tolist()
+            raise DataFormatError(f"<{relation} relation>", f"{key} values not among the {node_type} nodes: {unknown}")
+        return torch.from_numpy(positions.astype(np.int64))
+
+
+@dataclass(frozen=True)
+class MovieFeatures:
+    """Model inputs per movie node: genres multi-hot, year bucket and title bag of words."""
+
+    genres: torch.Tensor
+    """(n_movies, n_genres) float multi-hot."""
+    year_index: torch.Tensor
+    """(n_movies,) index into ``year_vocab``; 0 means unknown year."""
+    title_tokens: torch.Tensor
+    """Token ids of all titles, concatenated (for ``nn.EmbeddingBag``)."""
+    title_offsets: torch.Tensor
+    """(n_movies,) start of each title in ``title_tokens``."""
+    genre_vocab: tuple[str, ...]
+    year_vocab: tuple[int, ...]
+    """Year of each year index; index 0 is the unknown year, stored as 0."""
+    title_vocab: tuple[str, ...]
+    """Token of each token id; id 0 stands for titles with no tokens."""
+
+    def to(self, device: torch.device | str) -> MovieFeatures:
+        return MovieFeatures(
+            self.genres.to(device), self.year_index.to(device), self.title_tokens.to(device),
+            self.title_offsets.to(device), self.genre_vocab, self.year_vocab, self.title_vocab,
+        )
+
+
+@dataclass
+class UserMovieGraph:
+    """The training graph with both relations, and the movie features."""
+
+    graph: HeteroGraph
+    features: MovieFeatures
+
+    @property
+    def n_users(self) -> int:
+        return self.graph.num_nodes[USER]
+
+    @property
+    def n_movies(self) -> int:
+        return self.graph.num_nodes[MOVIE]
+
+    @cached_property
+    def movie_to_users(self) -> CSR:
+        return self.graph.csr(WATCHED_BY)
+
+    @cached_property
+    def user_to_movies(self) -> CSR:
+        return self.graph.csr(WATCHED)
+
+
+def title_tokens(title: str) -> list[str]:
+    """Lower-case word tokens of a title without its trailing year.
+
+    >>> title_tokens("Matrix, The (1999)")
+    ['matrix', 'the']
+    """
+    return _TOKEN.findall(_YEAR_SUFFIX.sub("", title).lower())
+
+
+def movie_features(movies: pd.DataFrame) -> MovieFeatures:
+    """Build the feature tensors for ``movies`` (row ``i`` is movie node ``i``)."""
+    genre_vocab = tuple(sorted({g for genres in movies["genres"] for g in genres}))
+    genre_pos = {g: i for i, g in enumerate(genre_vocab)}
+    genres = torch.zeros(len(movies), len(genre_vocab))
+    for row, names in enumerate(movies["genres"]):
+        genres[row, [genre_pos[g] for g in names]] = 1.0
+    years = movies["year"].astype("Int64")
+    year_vocab = (0, *sorted(int(y) for y in years.dropna().unique()))
+    year_pos = {y: i for i, y in enumerate(year_vocab)}
+    year_index = torch.tensor([0 if pd.isna(y) else year_pos[int(y)] for y in years], dtype=torch.int64)
+    tokens = [title_tokens(t) or ["<empty>"] for t in movies["title"]]
+    title_vocab = ("<empty>", *sorted({tok for toks in tokens for tok in toks} - {"<empty>"}))
+    token_pos = {tok: i for i, tok in enumerate(title_vocab)}
+    flat = [token_pos[tok] for toks in tokens for tok in toks]
+    lengths = torch.tensor([len(toks) for toks in tokens], dtype=torch.int64)
+    offsets = torch.zeros(len(tokens), dtype=torch.int64)
+    offsets[1:] = torch.cumsum(lengths, 0)[:-1]
+    return MovieFeatures(
+        genres=genres,
+        year_index=year_index,
+        title_tokens=torch.tensor(flat, dtype=torch.int64),
+        title_offsets=offsets,
+        genre_vocab=genre_vocab,
+        year_vocab=year_vocab,
+        title_vocab=title_vocab,
+    )
+
+
+def build_graph(prep: Preprocessed) -> UserMovieGraph:
+    """The users–movies graph of the training interactions, with rating and timestamp on every edge."""
+    train = prep.split("train")
+    builder = GraphBuilder()
+    builder.add_entities(prep.users, "user_idx", USER)
+    builder.add_entities(prep.movies, "movie_idx", MOVIE)
+    builder.add_binary_relations(train, "user_idx", "movie_idx", WATCHED, edge_columns=("rating", "timestamp"))
+    builder.add_binary_relations(train, "movie_idx", "user_idx", WATCHED_BY, edge_columns=("rating", "timestamp"))
+    graph = builder.build()
+    features = movie_features(prep.movies)
+    graph.node_data[MOVIE] = {"genres": features.genres, "year_index": features.year_index}
+    return UserMovieGraph(graph=graph, features=features)

@@ -1,0 +1,280 @@
+"""From loaded ratings to a split, indexed dataset, cached as parquet with a JSON manifest.
+
+The split is per user and chronological: the user's last interaction is the test item, the
+second-to-last the validation item, the rest are training items (DGL's
+``train_test_split_by_time``). Timestamps tie often, so the order is made total by a fixed rule:
+**among ratings with the same timestamp, the one with the larger movie id counts as later.**
+
+Users with fewer than ``min_user_interactions`` ratings cannot give a validation and a test item.
+By default (``short_users="train"``) all their ratings stay in training, where they still shape
+the graph, and they are left out of evaluation; ``short_users="drop"`` removes them. Either way the
+count is reported. Movies in the catalogue that nobody rated are not graph nodes; their count is
+reported too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from rec_lib import __version__
+from rec_lib.config import DEFAULT_DATASET, PROJECT_ROOT, resolve_artefacts_dir, resolve_data_dir
+from rec_lib.datasets import LAYOUT_FILES, file_sha256, locate_dataset
+from rec_lib.errors import ConfigError
+from rec_lib.loaders import MovieLensData, load_folder
+
+PREPROCESS_SCHEMA_VERSION = 1
+"""Bump when the artefacts' content changes for the same inputs; it is part of the cache key."""
+
+SPLITS = ("train", "val", "test")
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """What preprocessing does; every field is part of the artefacts' cache key."""
+
+    dataset: str = DEFAULT_DATASET
+    min_user_interactions: int = 3
+    short_users: Literal["train", "drop"] = "train"
+
+    def validate(self) -> None:
+        if self.min_user_interactions < 3:
+            raise ConfigError(
+                f"min_user_interactions={self.min_user_interactions}: a user needs at least 3 interactions "
+                "to give one training, one validation and one test item"
+            )
+        if self.short_users not in ("train", "drop"):
+            raise ConfigError(f"short_users={self.short_users!r}: expected 'train' or 'drop'")
+
+
+@dataclass(frozen=True)
+class PreprocessStats:
+    """The counts preprocessing reports, including everything it set aside."""
+
+    users: int
+    movies_rated: int
+    movies_in_catalogue: int
+    movies_unrated: int
+    ratings: int
+    short_users: int
+    short_user_ratings: int
+    short_users_policy: str
+    train: int
+    val: int
+    test: int
+    evaluated_users: int
+    timestamp_ties: int
+    """Ratings that share their user's timestamp with another rating (ordered by the tie rule)."""
+
+    def notes(self) -> list[str]:
+        """What was set aside or decided, in words."""
+        action = "kept in training only, not evaluated" if self.short_users_policy == "train" else "dropped"
+        return [
+            f"{self.movies_unrated} movies in the catalogue have no rating and are not graph nodes",
+            f"{self.short_users} users with fewer than 3 ratings ({self.short_user_ratings} ratings): {action}",
+            f"{self.timestamp_ties} ratings tie on time with another of the same user; ties are ordered by movie id",
+        ]
+
+
+@dataclass
+class Preprocessed:
+    """A split, indexed dataset: what the graph, the model and the evaluation read."""
+
+    interactions: pd.DataFrame
+    """user_idx, movie_idx, user_id, movie_id, rating, timestamp, split; sorted by user, then time."""
+    movies: pd.DataFrame
+    """movie_idx (row order), movie_id, title, year, genres: the rated movies."""
+    users: pd.DataFrame
+    """user_idx (row order), user_id, and the dataset's demographics where it has them."""
+    stats: PreprocessStats
+    manifest: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    @property
+    def n_movies(self) -> int:
+        return len(self.movies)
+
+    def split(self, name: str) -> pd.DataFrame:
+        """The interactions of one split: 'train', 'val' or 'test'."""
+        if name not in SPLITS:
+            raise ConfigError(f"split={name!r}: expected one of {SPLITS}")
+        return self.interactions[self.interactions["split"] == name]
+
+
+def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> Preprocessed:
+    """Index users and rated movies contiguously and split every user's history by time."""
+    config = config or PreprocessConfig(dataset=data.name)
+    config.validate()
+    ratings = data.ratings
+    per_user = ratings.groupby("user_id", sort=False)["movie_id"].transform("size").to_numpy()
+    is_short = per_user < config.min_user_interactions
+    short_users = int(ratings.loc[is_short, "user_id"].nunique())
+    short_ratings = int(is_short.sum())
+    if config.short_users == "drop":
+        ratings = ratings[~is_short]
+        is_short = np.zeros(len(ratings), dtype=bool)
+
+    user_ids = np.unique(ratings["user_id"].to_numpy())
+    movie_ids = np.unique(ratings["movie_id"].to_numpy())
+    user_idx = np.searchsorted(user_ids, ratings["user_id"].to_numpy())
+    movie_idx = np.searchsorted(movie_ids, ratings["movie_id"].to_numpy())
+    timestamps = ratings["timestamp"].to_numpy()
+
+    order = np.lexsort((ratings["movie_id"].to_numpy(), timestamps, user_idx))
+    user_sorted = user_idx[order]
+    last_of_user = np.r_[user_sorted[1:] != user_sorted[:-1], True]
+    group_end = np.flatnonzero(last_of_user)
+    ends = group_end[np.searchsorted(group_end, np.arange(len(order)))]
+    from_end = ends - np.arange(len(order))
+    split = np.full(len(order), "train", dtype=object)
+    evaluable = ~is_short[order]
+    split[(from_end == 0) & evaluable] = "test"
+    split[(from_end == 1) & evaluable] = "val"
+
+    ts_sorted = timestamps[order]
+    same_time = (user_sorted[1:] == user_sorted[:-1]) & (ts_sorted[1:] == ts_sorted[:-1])
+    ties = int(np.count_nonzero(np.r_[same_time, False] | np.r_[False, same_time]))
+
+    interactions = pd.DataFrame(
+        {
+            "user_idx": user_sorted.astype(np.int64),
+            "movie_idx": movie_idx[order].astype(np.int64),
+            "user_id": ratings["user_id"].to_numpy()[order],
+            "movie_id": ratings["movie_id"].to_numpy()[order],
+            "rating": ratings["rating"].to_numpy()[order],
+            "timestamp": ts_sorted,
+            "split": pd.Categorical(split, categories=list(SPLITS)),
+        }
+    )
+    movies = (
+        data.movies.set_index("movie_id").loc[movie_ids].reset_index().rename_axis(None)
+    )
+    movies.insert(0, "movie_idx", np.arange(len(movies), dtype=np.int64))
+    users = pd.DataFrame({"user_idx": np.arange(len(user_ids), dtype=np.int64), "user_id": user_ids})
+    if data.users is not None:
+        users = users.merge(data.users, on="user_id", how="left")
+    counts = interactions["split"].value_counts()
+    stats = PreprocessStats(
+        users=len(user_ids),
+        movies_rated=len(movie_ids),
+        movies_in_catalogue=len(data.movies),
+        movies_unrated=len(data.movies) - len(movie_ids),
+        ratings=len(interactions),
+        short_users=short_users,
+        short_user_ratings=short_ratings,
+        short_users_policy=config.short_users,
+        train=int(counts["train"]),
+        val=int(counts["val"]),
+        test=int(counts["test"]),
+        evaluated_users=int(counts["test"]),
+        timestamp_ties=ties,
+    )
+    return Preprocessed(interactions=interactions, movies=movies, users=users, stats=stats)
+
+
+def run_preprocess(
+    config: PreprocessConfig | None = None,
+    *,
+    data_dir: str | Path | None = None,
+    artefacts_dir: str | Path | None = None,
+    download: bool = True,
+    force: bool = False,
+) -> Preprocessed:
+    """Preprocess ``config.dataset``, reusing cached artefacts made from the same inputs and settings."""
+    config = config or PreprocessConfig()
+    config.validate()
+    folder, layout = locate_dataset(config.dataset, resolve_data_dir(data_dir), download=download)
+    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
+             for name in LAYOUT_FILES[layout]}
+    key = fingerprint({"files": files, "parameters": asdict(config), "schema": PREPROCESS_SCHEMA_VERSION})
+    target = resolve_artefacts_dir(artefacts_dir) / config.dataset / f"preprocess-{key[:12]}"
+    if not force and (target / MANIFEST_NAME).is_file():
+        cached = load_preprocessed(target)
+        if cached.manifest.get("fingerprint") == key:
+            return cached
+    result = preprocess(load_folder(folder, layout, name=config.dataset), config)
+    result.manifest = {
+        "dataset": config.dataset,
+        "layout": layout,
+        "source_folder": str(folder),
+        "files": files,
+        "parameters": asdict(config),
+        "counts": asdict(result.stats),
+        "code_version": {"rec_lib": __version__, "schema": PREPROCESS_SCHEMA_VERSION, "git": git_commit()},
+        "fingerprint": key,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    save_preprocessed(result, target)
+    result.path = target
+    return result
+
+
+def save_preprocessed(result: Preprocessed, target: Path) -> None:
+    """Write the artefacts to ``target`` atomically: readers see all of them or none."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        result.interactions.to_parquet(staging / "interactions.parquet", index=False)
+        result.movies.to_parquet(staging / "movies.parquet", index=False)
+        result.users.to_parquet(staging / "users.parquet", index=False)
+        (staging / MANIFEST_NAME).write_text(json.dumps(result.manifest, indent=2) + "\n", encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def load_preprocessed(path: str | Path) -> Preprocessed:
+    """Read artefacts written by :func:`run_preprocess`."""
+    path = Path(path)
+    manifest = json.loads((path / MANIFEST_NAME).read_text(encoding="utf-8"))
+    interactions = pd.read_parquet(path / "interactions.parquet")
+    interactions["split"] = pd.Categorical(interactions["split"], categories=list(SPLITS))
+    movies = pd.read_parquet(path / "movies.parquet")
+    movies["genres"] = movies["genres"].map(list)
+    return Preprocessed(
+        interactions=interactions,
+        movies=movies,
+        users=pd.read_parquet(path / "users.parquet"),
+        stats=PreprocessStats(**manifest["counts"]),
+        manifest=manifest,
+        path=path,
+    )
+
+
+def fingerprint(payload: dict) -> str:
+    """A stable SHA-256 of a JSON-able payload.
+
+    >>> fingerprint({"b": 1, "a": [2]}) == fingerprint({"a": [2], "b": 1})
+    True
+    """
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def git_commit() -> str | None:
+    """The project's current git commit, or None outside a checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None

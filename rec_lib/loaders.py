@@ -56,6 +56,8 @@ class _TableFormat:
     encoding: str
     header: bool
     quoted: bool
+    optional_columns: tuple[str, ...] = ()
+    """Columns that may be empty; every other field must be present and non-empty."""
 
 
 def load_movielens(
@@ -116,7 +118,11 @@ def _load_ml100k(folder: Path) -> MovieLensData:
                      separator="\t", **common),
     )
     item_columns = ("movie_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES)
-    movies = _read_table(movies_path, _TableFormat(item_columns, ("movie_id", *ML100K_GENRES), separator="|", **common))
+    movies = _read_table(
+        movies_path,
+        _TableFormat(item_columns, ("movie_id", *ML100K_GENRES), separator="|",
+                     optional_columns=("release_date", "video_release_date", "imdb_url"), **common),
+    )
     flags = movies[list(ML100K_GENRES)].to_numpy(dtype=bool)
     names = np.array(ML100K_GENRES, dtype=object)
     movies = movies[["movie_id", "title"]].copy()
@@ -190,7 +196,7 @@ def _check_unique(frame: pd.DataFrame, key: list[str], path: Path, header: bool)
     if not duplicated.any():
         return
     rows = np.flatnonzero(duplicated)
-    first = frame.iloc[rows[0]][key].tolist()
+    first = [frame[k].iloc[rows[0]] for k in key]
     same = rows[(frame.iloc[rows][key] == first).all(axis=1).to_numpy()]
     lines = ", ".join(str(r + _first_line(header)) for r in same[:5])
     label = ", ".join(f"{k}={v}" for k, v in zip(key, first, strict=True))
@@ -260,7 +266,7 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
             names=None if spec.header else list(spec.columns),
             dtype=str,
             keep_default_na=False,
-            na_filter=False,
+            na_values=[""],
             skip_blank_lines=False,
             quoting=csv.QUOTE_MINIMAL if spec.quoted else csv.QUOTE_NONE,
             engine="c",
@@ -277,10 +283,19 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
                 path, f"header lacks column(s) {missing}; expected {','.join(spec.columns)}", line=1
             )
         frame = frame[list(spec.columns)]
-    short = frame[list(spec.columns)].isna().any(axis=1).to_numpy()
+    required = [c for c in spec.columns if c not in spec.optional_columns]
+    empty = frame[required].isna()
+    short = empty.any(axis=1).to_numpy()
     if short.any():
         row = int(np.flatnonzero(short)[0])
-        raise DataFormatError(path, f"expected {len(spec.columns)} fields ({', '.join(spec.columns)})", line=row + first)
+        missing = [c for c in required if empty[c].iloc[row]]
+        raise DataFormatError(
+            path,
+            f"expected {len(spec.columns)} fields ({', '.join(spec.columns)}); {', '.join(missing)} missing or empty",
+            line=row + first,
+        )
+    for column in spec.optional_columns:
+        frame[column] = frame[column].fillna("")
     for column in spec.int_columns:
         frame[column] = _convert(frame[column], path, column, first, integer=True)
     for column in spec.float_columns:

@@ -54,7 +54,7 @@ class SyntheticConfig:
     """Dirichlet concentration of user tastes: smaller means more focused users."""
     taste_strength: float = 2.0
     """How much taste, against popularity, decides what a user watches."""
-    popularity_sigma: float = 1.3
+    popularity_sigma: float = 1.6
     tie_fraction: float = 0.3
     """Share of ratings given in the same second as the one before."""
     max_user_share: float = 0.6

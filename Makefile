@@ -1,0 +1,66 @@
+# rec_lib: two commands do all the set-up on a fresh machine.
+#   make demo   creates the environment if missing, then runs the pipeline on the default dataset
+#   make test   creates the environment if missing, starts what the tests need, runs pytest
+# Everything else here is for developers.
+
+PYTHON    ?= python3
+VENV      ?= .venv
+DGL_VENV  ?= .venv-dgl
+BIN       := $(VENV)/bin
+DGL_BIN   := $(DGL_VENV)/bin
+DATASET   ?= ml-latest-small
+
+# Real MovieLens data is read where it lies (../shared/data beside the checkout), never copied in.
+SHARED_DATA := $(abspath $(CURDIR)/../shared/data)
+REC_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)/$(DATASET)),$(SHARED_DATA),$(CURDIR)/data/raw)
+export REC_DATA_DIR
+
+# Keep Jupyter, IPython and matplotlib files out of $HOME, and CI logs short.
+export JUPYTER_CONFIG_DIR  := $(CURDIR)/.jupyter/config
+export JUPYTER_DATA_DIR    := $(CURDIR)/.jupyter/data
+export JUPYTER_RUNTIME_DIR := $(CURDIR)/.jupyter/runtime
+export IPYTHONDIR          := $(CURDIR)/.jupyter/ipython
+export MPLCONFIGDIR        := $(CURDIR)/.jupyter/matplotlib
+export TQDM_MININTERVAL    ?= 5
+
+# Test files that run on the DGL reference stack (it has no Jupyter, Milvus or web extras).
+DGL_TESTS := tests/test_loaders.py tests/test_datasets.py tests/test_preprocess.py tests/test_graph.py \
+             tests/test_synthetic.py tests/test_dgl_parity.py
+
+.PHONY: demo test test-dgl lint format bench-data clean
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m rec_lib demo --dataset $(DATASET)
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+test-dgl: $(DGL_VENV)/.installed
+	REC_REQUIRE_DGL=1 $(DGL_BIN)/python -m pytest -o addopts="-ra --strict-markers" $(DGL_TESTS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check rec_lib tests bench
+	$(BIN)/ruff format --check rec_lib tests bench
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format rec_lib tests bench
+	$(BIN)/ruff check --fix rec_lib tests bench
+
+bench-data: $(VENV)/.installed
+	$(BIN)/python bench/bench_preprocess.py
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[notebooks,serve,dev]'
+	touch $@
+
+$(DGL_VENV)/.installed: requirements/dgl.txt pyproject.toml
+	$(PYTHON) -m venv $(DGL_VENV)
+	$(DGL_BIN)/python -m pip install --quiet --upgrade pip
+	$(DGL_BIN)/python -m pip install --quiet -r requirements/dgl.txt
+	$(DGL_BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+clean:
+	rm -rf $(VENV) $(DGL_VENV) .jupyter .pytest_cache .ruff_cache

@@ -1,0 +1,37 @@
+"""Figures for the notebooks and reports. Each function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from rec_lib.preprocess import Preprocessed
+
+
+def dataset_overview(prep: Preprocessed) -> plt.Figure:
+    """Rating distribution, long-tail popularity and interactions per user, side by side."""
+    ratings = prep.interactions
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(14, 3.8))
+
+    values, counts = np.unique(ratings["rating"].to_numpy(), return_counts=True)
+    left.bar(values, counts, width=0.4 if len(values) > 5 else 0.8, color="#4c72b0")
+    left.set(title="Rating distribution", xlabel="rating", ylabel="ratings")
+
+    popularity = np.sort(np.bincount(ratings["movie_idx"].to_numpy(), minlength=prep.n_movies))[::-1]
+    share = np.cumsum(popularity) / popularity.sum()
+    head = int(np.searchsorted(share, 0.5)) + 1
+    middle.loglog(np.arange(1, len(popularity) + 1), popularity, color="#dd8452")
+    middle.axvline(head, color="grey", linestyle="--", linewidth=1)
+    middle.set(
+        title=f"Long tail: top {head} of {len(popularity)} movies get half the ratings",
+        xlabel="movie rank", ylabel="ratings",
+    )
+    middle.title.set_fontsize(10)
+
+    per_user = np.bincount(ratings["user_idx"].to_numpy(), minlength=prep.n_users)
+    bins = np.logspace(np.log10(max(per_user.min(), 1)), np.log10(per_user.max() + 1), 30)
+    right.hist(per_user, bins=bins, color="#55a868")
+    right.set_xscale("log")
+    right.set(title=f"Interactions per user (median {int(np.median(per_user))})", xlabel="ratings", ylabel="users")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,72 @@
+"""The users–movies graph: training edges only, CSR both ways, features, builder errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from rec_lib.errors import ConfigError, DataFormatError
+from rec_lib.graph import MOVIE, USER, WATCHED, WATCHED_BY, GraphBuilder, build_graph
+from rec_lib.loaders import load_folder
+from rec_lib.preprocess import preprocess
+
+
+@pytest.fixture
+def tiny(ml1m_dir: Path):
+    prep = preprocess(load_folder(ml1m_dir))
+    return prep, build_graph(prep)
+
+
+def _edges_from_csr(csr) -> set[tuple[int, int]]:
+    rows = torch.repeat_interleave(torch.arange(len(csr.indptr) - 1), csr.degrees())
+    return set(zip(rows.tolist(), csr.indices.tolist(), strict=True))
+
+
+def test_graph_has_training_edges_only_in_both_directions(tiny) -> None:
+    prep, g = tiny
+    train = prep.split("train")
+    expected = set(zip(train["user_idx"], train["movie_idx"], strict=True))
+    assert g.graph.num_nodes == {USER: prep.n_users, MOVIE: prep.n_movies}
+    assert g.graph.num_edges(WATCHED) == g.graph.num_edges(WATCHED_BY) == len(train)
+    assert _edges_from_csr(g.user_to_movies) == expected
+    assert _edges_from_csr(g.movie_to_users) == {(m, u) for u, m in expected}
+    held_out = prep.interactions[prep.interactions["split"] != "train"]
+    assert not expected & set(zip(held_out["user_idx"], held_out["movie_idx"], strict=True))
+
+
+def test_edge_data_follows_csr_edge_ids(tiny) -> None:
+    prep, g = tiny
+    csr = g.user_to_movies
+    ratings = g.graph.relations[WATCHED].data["rating"][csr.edge_ids]
+    train = prep.split("train").set_index(["user_idx", "movie_idx"])["rating"]
+    rows = torch.repeat_interleave(torch.arange(g.n_users), csr.degrees())
+    for user, movie, rating in zip(rows.tolist(), csr.indices.tolist(), ratings.tolist(), strict=True):
+        assert train.loc[(user, movie)] == rating
+
+
+def test_movie_features(tiny) -> None:
+    prep, g = tiny
+    f = g.features
+    assert f.genres.shape == (prep.n_movies, len(f.genre_vocab))
+    matrix_row = prep.movies.index[prep.movies["movie_id"] == 4][0]
+    assert {f.genre_vocab[i] for i in torch.nonzero(f.genres[matrix_row]).flatten().tolist()} == {
+        "Action", "Sci-Fi", "Thriller"}
+    assert f.year_vocab[int(f.year_index[matrix_row])] == 1999
+    start = int(f.title_offsets[matrix_row])
+    end = int(f.title_offsets[matrix_row + 1]) if matrix_row + 1 < prep.n_movies else len(f.title_tokens)
+    assert [f.title_vocab[t] for t in f.title_tokens[start:end].tolist()] == ["matrix", "the"]
+
+
+def test_builder_names_unknown_keys_and_unregistered_columns() -> None:
+    builder = GraphBuilder()
+    builder.add_entities(pd.DataFrame({"user_id": [1, 2]}), "user_id", "user")
+    builder.add_entities(pd.DataFrame({"movie_id": [10]}), "movie_id", "movie")
+    with pytest.raises(DataFormatError, match=r"movie_id values not among the movie nodes: \[11\]"):
+        builder.add_binary_relations(pd.DataFrame({"user_id": [1], "movie_id": [11]}), "user_id", "movie_id", "w")
+    with pytest.raises(ConfigError, match="'item_id' is the primary key of no registered entity"):
+        builder.add_binary_relations(pd.DataFrame({"user_id": [1], "item_id": [10]}), "user_id", "item_id", "w")
+    with pytest.raises(DataFormatError, match="duplicate user_id 1"):
+        builder.add_entities(pd.DataFrame({"user_id": [1, 1]}), "user_id", "user")

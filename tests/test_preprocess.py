@@ -1,0 +1,114 @@
+"""Split rules, short users, index maps and the artefact cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rec_lib.errors import ConfigError
+from rec_lib.loaders import load_folder
+from rec_lib.preprocess import PreprocessConfig, load_preprocessed, preprocess, run_preprocess
+
+
+def _split_of(prep, user_id: int) -> dict[int, str]:
+    rows = prep.interactions[prep.interactions["user_id"] == user_id]
+    return dict(zip(rows["movie_id"], rows["split"].astype(str), strict=True))
+
+
+def test_last_is_test_second_last_is_val_with_ties_by_movie_id(ml1m_dir: Path) -> None:
+    prep = preprocess(load_folder(ml1m_dir))
+    # user 1: movies 1 and 2 share a second; 2 (larger id) counts as later, but both stay in train.
+    assert _split_of(prep, 1) == {1: "train", 2: "train", 3: "val", 4: "test"}
+    assert _split_of(prep, 2) == {1: "train", 3: "val", 4: "test"}
+
+
+def test_tie_at_the_end_is_broken_by_movie_id_whatever_the_file_order(ml1m_dir: Path) -> None:
+    data = load_folder(ml1m_dir)
+    tie = pd.DataFrame(
+        {"user_id": [2, 2, 2], "movie_id": [2, 1, 3], "rating": [3.0] * 3, "timestamp": [978300000] * 2 + [978200000]}
+    )
+    data.ratings = pd.concat([data.ratings[data.ratings["user_id"] != 2], tie]).astype(data.ratings.dtypes)
+    forward = preprocess(data)
+    data.ratings = data.ratings.iloc[::-1].reset_index(drop=True)
+    backward = preprocess(data)
+    assert _split_of(forward, 2) == _split_of(backward, 2)
+    assert _split_of(forward, 2) == {3: "train", 1: "val", 2: "test"}
+
+
+def test_short_users_kept_in_train_and_reported(ml1m_dir: Path) -> None:
+    prep = preprocess(load_folder(ml1m_dir))
+    assert _split_of(prep, 3) == {2: "train", 4: "train"}
+    assert prep.stats.short_users == 1 and prep.stats.short_user_ratings == 2
+    assert prep.stats.evaluated_users == 2 and prep.stats.val == 2 and prep.stats.test == 2
+    assert any("1 users with fewer than 3 ratings (2 ratings): kept in training only" in n for n in prep.stats.notes())
+
+
+def test_short_users_dropped_on_request(ml1m_dir: Path) -> None:
+    prep = preprocess(load_folder(ml1m_dir), PreprocessConfig(short_users="drop"))
+    assert 3 not in set(prep.interactions["user_id"])
+    assert prep.stats.users == 2 and prep.stats.short_users == 1
+    assert any("dropped" in n for n in prep.stats.notes())
+
+
+def test_index_maps_are_contiguous_and_consistent(ml1m_dir: Path) -> None:
+    prep = preprocess(load_folder(ml1m_dir))
+    assert prep.users["user_idx"].tolist() == list(range(prep.n_users))
+    assert prep.movies["movie_idx"].tolist() == list(range(prep.n_movies))
+    joined = prep.interactions.merge(prep.movies, on="movie_idx", suffixes=("", "_m"))
+    assert (joined["movie_id"] == joined["movie_id_m"]).all()
+    joined = prep.interactions.merge(prep.users, on="user_idx", suffixes=("", "_u"))
+    assert (joined["user_id"] == joined["user_id_u"]).all()
+
+
+def test_unrated_movies_are_reported(ml1m_dir: Path) -> None:
+    (ml1m_dir / "movies.dat").write_text((ml1m_dir / "movies.dat").read_text("latin-1") + "5::Unseen (2000)::Drama\n",
+                                         encoding="latin-1")
+    prep = preprocess(load_folder(ml1m_dir))
+    assert prep.stats.movies_unrated == 1 and prep.stats.movies_in_catalogue == 5
+    assert 5 not in set(prep.movies["movie_id"])
+
+
+def test_invalid_settings_name_the_setting() -> None:
+    with pytest.raises(ConfigError, match="min_user_interactions=2"):
+        PreprocessConfig(min_user_interactions=2).validate()
+    with pytest.raises(ConfigError, match="short_users='keep'"):
+        PreprocessConfig(short_users="keep").validate()  # type: ignore[arg-type]
+
+
+def test_artefacts_are_cached_and_reused(ml1m_dir: Path, tmp_path: Path) -> None:
+    config = PreprocessConfig(dataset=ml1m_dir.name)
+    first = run_preprocess(config, data_dir=ml1m_dir.parent, artefacts_dir=tmp_path / "art")
+    manifest = first.path / "manifest.json"
+    written = manifest.stat().st_mtime_ns
+    again = run_preprocess(config, data_dir=ml1m_dir.parent, artefacts_dir=tmp_path / "art")
+    assert again.path == first.path and manifest.stat().st_mtime_ns == written
+    pd.testing.assert_frame_equal(again.interactions, first.interactions)
+
+    content = json.loads(manifest.read_text())
+    assert content["dataset"] == ml1m_dir.name and content["layout"] == "ml-1m"
+    assert set(content["files"]) == {"ratings.dat", "movies.dat", "users.dat"}
+    assert content["counts"]["ratings"] == 9 and content["parameters"]["min_user_interactions"] == 3
+    assert content["code_version"]["rec_lib"] and content["fingerprint"]
+
+    dropped = run_preprocess(PreprocessConfig(dataset=ml1m_dir.name, short_users="drop"),
+                             data_dir=ml1m_dir.parent, artefacts_dir=tmp_path / "art")
+    assert dropped.path != first.path
+
+    with (ml1m_dir / "ratings.dat").open("a", encoding="latin-1") as handle:
+        handle.write("3::1::2::978100100\n")
+    changed = run_preprocess(config, data_dir=ml1m_dir.parent, artefacts_dir=tmp_path / "art")
+    assert changed.path != first.path and changed.stats.ratings == 10
+
+    forced = run_preprocess(config, data_dir=ml1m_dir.parent, artefacts_dir=tmp_path / "art", force=True)
+    assert forced.path == changed.path
+    assert load_preprocessed(forced.path).stats == changed.stats
+
+
+def test_real_ml_latest_small_counts(real_data_dir: Path, tmp_path: Path) -> None:
+    prep = run_preprocess(PreprocessConfig("ml-latest-small"), data_dir=real_data_dir, artefacts_dir=tmp_path)
+    assert (prep.stats.users, prep.stats.movies_rated, prep.stats.ratings) == (610, 9_724, 100_836)
+    assert prep.stats.movies_unrated == 18
+    assert prep.stats.val == prep.stats.test == 610

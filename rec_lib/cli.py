@@ -49,8 +49,12 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None, help="folder holding <dataset>/ (default: $REC_DATA_DIR, data/raw)")
     parser.add_argument("--artefacts-dir", default=None, help="default: $REC_ARTEFACTS_DIR, artefacts/")
     parser.add_argument("--no-download", action="store_true", help="fail instead of downloading a missing dataset")
-    parser.add_argument("--short-users", choices=("train", "drop"), default="train",
-                        help="users with fewer than 3 ratings: keep in training only, or drop")
+    parser.add_argument(
+        "--short-users",
+        choices=("train", "drop"),
+        default="train",
+        help="users with fewer than 3 ratings: keep in training only, or drop",
+    )
 
 
 def _run_preprocess(args: argparse.Namespace, force: bool = False):

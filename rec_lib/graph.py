@@ -178,8 +178,13 @@ class MovieFeatures:
 
     def to(self, device: torch.device | str) -> MovieFeatures:
         return MovieFeatures(
-            self.genres.to(device), self.year_index.to(device), self.title_tokens.to(device),
-            self.title_offsets.to(device), self.genre_vocab, self.year_vocab, self.title_vocab,
+            self.genres.to(device),
+            self.year_index.to(device),
+            self.title_tokens.to(device),
+            self.title_offsets.to(device),
+            self.genre_vocab,
+            self.year_vocab,
+            self.title_vocab,
         )
 
 

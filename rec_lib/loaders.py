@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,9 +27,25 @@ from rec_lib.datasets import Layout, detect_layout, locate_dataset
 from rec_lib.errors import DataFormatError
 
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
-    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
-    "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 NO_GENRES = "(no genres listed)"
 _YEAR_AT_END = r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
@@ -98,7 +115,9 @@ def _load_ml1m(folder: Path) -> MovieLensData:
     ratings_path, movies_path, users_path = (folder / n for n in ("ratings.dat", "movies.dat", "users.dat"))
     ratings = _read_table(
         ratings_path,
-        _TableFormat(("user_id", "movie_id", "rating", "timestamp"), ("user_id", "movie_id", "rating", "timestamp"), **dat),
+        _TableFormat(
+            ("user_id", "movie_id", "rating", "timestamp"), ("user_id", "movie_id", "rating", "timestamp"), **dat
+        ),
     )
     movies = _read_table(movies_path, _TableFormat(("movie_id", "title", "genres"), ("movie_id",), **dat))
     users = _read_table(
@@ -114,14 +133,23 @@ def _load_ml100k(folder: Path) -> MovieLensData:
     common = {"encoding": "latin-1", "header": False, "quoted": False, "float_columns": ()}
     ratings = _read_table(
         ratings_path,
-        _TableFormat(("user_id", "movie_id", "rating", "timestamp"), ("user_id", "movie_id", "rating", "timestamp"),
-                     separator="\t", **common),
+        _TableFormat(
+            ("user_id", "movie_id", "rating", "timestamp"),
+            ("user_id", "movie_id", "rating", "timestamp"),
+            separator="\t",
+            **common,
+        ),
     )
     item_columns = ("movie_id", "title", "release_date", "video_release_date", "imdb_url", *ML100K_GENRES)
     movies = _read_table(
         movies_path,
-        _TableFormat(item_columns, ("movie_id", *ML100K_GENRES), separator="|",
-                     optional_columns=("release_date", "video_release_date", "imdb_url"), **common),
+        _TableFormat(
+            item_columns,
+            ("movie_id", *ML100K_GENRES),
+            separator="|",
+            optional_columns=("release_date", "video_release_date", "imdb_url"),
+            **common,
+        ),
     )
     flags = movies[list(ML100K_GENRES)].to_numpy(dtype=bool)
     names = np.array(ML100K_GENRES, dtype=object)
@@ -139,8 +167,13 @@ def _load_csv(folder: Path) -> MovieLensData:
     common = {"separator": ",", "encoding": "utf-8", "header": True}
     ratings = _read_table(
         ratings_path,
-        _TableFormat(("userId", "movieId", "rating", "timestamp"), ("userId", "movieId", "timestamp"), ("rating",),
-                     quoted=False, **common),
+        _TableFormat(
+            ("userId", "movieId", "rating", "timestamp"),
+            ("userId", "movieId", "timestamp"),
+            ("rating",),
+            quoted=False,
+            **common,
+        ),
     ).rename(columns={"userId": "user_id", "movieId": "movie_id"})
     movies = _read_table(
         movies_path, _TableFormat(("movieId", "title", "genres"), ("movieId",), (), quoted=True, **common)
@@ -236,7 +269,9 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
             raise DataFormatError(
-                path, f"byte {exc.start} (0x{raw[exc.start]:02x}) is not valid UTF-8; this file must be UTF-8", line=line
+                path,
+                f"byte {exc.start} (0x{raw[exc.start]:02x}) is not valid UTF-8; this file must be UTF-8",
+                line=line,
             ) from exc
     try:
         raw.decode("utf-8")
@@ -279,9 +314,7 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
     if spec.header:
         missing = [c for c in spec.columns if c not in frame.columns]
         if missing:
-            raise DataFormatError(
-                path, f"header lacks column(s) {missing}; expected {','.join(spec.columns)}", line=1
-            )
+            raise DataFormatError(path, f"header lacks column(s) {missing}; expected {','.join(spec.columns)}", line=1)
         frame = frame[list(spec.columns)]
     required = [c for c in spec.columns if c not in spec.optional_columns]
     empty = frame[required].isna()
@@ -318,7 +351,7 @@ def _convert(values: pd.Series, path: Path, column: str, first_line: int, *, int
 
 def _parser_line(message: str) -> int | None:
     words = message.replace(",", " ").split()
-    for before, value in zip(words, words[1:], strict=False):
+    for before, value in itertools.pairwise(words):
         if before == "line" and value.isdigit():
             return int(value)
     return None

@@ -24,7 +24,8 @@ def dataset_overview(prep: Preprocessed) -> plt.Figure:
     middle.axvline(head, color="grey", linestyle="--", linewidth=1)
     middle.set(
         title=f"Long tail: top {head} of {len(popularity)} movies get half the ratings",
-        xlabel="movie rank", ylabel="ratings",
+        xlabel="movie rank",
+        ylabel="ratings",
     )
     middle.title.set_fontsize(10)
 

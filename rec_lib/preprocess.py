@@ -162,9 +162,7 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
             "split": pd.Categorical(split, categories=list(SPLITS)),
         }
     )
-    movies = (
-        data.movies.set_index("movie_id").loc[movie_ids].reset_index().rename_axis(None)
-    )
+    movies = data.movies.set_index("movie_id").loc[movie_ids].reset_index().rename_axis(None)
     movies.insert(0, "movie_idx", np.arange(len(movies), dtype=np.int64))
     users = pd.DataFrame({"user_idx": np.arange(len(user_ids), dtype=np.int64), "user_id": user_ids})
     if data.users is not None:
@@ -200,8 +198,10 @@ def run_preprocess(
     config = config or PreprocessConfig()
     config.validate()
     folder, layout = locate_dataset(config.dataset, resolve_data_dir(data_dir), download=download)
-    files = {name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
-             for name in LAYOUT_FILES[layout]}
+    files = {
+        name: {"bytes": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
+        for name in LAYOUT_FILES[layout]
+    }
     key = fingerprint({"files": files, "parameters": asdict(config), "schema": PREPROCESS_SCHEMA_VERSION})
     target = resolve_artefacts_dir(artefacts_dir) / config.dataset / f"preprocess-{key[:12]}"
     if not force and (target / MANIFEST_NAME).is_file():

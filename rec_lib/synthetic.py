@@ -28,8 +28,23 @@ import pandas as pd
 from rec_lib.errors import ConfigError
 
 ML1M_GENRES = (
-    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary", "Drama",
-    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
     "Western",
 )
 ML1M_AGES = (1, 18, 25, 35, 45, 50, 56)
@@ -37,8 +52,26 @@ ML1M_OCCUPATIONS = 21
 ML1M_FIRST_TIMESTAMP = 956_703_932
 ML1M_LAST_TIMESTAMP = 1_046_454_590
 _TITLE_WORDS = (
-    "Midnight", "River", "Silent", "Café", "Lost", "Über", "Golden", "Señor", "Broken", "Crimson", "City",
-    "Garden", "Storm", "Rêve", "Last", "Island", "Shadow", "Empire", "Wild", "Hotel",
+    "Midnight",
+    "River",
+    "Silent",
+    "Café",
+    "Lost",
+    "Über",
+    "Golden",
+    "Señor",
+    "Broken",
+    "Crimson",
+    "City",
+    "Garden",
+    "Storm",
+    "Rêve",
+    "Last",
+    "Island",
+    "Shadow",
+    "Empire",
+    "Wild",
+    "Hotel",
 )
 
 
@@ -122,8 +155,10 @@ def write_ml1m(tables: SyntheticTables, folder: Path) -> Path:
     r = tables.ratings
     _write_lines(
         folder / "ratings.dat",
-        (f"{u}::{m}::{s}::{t}" for u, m, s, t in zip(r.user_id, r.movie_id, r.rating.astype(int), r.timestamp,
-                                                      strict=True)),
+        (
+            f"{u}::{m}::{s}::{t}"
+            for u, m, s, t in zip(r.user_id, r.movie_id, r.rating.astype(int), r.timestamp, strict=True)
+        ),
     )
     m = tables.movies
     _write_lines(
@@ -133,8 +168,10 @@ def write_ml1m(tables: SyntheticTables, folder: Path) -> Path:
     u = tables.users
     _write_lines(
         folder / "users.dat",
-        (f"{i}::{g}::{a}::{o}::{z}" for i, g, a, o, z in zip(u.user_id, u.gender, u.age, u.occupation, u.zip,
-                                                             strict=True)),
+        (
+            f"{i}::{g}::{a}::{o}::{z}"
+            for i, g, a, o, z in zip(u.user_id, u.gender, u.age, u.occupation, u.zip, strict=True)
+        ),
     )
     return folder
 
@@ -212,7 +249,7 @@ def _choose_movies(
         scores = log_popularity + config.taste_strength * np.log(affinity + 1e-3) + rng.gumbel(size=affinity.shape)
         order = np.argsort(-scores, axis=1)
         for row, user in enumerate(range(start, stop)):
-            chosen[offsets[user]:offsets[user + 1]] = order[row, : counts[user]]
+            chosen[offsets[user] : offsets[user + 1]] = order[row, : counts[user]]
     _cover_every_movie(rng, chosen, offsets, config.n_movies)
     return chosen
 
@@ -225,7 +262,7 @@ def _cover_every_movie(rng: np.random.Generator, chosen: np.ndarray, offsets: np
             slot = int(rng.integers(0, len(chosen)))
             user = int(np.searchsorted(offsets, slot, side="right") - 1)
             old = chosen[slot]
-            if times_rated[old] > 1 and movie not in chosen[offsets[user]:offsets[user + 1]]:
+            if times_rated[old] > 1 and movie not in chosen[offsets[user] : offsets[user + 1]]:
                 chosen[slot] = movie
                 times_rated[old] -= 1
                 times_rated[movie] += 1

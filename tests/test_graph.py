@@ -53,7 +53,10 @@ def test_movie_features(tiny) -> None:
     assert f.genres.shape == (prep.n_movies, len(f.genre_vocab))
     matrix_row = prep.movies.index[prep.movies["movie_id"] == 4][0]
     assert {f.genre_vocab[i] for i in torch.nonzero(f.genres[matrix_row]).flatten().tolist()} == {
-        "Action", "Sci-Fi", "Thriller"}
+        "Action",
+        "Sci-Fi",
+        "Thriller",
+    }
     assert f.year_vocab[int(f.year_index[matrix_row])] == 1999
     start = int(f.title_offsets[matrix_row])
     end = int(f.title_offsets[matrix_row + 1]) if matrix_row + 1 < prep.n_movies else len(f.title_tokens)

@@ -81,7 +81,12 @@ def _broken(folder: Path, name: str, text: str, encoding: str = "latin-1") -> Pa
         ("ratings.dat", "1::1::5::978300760\n1::2::3.5x::978300761\n", 2, "rating '3.5x'"),
         ("ratings.dat", "1::1::5::978300760\n\n1::2::3::978300761\n", 2, "expected 4 fields"),
         ("ratings.dat", "1::1::5::978300760\n1::2::9::978300761\n", 2, "outside (0, 5]"),
-        ("ratings.dat", "1::1::5::978300760\n1::2::3::978300761\n1::1::4::978300762\n", 3, "duplicate user_id=1, movie_id=1"),
+        (
+            "ratings.dat",
+            "1::1::5::978300760\n1::2::3::978300761\n1::1::4::978300762\n",
+            3,
+            "duplicate user_id=1, movie_id=1",
+        ),
         ("ratings.dat", "1::1::5::978300760\n1::99::3::978300761\n", 2, "movie_id 99 is not in movies.dat"),
         ("ratings.dat", "1::1::5::978300760\n7::2::3::978300761\n", 2, "user_id 7 is not in users.dat"),
         ("movies.dat", "1::Toy Story (1995)::Comedy\n1::Again (1996)::Drama\n", 2, "duplicate movie_id=1"),

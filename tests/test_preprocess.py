@@ -64,8 +64,9 @@ def test_index_maps_are_contiguous_and_consistent(ml1m_dir: Path) -> None:
 
 
 def test_unrated_movies_are_reported(ml1m_dir: Path) -> None:
-    (ml1m_dir / "movies.dat").write_text((ml1m_dir / "movies.dat").read_text("latin-1") + "5::Unseen (2000)::Drama\n",
-                                         encoding="latin-1")
+    (ml1m_dir / "movies.dat").write_text(
+        (ml1m_dir / "movies.dat").read_text("latin-1") + "5::Unseen (2000)::Drama\n", encoding="latin-1"
+    )
     prep = preprocess(load_folder(ml1m_dir))
     assert prep.stats.movies_unrated == 1 and prep.stats.movies_in_catalogue == 5
     assert 5 not in set(prep.movies["movie_id"])
@@ -93,8 +94,11 @@ def test_artefacts_are_cached_and_reused(ml1m_dir: Path, tmp_path: Path) -> None
     assert content["counts"]["ratings"] == 9 and content["parameters"]["min_user_interactions"] == 3
     assert content["code_version"]["rec_lib"] and content["fingerprint"]
 
-    dropped = run_preprocess(PreprocessConfig(dataset=ml1m_dir.name, short_users="drop"),
-                             data_dir=ml1m_dir.parent, artefacts_dir=tmp_path / "art")
+    dropped = run_preprocess(
+        PreprocessConfig(dataset=ml1m_dir.name, short_users="drop"),
+        data_dir=ml1m_dir.parent,
+        artefacts_dir=tmp_path / "art",
+    )
     assert dropped.path != first.path
 
     with (ml1m_dir / "ratings.dat").open("a", encoding="latin-1") as handle:

@@ -1,0 +1,82 @@
+"""PinSage building blocks: movie input projection and weighted-aggregation SAGE layers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rec_lib.graph import MovieFeatures
+from rec_lib.sampler import Block
+
+
+class MovieInputProjector(nn.Module):
+    """A movie's input vector: id embedding + year embedding + genres linear + title bag of words."""
+
+    def __init__(self, features: MovieFeatures, n_movies: int, hidden_dims: int) -> None:
+        super().__init__()
+        self.id_embedding = nn.Embedding(n_movies, hidden_dims)
+        self.year_embedding = nn.Embedding(len(features.year_vocab), hidden_dims)
+        self.genres = nn.Linear(features.genres.shape[1], hidden_dims)
+        pad = len(features.title_vocab)
+        self.title = nn.EmbeddingBag(pad + 1, hidden_dims, mode="mean", padding_idx=pad)
+        for embedding in (self.id_embedding, self.year_embedding, self.title):
+            nn.init.xavier_uniform_(embedding.weight)
+        self.register_buffer("genre_matrix", features.genres.float(), persistent=False)
+        self.register_buffer("year_index", features.year_index, persistent=False)
+        self.register_buffer("title_matrix", _padded_titles(features, n_movies, pad), persistent=False)
+
+    def forward(self, movies: torch.Tensor) -> torch.Tensor:
+        return (
+            self.id_embedding(movies)
+            + self.year_embedding(self.year_index[movies])
+            + self.genres(self.genre_matrix[movies])
+            + self.title(self.title_matrix[movies])
+        )
+
+
+def _padded_titles(features: MovieFeatures, n_movies: int, pad: int) -> torch.Tensor:
+    ends = torch.cat([features.title_offsets[1:], torch.tensor([features.title_tokens.numel()])])
+    lengths = ends - features.title_offsets
+    matrix = torch.full((n_movies, max(int(lengths.max()), 1)), pad, dtype=torch.int64)
+    column = torch.arange(features.title_tokens.numel()) - features.title_offsets.repeat_interleave(lengths)
+    matrix[torch.arange(n_movies).repeat_interleave(lengths), column] = features.title_tokens
+    return matrix
+
+
+class WeightedSAGEConv(nn.Module):
+    """Neighbour messages averaged by visit count, concatenated with the node itself, L2-normalised."""
+
+    def __init__(self, in_dims: int, hidden_dims: int, out_dims: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.message = nn.Linear(in_dims, hidden_dims)
+        self.update = nn.Linear(in_dims + hidden_dims, out_dims)
+        self.dropout = nn.Dropout(dropout)
+        gain = nn.init.calculate_gain("relu")
+        for linear in (self.message, self.update):
+            nn.init.xavier_uniform_(linear.weight, gain=gain)
+            nn.init.zeros_(linear.bias)
+
+    def forward(self, block: Block, h_src: torch.Tensor) -> torch.Tensor:
+        h_dst = h_src[block.dst_index]
+        messages = F.relu(self.message(self.dropout(h_src)))[block.neighbor_index]
+        weights = block.weights.unsqueeze(-1)
+        aggregated = (messages * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        z = F.relu(self.update(self.dropout(torch.cat([aggregated, h_dst], dim=1))))
+        norm = z.norm(dim=1, keepdim=True)
+        return z / torch.where(norm == 0, torch.ones_like(norm), norm)
+
+
+class SAGENet(nn.Module):
+    """A stack of :class:`WeightedSAGEConv`, one per block."""
+
+    def __init__(self, hidden_dims: int, num_layers: int, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            WeightedSAGEConv(hidden_dims, hidden_dims, hidden_dims, dropout) for _ in range(num_layers)
+        )
+
+    def forward(self, blocks: list[Block], h: torch.Tensor) -> torch.Tensor:
+        for conv, block in zip(self.convs, blocks, strict=True):
+            h = conv(block, h)
+        return h

@@ -1,0 +1,301 @@
+"""PinSage neighbourhoods and training batches, vectorised on CSR tensors (CPU or CUDA).
+
+Neighbourhoods follow ``dgl.sampling.PinSAGESampler``: from each seed movie, ``num_random_walks``
+walks go movie → user → movie; after every such traversal a walk stops with probability
+``restart_prob``, and it makes at most ``random_walk_length`` traversals. The ``num_neighbors``
+most-visited movies become the seed's neighbours, with their visit counts as weights. As in DGL,
+a walk may return to the seed, which then counts as its own neighbour.
+
+All walkers advance together: one gather per hop over the CSR arrays, then one ``unique`` over
+``seed * n_movies + movie`` keys to count visits, and one sort to take each seed's top-k.
+
+Training batches follow DGL's PinSage example: heads uniform over movies with a training edge
+(or, with ``head_sampling="edge"``, the movie of a uniform training edge, so popular movies are heads
+as often as they are watched),
+positives one movie → user → movie step away, negatives uniform (optionally some "hard" ones: the
+end of a longer walk). Edges head–positive and head–negative are removed from every sampled
+neighbourhood of the batch, in both directions, so the model never sees the pair it is scored on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from rec_lib.errors import ConfigError
+from rec_lib.graph import CSR, UserMovieGraph
+
+PAD = -1
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Neighbourhood sampling settings; the names are those of DGL's PinSage example."""
+
+    random_walk_length: int = 2
+    restart_prob: float = 0.5
+    num_random_walks: int = 10
+    num_neighbors: int = 3
+    num_layers: int = 2
+
+    def validate(self) -> None:
+        for name in ("random_walk_length", "num_random_walks", "num_neighbors", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"SamplerConfig.{name}={getattr(self, name)} must be at least 1")
+        if not 0.0 <= self.restart_prob < 1.0:
+            raise ConfigError(f"SamplerConfig.restart_prob={self.restart_prob} must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Neighbourhood:
+    """Each seed's top-k neighbours, padded: ``neighbors[i, j] == PAD`` where ``weights[i, j] == 0``."""
+
+    seeds: torch.Tensor
+    neighbors: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass(frozen=True)
+class Block:
+    """One message-passing layer: destination nodes read their weighted neighbours among ``src_nodes``."""
+
+    src_nodes: torch.Tensor
+    """Global movie ids of every node this layer reads."""
+    dst_index: torch.Tensor
+    """(n_dst,) position of each destination node in ``src_nodes``."""
+    neighbor_index: torch.Tensor
+    """(n_dst, K) position of each neighbour in ``src_nodes`` (0 where padded)."""
+    weights: torch.Tensor
+    """(n_dst, K) visit counts, 0 where padded."""
+
+    @property
+    def dst_nodes(self) -> torch.Tensor:
+        return self.src_nodes[self.dst_index]
+
+    def to(self, device: torch.device | str) -> Block:
+        return Block(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (self.src_nodes, self.dst_index, self.neighbor_index, self.weights)
+            )
+        )
+
+
+class NeighbourSampler(Protocol):
+    """What the block builder needs from a sampler backend."""
+
+    n_movies: int
+
+    def __call__(self, seeds: torch.Tensor) -> Neighbourhood: ...
+
+
+class TorchPinSageSampler:
+    """Our PinSage sampler: vectorised random walks over the CSR tensors of a :class:`UserMovieGraph`."""
+
+    def __init__(
+        self,
+        graph: UserMovieGraph,
+        config: SamplerConfig,
+        *,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        config.validate()
+        self.config = config
+        self.device = torch.device(device)
+        self.n_movies = graph.n_movies
+        self.movie_to_users: CSR = graph.movie_to_users.to(self.device)
+        self.user_to_movies: CSR = graph.user_to_movies.to(self.device)
+        self._movie_degree = self.movie_to_users.degrees()
+        self._user_degree = self.user_to_movies.degrees()
+        self.generator = generator or torch.Generator(device=self.device)
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(seed)
+
+    def walk_once(self, movies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One movie → user → movie traversal per walker; returns (next movies, walker had a user)."""
+        degree = self._movie_degree[movies]
+        alive = degree > 0
+        pick = (torch.rand(movies.shape, generator=self.generator, device=self.device) * degree).long()
+        last = self.movie_to_users.indices.numel() - 1
+        users = self.movie_to_users.indices[(self.movie_to_users.indptr[movies] + pick).clamp(max=last)]
+        user_degree = self._user_degree[users]
+        pick = (torch.rand(movies.shape, generator=self.generator, device=self.device) * user_degree).long()
+        nxt = self.user_to_movies.indices[self.user_to_movies.indptr[users] + pick]
+        return torch.where(alive, nxt, movies), alive
+
+    def __call__(self, seeds: torch.Tensor) -> Neighbourhood:
+        cfg = self.config
+        seeds = seeds.to(self.device)
+        walkers = seeds.repeat_interleave(cfg.num_random_walks)
+        origin = torch.arange(seeds.numel(), device=self.device).repeat_interleave(cfg.num_random_walks)
+        visit_origin, visit_movie = [], []
+        for step in range(cfg.random_walk_length):
+            walkers, alive = self.walk_once(walkers)
+            walkers, origin = walkers[alive], origin[alive]
+            visit_origin.append(origin)
+            visit_movie.append(walkers)
+            if step + 1 < cfg.random_walk_length and cfg.restart_prob > 0:
+                go_on = torch.rand(walkers.shape, generator=self.generator, device=self.device) >= cfg.restart_prob
+                walkers, origin = walkers[go_on], origin[go_on]
+        return top_k_visits(seeds, torch.cat(visit_origin), torch.cat(visit_movie), self.n_movies, cfg.num_neighbors)
+
+
+def top_k_visits(
+    seeds: torch.Tensor, origin: torch.Tensor, visited: torch.Tensor, n_movies: int, k: int
+) -> Neighbourhood:
+    """Count visits per (seed position, movie) and keep each seed's ``k`` most visited (ties: lower id first).
+
+    >>> nb = top_k_visits(torch.tensor([7, 8]), torch.tensor([0, 0, 0, 1]), torch.tensor([3, 3, 5, 2]), 10, 1)
+    >>> nb.neighbors.tolist(), nb.weights.tolist()
+    ([[3], [2]], [[2.0], [1.0]])
+    """
+    n_seeds = seeds.numel()
+    device = seeds.device
+    keys, counts = torch.unique(origin * n_movies + visited, return_counts=True)
+    owner = keys // n_movies
+    movie = keys % n_movies
+    order = torch.sort(owner * (counts.max() + 1 if counts.numel() else 1) - counts, stable=True).indices
+    owner, movie, counts = owner[order], movie[order], counts[order]
+    starts = torch.searchsorted(owner, torch.arange(n_seeds, device=device))
+    rank = torch.arange(owner.numel(), device=device) - starts[owner]
+    keep = rank < k
+    neighbors = torch.full((n_seeds, k), PAD, dtype=torch.int64, device=device)
+    weights = torch.zeros((n_seeds, k), dtype=torch.float32, device=device)
+    neighbors[owner[keep], rank[keep]] = movie[keep]
+    weights[owner[keep], rank[keep]] = counts[keep].float()
+    return Neighbourhood(seeds=seeds, neighbors=neighbors, weights=weights)
+
+
+class DGLPinSageSampler:
+    """``dgl.sampling.PinSAGESampler`` behind the same interface (DGL reference stack only)."""
+
+    def __init__(self, graph: UserMovieGraph, config: SamplerConfig, *, seed: int | None = None) -> None:
+        import dgl
+
+        config.validate()
+        if seed is not None:
+            dgl.seed(seed)
+            torch.manual_seed(seed)
+        self.config = config
+        self.n_movies = graph.n_movies
+        self._sampler = dgl.sampling.PinSAGESampler(
+            graph.graph.to_dgl(),
+            "movie",
+            "user",
+            config.random_walk_length,
+            config.restart_prob,
+            config.num_random_walks,
+            config.num_neighbors,
+        )
+
+    def __call__(self, seeds: torch.Tensor) -> Neighbourhood:
+        frontier = self._sampler(seeds.cpu())
+        src, dst = frontier.edges()
+        counts = frontier.edata["weights"]
+        position = torch.full((self.n_movies,), -1, dtype=torch.int64)
+        position[seeds.cpu()] = torch.arange(seeds.numel())
+        return top_k_visits(
+            seeds.cpu(),
+            position[dst].repeat_interleave(counts.long()),
+            src.repeat_interleave(counts.long()),
+            self.n_movies,
+            self.config.num_neighbors,
+        )
+
+
+def sample_blocks(
+    sampler: NeighbourSampler,
+    seeds: torch.Tensor,
+    num_layers: int,
+    exclude_pairs: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> list[Block]:
+    """Blocks from the input layer to the output layer, whose destination nodes are ``seeds``.
+
+    ``exclude_pairs=(a, b)``: edges a–b are removed from every neighbourhood, in both directions.
+    """
+    excluded = None
+    if exclude_pairs is not None:
+        a, b = (t.to(seeds.device) for t in exclude_pairs)
+        n = sampler.n_movies
+        excluded = torch.unique(torch.cat([a * n + b, b * n + a]))
+    blocks: list[Block] = []
+    dst = seeds
+    for _ in range(num_layers):
+        nb = sampler(dst)
+        neighbors, weights = nb.neighbors.to(dst.device), nb.weights.to(dst.device)
+        if excluded is not None:
+            leak = torch.isin(dst[:, None] * sampler.n_movies + neighbors, excluded) & (neighbors != PAD)
+            weights = weights.masked_fill(leak, 0.0)
+            neighbors = neighbors.masked_fill(leak, PAD)
+        valid = neighbors != PAD
+        src_nodes, inverse = torch.unique(torch.cat([dst, neighbors[valid]]), return_inverse=True)
+        neighbor_index = torch.zeros_like(neighbors)
+        neighbor_index[valid] = inverse[dst.numel() :]
+        blocks.insert(0, Block(src_nodes, inverse[: dst.numel()], neighbor_index, weights))
+        dst = src_nodes
+    return blocks
+
+
+@dataclass(frozen=True)
+class TrainingBatch:
+    """Heads, positives and negatives, as positions among the output nodes of ``blocks``."""
+
+    heads: torch.Tensor
+    positives: torch.Tensor
+    negatives: torch.Tensor
+    blocks: list[Block]
+
+
+class PairSampler:
+    """Draws (head, positive, negative) triples and their leakage-free blocks."""
+
+    def __init__(
+        self,
+        walker: TorchPinSageSampler,
+        neighbours: NeighbourSampler,
+        num_layers: int,
+        *,
+        hard_negative_ratio: float = 0.0,
+        hard_negative_walk: int = 3,
+        head_sampling: str = "uniform",
+    ) -> None:
+        if not 0.0 <= hard_negative_ratio <= 1.0:
+            raise ConfigError(f"hard_negative_ratio={hard_negative_ratio} must lie in [0, 1]")
+        self.walker = walker
+        self.neighbours = neighbours
+        self.num_layers = num_layers
+        self.hard_negative_ratio = hard_negative_ratio
+        self.hard_negative_walk = hard_negative_walk
+        if head_sampling == "uniform":
+            self._heads_pool = torch.nonzero(walker.movie_to_users.degrees() > 0).flatten()
+        elif head_sampling == "edge":
+            self._heads_pool = walker.user_to_movies.indices
+        else:
+            raise ConfigError(f"head_sampling={head_sampling!r}: expected 'uniform' or 'edge'")
+
+    def sample(self, batch_size: int) -> TrainingBatch:
+        gen, device = self.walker.generator, self.walker.device
+        pick = torch.randint(0, self._heads_pool.numel(), (batch_size,), generator=gen, device=device)
+        heads = self._heads_pool[pick]
+        positives, _ = self.walker.walk_once(heads)
+        negatives = torch.randint(0, self.walker.n_movies, (batch_size,), generator=gen, device=device)
+        if self.hard_negative_ratio > 0:
+            hard = torch.rand(batch_size, generator=gen, device=device) < self.hard_negative_ratio
+            far = heads.clone()
+            for _ in range(self.hard_negative_walk):
+                far, _ = self.walker.walk_once(far)
+            usable = hard & (far != positives) & (far != heads)
+            negatives = torch.where(usable, far, negatives)
+        seeds, inverse = torch.unique(torch.cat([heads, positives, negatives]), return_inverse=True)
+        blocks = sample_blocks(
+            self.neighbours,
+            seeds,
+            self.num_layers,
+            exclude_pairs=(torch.cat([heads, heads]), torch.cat([positives, negatives])),
+        )
+        n = batch_size
+        return TrainingBatch(inverse[:n], inverse[n : 2 * n], inverse[2 * n :], blocks)

@@ -1,0 +1,315 @@
+"""Training PinSage: one typed config for the notebook, the CLI and the checkpoint.
+
+The loop samples batches, steps Adam, and at the end of each epoch computes every movie's vector,
+measures validation HR@K under protocol B (:mod:`rec_lib.evaluation`), checkpoints, and stops
+early when validation has not improved for ``patience`` epochs. It prints nothing: progress goes
+to a tqdm bar and to the callbacks.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rec_lib.config import DEFAULT_DATASET
+from rec_lib.errors import ConfigError
+from rec_lib.evaluation import EmbeddingScorer, EvalConfig, Queries, build_queries, evaluate
+from rec_lib.graph import UserMovieGraph
+from rec_lib.model import PinSageModel
+from rec_lib.preprocess import Preprocessed
+from rec_lib.sampler import NeighbourSampler, PairSampler, SamplerConfig, TorchPinSageSampler, sample_blocks
+
+CHECKPOINT_LAST = "last.pt"
+CHECKPOINT_BEST = "best.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved inside every checkpoint."""
+
+    dataset: str = DEFAULT_DATASET
+    hidden_dims: int = 256
+    num_layers: int = 2
+    dropout: float = 0.5
+    random_walk_length: int = 2
+    restart_prob: float = 0.5
+    num_random_walks: int = 10
+    num_neighbors: int = 3
+    hard_negative_ratio: float = 0.0
+    head_sampling: Literal["uniform", "edge"] = "uniform"
+    batch_size: int = 256
+    batches_per_epoch: int = 300
+    num_epochs: int = 10
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 3
+    eval_k: int = 10
+    history_len: int = 20
+    history_decay: float = 0.9
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    sampler_backend: Literal["torch", "dgl"] = "torch"
+    seed: int = 0
+
+    @property
+    def sampler(self) -> SamplerConfig:
+        return SamplerConfig(
+            self.random_walk_length, self.restart_prob, self.num_random_walks, self.num_neighbors, self.num_layers
+        )
+
+    @property
+    def eval(self) -> EvalConfig:
+        return EvalConfig(k=self.eval_k, history_len=self.history_len, history_decay=self.history_decay)
+
+    def validate(self) -> None:
+        self.sampler.validate()
+        for name in ("hidden_dims", "batch_size", "batches_per_epoch", "num_epochs", "patience", "eval_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"TrainConfig.device={self.device!r}: expected 'auto', 'cpu' or 'cuda'")
+        if self.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("TrainConfig.device='cuda' but torch sees no CUDA device")
+        if self.sampler_backend not in ("torch", "dgl"):
+            raise ConfigError(f"TrainConfig.sampler_backend={self.sampler_backend!r}: expected 'torch' or 'dgl'")
+
+    def resolved_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig settings: {sorted(unknown)}")
+        return cls(**values)
+
+
+@dataclass
+class EpochResult:
+    epoch: int
+    loss: float
+    val_hr: float
+    val_ndcg: float
+    seconds: float
+    batches_per_s: float
+
+
+@dataclass
+class TrainResult:
+    """What a run produced: the best model's movie vectors and biases, and the history of every epoch."""
+
+    config: TrainConfig
+    history: list[EpochResult] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_hr: float = -1.0
+    stopped_early: bool = False
+    vectors: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
+    checkpoint_dir: Path | None = None
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def build_model(config: TrainConfig, graph: UserMovieGraph) -> PinSageModel:
+    return PinSageModel(graph.features, graph.n_movies, config.hidden_dims, config.num_layers, config.dropout)
+
+
+def make_neighbour_sampler(config: TrainConfig, graph: UserMovieGraph, walker: TorchPinSageSampler) -> NeighbourSampler:
+    if config.sampler_backend == "dgl":
+        from rec_lib.sampler import DGLPinSageSampler
+
+        return DGLPinSageSampler(graph, config.sampler, seed=config.seed)
+    return walker
+
+
+@torch.no_grad()
+def movie_vectors(
+    model: PinSageModel,
+    sampler: NeighbourSampler,
+    n_movies: int,
+    num_layers: int,
+    device: torch.device,
+    batch_size: int = 1024,
+) -> torch.Tensor:
+    """Every movie's vector, computed in batches over sampled neighbourhoods (float32, on the CPU)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, n_movies, batch_size):
+        seeds = torch.arange(start, min(start + batch_size, n_movies), device=device)
+        blocks = [b.to(device) for b in sample_blocks(sampler, seeds, num_layers)]
+        out.append(model.representation(blocks).float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+def train(
+    prep: Preprocessed,
+    graph: UserMovieGraph,
+    config: TrainConfig,
+    *,
+    checkpoint_dir: Path | None = None,
+    resume: bool = True,
+    callbacks: list[Callable[[EpochResult], None]] | None = None,
+    queries: Queries | None = None,
+) -> TrainResult:
+    """Train PinSage on ``graph``; returns the best epoch's movie vectors (by validation HR@K)."""
+    config.validate()
+    set_seed(config.seed)
+    device = config.resolved_device()
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    walker = TorchPinSageSampler(graph, config.sampler, device=device, generator=generator)
+    neighbours = make_neighbour_sampler(config, graph, walker)
+    pairs = PairSampler(
+        walker,
+        neighbours,
+        config.num_layers,
+        hard_negative_ratio=config.hard_negative_ratio,
+        head_sampling=config.head_sampling,
+    )
+    model = build_model(config, graph).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    queries = queries or build_queries(prep, config.history_len)
+    result = TrainResult(config=config, checkpoint_dir=checkpoint_dir)
+    start_epoch = 0
+    best_state = None
+    if checkpoint_dir is not None and resume and (checkpoint_dir / CHECKPOINT_LAST).is_file():
+        start_epoch, best_state = _resume(checkpoint_dir, config, model, optimizer, generator, result)
+
+    stale = 0
+    if result.history:
+        stale = result.history[-1].epoch - result.best_epoch
+    for epoch in range(start_epoch, config.num_epochs):
+        if stale >= config.patience:
+            result.stopped_early = True
+            break
+        model.train()
+        started = time.perf_counter()
+        total = 0.0
+        bar = tqdm(range(config.batches_per_epoch), desc=f"epoch {epoch + 1}/{config.num_epochs}", leave=False)
+        for _ in bar:
+            batch = pairs.sample(config.batch_size)
+            blocks = [b.to(device) for b in batch.blocks]
+            loss = model(blocks, batch.heads, batch.positives, batch.negatives)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+        train_seconds = time.perf_counter() - started
+        vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
+        metrics = evaluate(
+            EmbeddingScorer("pinsage", vectors, model.bias.detach().cpu()), queries, "B", graph.n_movies, config.eval
+        )["val"]
+        epoch_result = EpochResult(
+            epoch=epoch,
+            loss=total / config.batches_per_epoch,
+            val_hr=metrics.hr,
+            val_ndcg=metrics.ndcg,
+            seconds=time.perf_counter() - started,
+            batches_per_s=config.batches_per_epoch / train_seconds,
+        )
+        result.history.append(epoch_result)
+        if metrics.hr > result.best_val_hr:
+            result.best_val_hr, result.best_epoch = metrics.hr, epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            stale = 0
+        else:
+            stale += 1
+        if checkpoint_dir is not None:
+            _save(checkpoint_dir, config, model, optimizer, generator, result, best_state, epoch)
+        for callback in callbacks or []:
+            callback(epoch_result)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
+    result.bias = model.bias.detach().cpu().clone()
+    return result
+
+
+def _save(
+    directory: Path,
+    config: TrainConfig,
+    model: PinSageModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    result: TrainResult,
+    best_state: dict | None,
+    epoch: int,
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "config": asdict(config),
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "history": [asdict(h) for h in result.history],
+        "best_epoch": result.best_epoch,
+        "best_val_hr": result.best_val_hr,
+        "best_model": best_state,
+    }
+    tmp = directory / f".{CHECKPOINT_LAST}.tmp"
+    torch.save(payload, tmp)
+    tmp.replace(directory / CHECKPOINT_LAST)
+    if result.best_epoch == epoch and best_state is not None:
+        tmp = directory / f".{CHECKPOINT_BEST}.tmp"
+        torch.save({"config": asdict(config), "epoch": epoch, "model": best_state, "val_hr": result.best_val_hr}, tmp)
+        tmp.replace(directory / CHECKPOINT_BEST)
+
+
+def _resume(
+    directory: Path,
+    config: TrainConfig,
+    model: PinSageModel,
+    optimizer: torch.optim.Optimizer,
+    generator: torch.Generator,
+    result: TrainResult,
+) -> tuple[int, dict | None]:
+    payload = torch.load(directory / CHECKPOINT_LAST, map_location="cpu", weights_only=False)
+    saved = TrainConfig.from_dict(payload["config"])
+    if _identity(saved) != _identity(config):
+        raise ConfigError(
+            f"{directory / CHECKPOINT_LAST} was written with different settings; "
+            "use another checkpoint dir or resume=False"
+        )
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    generator.set_state(payload["generator"])
+    result.history = [EpochResult(**h) for h in payload["history"]]
+    result.best_epoch, result.best_val_hr = payload["best_epoch"], payload["best_val_hr"]
+    return payload["epoch"] + 1, payload["best_model"]
+
+
+def _identity(config: TrainConfig) -> dict:
+    """The settings that must match to resume: all but the epoch budget and the device."""
+    values = asdict(config)
+    for name in ("num_epochs", "patience", "device"):
+        values.pop(name)
+    return values
+
+
+def load_checkpoint(path: Path, graph: UserMovieGraph) -> tuple[TrainConfig, PinSageModel]:
+    """A trained model and its config from ``best.pt`` or ``last.pt``."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    config = TrainConfig.from_dict(payload["config"])
+    model = build_model(config, graph)
+    model.load_state_dict(payload["model"])
+    return config, model

@@ -1,0 +1,137 @@
+"""PinSage sampler semantics: termination, weights, determinism, leakage, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from helpers import synthetic
+
+from rec_lib.errors import ConfigError
+from rec_lib.graph import GraphBuilder, UserMovieGraph, movie_features
+from rec_lib.sampler import PAD, PairSampler, SamplerConfig, TorchPinSageSampler, sample_blocks
+
+
+def _graph(edges: list[tuple[int, int]], n_users: int, n_movies: int) -> UserMovieGraph:
+    frame = pd.DataFrame(edges, columns=["user_idx", "movie_idx"])
+    builder = GraphBuilder()
+    builder.add_entities(pd.DataFrame({"user_idx": range(n_users)}), "user_idx", "user")
+    builder.add_entities(pd.DataFrame({"movie_idx": range(n_movies)}), "movie_idx", "movie")
+    builder.add_binary_relations(frame, "user_idx", "movie_idx", "watched")
+    builder.add_binary_relations(frame, "movie_idx", "user_idx", "watched-by")
+    movies = pd.DataFrame(
+        {
+            "title": [f"m{i} (2000)" for i in range(n_movies)],
+            "year": [2000] * n_movies,
+            "genres": [["Drama"]] * n_movies,
+        }
+    )
+    return UserMovieGraph(builder.build(), movie_features(movies))
+
+
+# users 0 and 1 link movies 0-1-2 in a chain; movie 3 is watched by user 2 alone; movie 4 by nobody.
+CHAIN = _graph([(0, 0), (0, 1), (1, 1), (1, 2), (2, 3)], n_users=3, n_movies=5)
+
+
+def _sampler(graph, seed=0, **config) -> TorchPinSageSampler:
+    sampler = TorchPinSageSampler(graph, SamplerConfig(**config))
+    sampler.seed(seed)
+    return sampler
+
+
+def test_without_restarts_every_walk_makes_every_traversal() -> None:
+    sampler = _sampler(CHAIN, random_walk_length=3, restart_prob=0.0, num_random_walks=50, num_neighbors=5)
+    nb = sampler(torch.tensor([0, 3, 4]))
+    assert nb.weights.sum(1).tolist() == [150.0, 150.0, 0.0]
+    assert nb.neighbors[1].tolist()[0] == 3 and nb.weights[1, 0] == 150.0, "movie 3 can only reach itself"
+    assert (nb.neighbors[2] == PAD).all(), "a movie nobody watched has no neighbours"
+
+
+def test_restarts_shorten_walks_as_expected() -> None:
+    prob, length, walks = 0.5, 4, 20_000
+    sampler = _sampler(CHAIN, random_walk_length=length, restart_prob=prob, num_random_walks=walks, num_neighbors=5)
+    visits = sampler(torch.tensor([1])).weights.sum().item() / walks
+    expected = sum((1 - prob) ** t for t in range(length))
+    assert visits == pytest.approx(expected, rel=0.03)
+
+
+def test_one_traversal_reaches_only_co_watched_movies_with_counts_as_weights() -> None:
+    sampler = _sampler(CHAIN, random_walk_length=1, restart_prob=0.0, num_random_walks=4000, num_neighbors=3)
+    nb = sampler(torch.tensor([0]))
+    reached = {m: w for m, w in zip(nb.neighbors[0].tolist(), nb.weights[0].tolist(), strict=True) if m != PAD}
+    assert set(reached) == {0, 1}
+    assert reached[0] == pytest.approx(2000, rel=0.1) and sum(reached.values()) == 4000
+    assert nb.weights[0].tolist() == sorted(nb.weights[0].tolist(), reverse=True)
+
+
+def test_same_seed_same_neighbourhoods(tmp_path: Path) -> None:
+    _, graph = synthetic(tmp_path)
+    seeds = torch.arange(graph.n_movies)
+    first, again = _sampler(graph, 5)(seeds), _sampler(graph, 5)(seeds)
+    other = _sampler(graph, 6)(seeds)
+    assert torch.equal(first.neighbors, again.neighbors) and torch.equal(first.weights, again.weights)
+    assert not torch.equal(first.weights, other.weights)
+
+
+def test_blocks_index_their_source_nodes(tmp_path: Path) -> None:
+    _, graph = synthetic(tmp_path)
+    sampler = _sampler(graph, num_neighbors=4)
+    seeds = torch.tensor([3, 7, 11])
+    blocks = sample_blocks(sampler, seeds, num_layers=2)
+    assert torch.equal(blocks[-1].dst_nodes, seeds)
+    assert torch.equal(blocks[0].dst_nodes, blocks[1].src_nodes)
+    for block in blocks:
+        assert block.neighbor_index.max() < block.src_nodes.numel()
+
+
+def test_training_batches_never_see_their_own_pairs(tmp_path: Path) -> None:
+    _, graph = synthetic(tmp_path)
+    sampler = _sampler(graph, num_neighbors=10, num_random_walks=40)
+    pairs = PairSampler(sampler, sampler, num_layers=2, hard_negative_ratio=0.5)
+    for _ in range(5):
+        batch = pairs.sample(64)
+        nodes = batch.blocks[-1].dst_nodes
+        heads = nodes[batch.heads]
+        forbidden = {(h, t) for h, t in zip(heads.tolist(), nodes[batch.positives].tolist(), strict=True)}
+        forbidden |= {(h, t) for h, t in zip(heads.tolist(), nodes[batch.negatives].tolist(), strict=True)}
+        forbidden |= {(t, h) for h, t in forbidden}
+        for block in batch.blocks:
+            dst = block.dst_nodes[:, None].expand_as(block.neighbor_index)
+            src = block.src_nodes[block.neighbor_index]
+            used = block.weights > 0
+            assert not forbidden & set(zip(dst[used].tolist(), src[used].tolist(), strict=True))
+        assert (graph.movie_to_users.degrees()[heads] > 0).all()
+
+
+def test_positives_are_one_traversal_away(tmp_path: Path) -> None:
+    _, graph = synthetic(tmp_path)
+    pairs = PairSampler(_sampler(graph), _sampler(graph), num_layers=1)
+    batch = pairs.sample(32)
+    nodes = batch.blocks[-1].dst_nodes
+    watched = {}
+    csr = graph.movie_to_users
+    for movie in range(graph.n_movies):
+        watched[movie] = set(csr.indices[csr.indptr[movie] : csr.indptr[movie + 1]].tolist())
+    for head, positive in zip(nodes[batch.heads].tolist(), nodes[batch.positives].tolist(), strict=True):
+        assert watched[head] & watched[positive]
+
+
+def test_invalid_settings_are_named() -> None:
+    with pytest.raises(ConfigError, match=r"restart_prob=1\.0"):
+        SamplerConfig(restart_prob=1.0).validate()
+    with pytest.raises(ConfigError, match="num_neighbors=0"):
+        SamplerConfig(num_neighbors=0).validate()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_sampler_matches_cpu_statistics(tmp_path: Path) -> None:
+    _, graph = synthetic(tmp_path)
+    seeds = torch.arange(graph.n_movies)
+    cpu = _sampler(graph, num_random_walks=200)(seeds)
+    gpu_sampler = TorchPinSageSampler(graph, SamplerConfig(num_random_walks=200), device="cuda")
+    gpu = gpu_sampler(seeds.cuda())
+    assert gpu.weights.sum().item() == pytest.approx(cpu.weights.sum().item(), rel=0.05)
+    overlap = (gpu.neighbors.cpu()[:, :1] == cpu.neighbors[:, :1]).float().mean().item()
+    assert overlap > 0.5

@@ -34,6 +34,19 @@ def _parser() -> argparse.ArgumentParser:
     _data_arguments(demo)
     demo.set_defaults(handler=_demo)
 
+    tr = steps.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
+    _data_arguments(tr)
+    _train_arguments(tr)
+    tr.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint of the same run")
+    tr.set_defaults(handler=_train)
+
+    ev = steps.add_parser("evaluate", help="PinSage and the baselines under both protocols: one table, also as JSON")
+    _data_arguments(ev)
+    _train_arguments(ev)
+    ev.add_argument("--out", type=Path, default=None, help="JSON file (default: <run dir>/evaluation.json)")
+    ev.add_argument("--ease-l2", type=float, default=500.0, help="EASE regularisation")
+    ev.set_defaults(handler=_evaluate)
+
     synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
     synth.add_argument("--out", type=Path, required=True, help="folder to write ratings.dat, movies.dat, users.dat")
     synth.add_argument("--users", type=int, default=6040)
@@ -55,6 +68,85 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
         default="train",
         help="users with fewer than 3 ratings: keep in training only, or drop",
     )
+
+
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--hidden-dims 64``), defaulting to the dataclass defaults."""
+    from dataclasses import MISSING, fields
+
+    from rec_lib.train import TrainConfig
+
+    for field in fields(TrainConfig):
+        if field.name == "dataset" or field.default is MISSING:
+            continue
+        kind = type(field.default)
+        parser.add_argument(
+            f"--{field.name.replace('_', '-')}", type=kind, default=field.default, help=f"default {field.default}"
+        )
+
+
+def _train_config(args: argparse.Namespace):
+    from dataclasses import fields
+
+    from rec_lib.train import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "dataset"}
+    config = TrainConfig(dataset=args.dataset, **values)
+    config.validate()
+    return config
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rec_lib.experiments import run_dir, train_run
+    from rec_lib.graph import build_graph
+
+    prep = _run_preprocess(args)
+    config = _train_config(args)
+    print(f"training on {config.resolved_device()} into {run_dir(prep, config, args.artefacts_dir)}")
+
+    def report(epoch) -> None:
+        print(
+            f"epoch {epoch.epoch + 1}: loss {epoch.loss:.4f}  val HR@{config.eval_k} {epoch.val_hr:.4f}  "
+            f"NDCG {epoch.val_ndcg:.4f}  {epoch.batches_per_s:.1f} batches/s  {epoch.seconds:.0f} s",
+            flush=True,
+        )
+
+    result = train_run(
+        prep, build_graph(prep), config, artefacts_dir=args.artefacts_dir, resume=not args.fresh, callbacks=[report]
+    )
+    print(
+        f"best epoch {result.best_epoch + 1}: val HR@{config.eval_k} {result.best_val_hr:.4f}"
+        + (" (stopped early)" if result.stopped_early else "")
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from rec_lib.experiments import (
+        baseline_scorers,
+        evaluation_table,
+        load_vectors,
+        pinsage_scorer,
+        run_dir,
+        write_table,
+    )
+
+    prep = _run_preprocess(args)
+    config = _train_config(args)
+    directory = run_dir(prep, config, args.artefacts_dir)
+    vectors, bias, _ = load_vectors(directory)
+    scorers = [pinsage_scorer(vectors, bias), *baseline_scorers(prep, args.ease_l2)]
+    table = evaluation_table(prep, scorers, config.eval)
+    print(table.drop(columns=["users"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    out = write_table(
+        table,
+        args.out or directory / "evaluation.json",
+        {"dataset": args.dataset, "run_dir": str(directory), "eval": asdict(config.eval), "ease_l2": args.ease_l2},
+    )
+    print(f"wrote {out}")
+    return 0
 
 
 def _run_preprocess(args: argparse.Namespace, force: bool = False):

@@ -121,13 +121,14 @@ def evaluate(
     hits = {split: torch.zeros(n_users, dtype=torch.bool) for split in EVAL_SPLITS}
     gains = {split: torch.zeros(n_users) for split in EVAL_SPLITS}
     recommended = torch.zeros(n_movies, dtype=torch.bool)
-    discount = 1.0 / torch.log2(torch.arange(config.k, dtype=torch.float32) + 2.0)
+    k = min(config.k, n_movies)
+    discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
     for start in range(0, n_users, config.batch_users):
         stop = min(start + config.batch_users, n_users)
         scores = scorer.score(queries.history[start:stop], weights[start:stop]).float().cpu()
         in_batch = (queries.seen_rows >= start) & (queries.seen_rows < stop)
         scores[queries.seen_rows[in_batch] - start, queries.seen_cols[in_batch]] = -math.inf
-        top = torch.topk(scores, config.k, dim=1).indices
+        top = torch.topk(scores, k, dim=1).indices
         recommended[top.flatten()] = True
         for split in EVAL_SPLITS:
             match = top == queries.targets[split][start:stop, None]

@@ -34,11 +34,24 @@ class PinSageModel(nn.Module):
         return (h[a] * h[b]).sum(1) + self.bias[nodes[a]] + self.bias[nodes[b]]
 
     def forward(
-        self, blocks: list[Block], heads: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+        self,
+        blocks: list[Block],
+        heads: torch.Tensor,
+        positives: torch.Tensor,
+        negatives: torch.Tensor,
+        *,
+        shared_negatives: bool = False,
     ) -> torch.Tensor:
-        """Mean max-margin loss of a batch."""
+        """Mean max-margin loss of a batch.
+
+        With ``shared_negatives`` every head is scored against every negative of the batch (the PinSage
+        paper shares one set of negatives per minibatch), else against its own negative only.
+        """
         h = self.representation(blocks)
         nodes = blocks[-1].dst_nodes
         positive = self.pair_scores(h, nodes, heads, positives)
+        if shared_negatives:
+            negative = h[heads] @ h[negatives].T + self.bias[nodes[heads]][:, None] + self.bias[nodes[negatives]]
+            return (negative - positive[:, None] + 1.0).clamp(min=0.0).mean()
         negative = self.pair_scores(h, nodes, heads, negatives)
         return (negative - positive + 1.0).clamp(min=0.0).mean()

@@ -36,3 +36,38 @@ def dataset_overview(prep: Preprocessed) -> plt.Figure:
     right.set(title=f"Interactions per user (median {int(np.median(per_user))})", xlabel="ratings", ylabel="users")
     fig.tight_layout()
     return fig
+
+
+def training_curves(history) -> plt.Figure:
+    """Training loss and validation HR@K / NDCG@K per epoch (``history``: a list of EpochResult)."""
+    epochs = [h.epoch + 1 for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    left.plot(epochs, [h.loss for h in history], marker="o", color="#4c72b0")
+    left.set(title="Training loss (max-margin)", xlabel="epoch", ylabel="loss")
+    right.plot(epochs, [h.val_hr for h in history], marker="o", label="HR", color="#dd8452")
+    right.plot(epochs, [h.val_ndcg for h in history], marker="s", label="NDCG", color="#55a868")
+    right.set(title="Validation, protocol B", xlabel="epoch", ylabel="metric @ K")
+    right.legend()
+    for axis in (left, right):
+        axis.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return fig
+
+
+def evaluation_bars(table) -> plt.Figure:
+    """Test HR@K and NDCG@K per model, protocols side by side (``table`` from evaluate_all)."""
+    test = table[table["split"] == "test"]
+    models = list(dict.fromkeys(test["model"]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    width = 0.38
+    for axis, metric in zip(axes, ("hr", "ndcg"), strict=True):
+        for offset, protocol, color in ((-width / 2, "A", "#8172b3"), (width / 2, "B", "#4c72b0")):
+            values = [
+                float(test[(test["model"] == m) & (test["protocol"] == protocol)][metric].iloc[0]) for m in models
+            ]
+            axis.bar(np.arange(len(models)) + offset, values, width, label=f"protocol {protocol}", color=color)
+        axis.set_xticks(np.arange(len(models)), models)
+        axis.set(title=f"test {metric.upper()}@{int(test['k'].iloc[0])}", ylabel=metric)
+        axis.legend()
+    fig.tight_layout()
+    return fig

@@ -130,18 +130,26 @@ class TorchPinSageSampler:
     def __call__(self, seeds: torch.Tensor) -> Neighbourhood:
         cfg = self.config
         seeds = seeds.to(self.device)
+        n_walkers = seeds.numel() * cfg.num_random_walks
         walkers = seeds.repeat_interleave(cfg.num_random_walks)
-        origin = torch.arange(seeds.numel(), device=self.device).repeat_interleave(cfg.num_random_walks)
-        visit_origin, visit_movie = [], []
+        draws = torch.rand((cfg.random_walk_length, 3, n_walkers), generator=self.generator, device=self.device)
+        visits = torch.empty((cfg.random_walk_length, n_walkers), dtype=torch.int64, device=self.device)
+        valid = torch.empty((cfg.random_walk_length, n_walkers), dtype=torch.bool, device=self.device)
+        alive = torch.ones(n_walkers, dtype=torch.bool, device=self.device)
+        m2u, u2m = self.movie_to_users, self.user_to_movies
+        last = m2u.indices.numel() - 1
         for step in range(cfg.random_walk_length):
-            walkers, alive = self.walk_once(walkers)
-            walkers, origin = walkers[alive], origin[alive]
-            visit_origin.append(origin)
-            visit_movie.append(walkers)
-            if step + 1 < cfg.random_walk_length and cfg.restart_prob > 0:
-                go_on = torch.rand(walkers.shape, generator=self.generator, device=self.device) >= cfg.restart_prob
-                walkers, origin = walkers[go_on], origin[go_on]
-        return top_k_visits(seeds, torch.cat(visit_origin), torch.cat(visit_movie), self.n_movies, cfg.num_neighbors)
+            degree = self._movie_degree[walkers]
+            alive &= degree > 0
+            users = m2u.indices[(m2u.indptr[walkers] + (draws[step, 0] * degree).long()).clamp(max=last)]
+            user_degree = self._user_degree[users]
+            walkers = u2m.indices[u2m.indptr[users] + (draws[step, 1] * user_degree).long()]
+            visits[step] = walkers
+            valid[step] = alive
+            alive &= draws[step, 2] >= cfg.restart_prob
+        origin = torch.arange(seeds.numel(), device=self.device).repeat_interleave(cfg.num_random_walks)
+        origin = origin.expand(cfg.random_walk_length, -1)
+        return top_k_visits(seeds, origin[valid], visits[valid], self.n_movies, cfg.num_neighbors)
 
 
 def top_k_visits(
@@ -155,11 +163,15 @@ def top_k_visits(
     """
     n_seeds = seeds.numel()
     device = seeds.device
-    keys, counts = torch.unique(origin * n_movies + visited, return_counts=True)
+    key_type = torch.int32 if n_seeds * n_movies < 2**31 else torch.int64
+    keys = torch.sort(origin.to(key_type) * n_movies + visited.to(key_type)).values
+    keys, counts = torch.unique_consecutive(keys, return_counts=True)
     owner = keys // n_movies
-    movie = keys % n_movies
-    order = torch.sort(owner * (counts.max() + 1 if counts.numel() else 1) - counts, stable=True).indices
-    owner, movie, counts = owner[order], movie[order], counts[order]
+    most = int(counts.max()) + 1 if counts.numel() else 1
+    rank_type = torch.int32 if n_seeds * most < 2**31 else torch.int64
+    order = torch.sort(owner.to(rank_type) * most + (most - counts).to(rank_type), stable=True).indices
+    keys, counts = keys[order], counts[order]
+    owner, movie = (keys // n_movies).long(), (keys % n_movies).long()
     starts = torch.searchsorted(owner, torch.arange(n_seeds, device=device))
     rank = torch.arange(owner.numel(), device=device) - starts[owner]
     keep = rank < k
@@ -192,8 +204,12 @@ class DGLPinSageSampler:
             config.num_neighbors,
         )
 
+    def raw(self, seeds: torch.Tensor):
+        """DGL's own output (a homogeneous frontier graph), for timing DGL alone."""
+        return self._sampler(seeds.cpu())
+
     def __call__(self, seeds: torch.Tensor) -> Neighbourhood:
-        frontier = self._sampler(seeds.cpu())
+        frontier = self.raw(seeds)
         src, dst = frontier.edges()
         counts = frontier.edata["weights"]
         position = torch.full((self.n_movies,), -1, dtype=torch.int64)
@@ -250,8 +266,27 @@ class TrainingBatch:
     blocks: list[Block]
 
 
+def _sequence_pairs(sequences: torch.Tensor, window: int) -> torch.Tensor:
+    """(2, P) pairs (movie, a movie the same user watched within the next ``window`` steps).
+
+    ``sequences`` is (2, E): user and movie of every training interaction, sorted by user then time.
+    """
+    users, movies = sequences
+    heads, tails = [], []
+    for step in range(1, window + 1):
+        same_user = users[step:] == users[:-step]
+        heads.append(movies[:-step][same_user])
+        tails.append(movies[step:][same_user])
+    return torch.stack([torch.cat(heads), torch.cat(tails)])
+
+
 class PairSampler:
-    """Draws (head, positive, negative) triples and their leakage-free blocks."""
+    """Draws (head, positive, negative) triples and their leakage-free blocks.
+
+    Positives are one movie → user → movie step away (DGL's example), or, given ``sequences``, a movie
+    the same user watched within the next ``window`` interactions: the PinSage paper's "engaged with i
+    right after q" pairs.
+    """
 
     def __init__(
         self,
@@ -262,6 +297,8 @@ class PairSampler:
         hard_negative_ratio: float = 0.0,
         hard_negative_walk: int = 3,
         head_sampling: str = "uniform",
+        sequences: torch.Tensor | None = None,
+        window: int = 1,
     ) -> None:
         if not 0.0 <= hard_negative_ratio <= 1.0:
             raise ConfigError(f"hard_negative_ratio={hard_negative_ratio} must lie in [0, 1]")
@@ -270,6 +307,10 @@ class PairSampler:
         self.num_layers = num_layers
         self.hard_negative_ratio = hard_negative_ratio
         self.hard_negative_walk = hard_negative_walk
+        self.window = window
+        self._sequence_pairs = None
+        if sequences is not None:
+            self._sequence_pairs = _sequence_pairs(sequences.to(walker.device), window)
         if head_sampling == "uniform":
             self._heads_pool = torch.nonzero(walker.movie_to_users.degrees() > 0).flatten()
         elif head_sampling == "edge":
@@ -279,9 +320,13 @@ class PairSampler:
 
     def sample(self, batch_size: int) -> TrainingBatch:
         gen, device = self.walker.generator, self.walker.device
-        pick = torch.randint(0, self._heads_pool.numel(), (batch_size,), generator=gen, device=device)
-        heads = self._heads_pool[pick]
-        positives, _ = self.walker.walk_once(heads)
+        if self._sequence_pairs is not None:
+            pick = torch.randint(0, self._sequence_pairs.shape[1], (batch_size,), generator=gen, device=device)
+            heads, positives = self._sequence_pairs[:, pick]
+        else:
+            pick = torch.randint(0, self._heads_pool.numel(), (batch_size,), generator=gen, device=device)
+            heads = self._heads_pool[pick]
+            positives, _ = self.walker.walk_once(heads)
         negatives = torch.randint(0, self.walker.n_movies, (batch_size,), generator=gen, device=device)
         if self.hard_negative_ratio > 0:
             hard = torch.rand(batch_size, generator=gen, device=device) < self.hard_negative_ratio

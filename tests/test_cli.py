@@ -72,3 +72,51 @@ def test_synthesize_writes_ml1m_files(tmp_path: Path) -> None:
         main(["synthesize", "--out", str(tmp_path / "s"), "--users", "30", "--movies", "60", "--ratings", "900"]) == 0
     )
     assert {p.name for p in (tmp_path / "s").iterdir()} == {"ratings.dat", "movies.dat", "users.dat"}
+
+
+def test_train_then_evaluate_prints_one_table_and_writes_json(ml1m_dir: Path, tmp_path: Path, capsys) -> None:
+    common = [
+        "--dataset",
+        ml1m_dir.name,
+        "--data-dir",
+        str(ml1m_dir.parent),
+        "--artefacts-dir",
+        str(tmp_path / "a"),
+        "--hidden-dims",
+        "8",
+        "--num-epochs",
+        "1",
+        "--batches-per-epoch",
+        "2",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+    ]
+    assert main(["train", *common]) == 0
+    assert "epoch 1: loss" in capsys.readouterr().out
+    out_file = tmp_path / "eval.json"
+    assert main(["evaluate", *common, "--out", str(out_file), "--ease-l2", "1"]) == 0
+    printed = capsys.readouterr().out
+    for model in ("pinsage", "most-popular", "item-knn", "ease"):
+        assert model in printed
+    import json
+
+    rows = json.loads(out_file.read_text())["rows"]
+    assert {(r["model"], r["protocol"], r["split"]) for r in rows} >= {("pinsage", "B", "test"), ("ease", "A", "val")}
+
+
+def test_evaluate_without_training_says_what_to_do(ml1m_dir: Path, tmp_path: Path, capsys) -> None:
+    code = main(
+        [
+            "evaluate",
+            "--dataset",
+            ml1m_dir.name,
+            "--data-dir",
+            str(ml1m_dir.parent),
+            "--artefacts-dir",
+            str(tmp_path / "empty"),
+        ]
+    )
+    assert code == 2
+    assert "train first (python -m rec_lib train)" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from rec_lib.nbtools import read_notebook
 
 NOTEBOOKS = {
     "preprocess": PROJECT_ROOT / "notebooks" / "01_preprocess.ipynb",
+    "train": PROJECT_ROOT / "notebooks" / "02_train.ipynb",
 }
 CELL_TIMEOUT_S = 600
 
@@ -57,3 +58,22 @@ def test_notebook_01_on_ml1m_layout(ml1m_dir: Path, tmp_path: Path) -> None:
         artefacts_dir=str(tmp_path / "artefacts"),
     )
     assert recorded["n_ratings"] == 9 and recorded["split_sizes"]["test"] == 2
+
+
+def test_notebook_02_trains_and_compares_on_real_data(real_data_dir: Path, tmp_path: Path) -> None:
+    recorded = execute(
+        "train",
+        tmp_path / "02.ipynb",
+        data_dir=str(real_data_dir),
+        artefacts_dir=str(tmp_path / "artefacts"),
+        hidden_dims=16,
+        num_epochs=1,
+        batches_per_epoch=5,
+        batch_size=64,
+        device="cpu",
+    )
+    models = {(row["model"], row["protocol"], row["split"]) for row in recorded["metrics"]}
+    assert len(models) == 4 * 2 * 2
+    assert recorded["device"] == "cpu" and recorded["batches_per_s"] > 0
+    assert 0.0 <= recorded["pinsage_test_hr_B"] <= 1.0
+    assert recorded["config"]["hidden_dims"] == 16

@@ -1,0 +1,34 @@
+"""Shared set-up for the benchmarks: a synthetic graph of a given shape, and a median timer."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rec_lib.graph import UserMovieGraph, build_graph
+from rec_lib.loaders import load_folder
+from rec_lib.preprocess import Preprocessed, preprocess
+from rec_lib.synthetic import SyntheticConfig, generate_ml1m
+
+
+def synthetic_graph(n_users: int, n_movies: int, n_ratings: int, seed: int = 0) -> tuple[Preprocessed, UserMovieGraph]:
+    config = SyntheticConfig(n_users=n_users, n_movies=n_movies, n_ratings=n_ratings, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        prep = preprocess(load_folder(generate_ml1m(Path(tmp) / "synthetic", config)))
+    return prep, build_graph(prep)
+
+
+def interleaved_medians(candidates: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each candidate, run in turn so machine noise hits them alike."""
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for fn in candidates.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in samples.items()}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The GPU check, run once on a lent GPU machine (no network there): notebook 02 under papermill on CUDA,
+# training throughput on CUDA, and the tests that need a GPU. Needs, in the repository root:
+#   .whl/      papermill + ipykernel wheels for the machine's Python (pip download ... papermill ipykernel)
+#   .devdata/  a data dir holding ml-latest-small/
+# Everything it writes goes to $OUT.
+set -euo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD TQDM_MININTERVAL=30 PYTHONUNBUFFERED=1
+export JUPYTER_CONFIG_DIR=/tmp/jupyter JUPYTER_DATA_DIR=/tmp/jupyter/data JUPYTER_RUNTIME_DIR=/tmp/jupyter/run
+OUT=${OUT:-/tmp/out}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, numpy, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'pandas', pandas.__version__)"
+python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/test_sampler.py tests/test_train.py -k cuda 2>&1 | tail -3
+start=$(date +%s)
+python3 -m papermill notebooks/02_train.ipynb "$OUT/02_train_cuda.ipynb" -k python3 --execution-timeout 400 \
+    -p data_dir "$PWD/.devdata" -p artefacts_dir /tmp/artefacts -p device cuda "$@" > "$OUT/papermill.log" 2>&1 \
+    || { tail -40 "$OUT/papermill.log"; exit 1; }
+echo "notebook 02 on CUDA: $(( $(date +%s) - start )) s wall"
+python3 - "$OUT/02_train_cuda.ipynb" <<'PY'
+import json, sys
+from rec_lib.nbtools import read_notebook
+r = read_notebook(sys.argv[1])
+print(json.dumps({k: r[k] for k in ("device", "batches_per_s", "train_seconds", "best_epoch", "pinsage_test_hr_A", "pinsage_test_hr_B")}))
+PY
+cd bench && python3 bench_training.py --device cuda --batches 50 2>&1 | grep -v Warn

@@ -1,0 +1,78 @@
+"""Training: learns planted structure, checkpoints and resumes, validates its settings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import synthetic
+
+from rec_lib.baselines import MostPopular
+from rec_lib.errors import ConfigError
+from rec_lib.evaluation import EmbeddingScorer, build_queries, evaluate
+from rec_lib.train import CHECKPOINT_BEST, CHECKPOINT_LAST, TrainConfig, load_checkpoint, train
+
+QUICK = TrainConfig(
+    dataset="synthetic",
+    hidden_dims=32,
+    num_epochs=3,
+    batches_per_epoch=60,
+    lr=3e-3,
+    positive_sampling="next",
+    device="cpu",
+    patience=5,
+)
+
+
+def test_short_training_beats_random_and_most_popular(tmp_path: Path) -> None:
+    prep, graph = synthetic(tmp_path)
+    result = train(prep, graph, QUICK)
+    queries = build_queries(prep, QUICK.history_len)
+    random_hr = QUICK.eval_k / graph.n_movies
+    pinsage = evaluate(EmbeddingScorer("pinsage", result.vectors, result.bias), queries, "B", graph.n_movies)
+    popular = evaluate(MostPopular(prep), queries, "B", graph.n_movies)
+    for split in ("val", "test"):
+        assert pinsage[split].hr > popular[split].hr + 0.05, split
+        assert pinsage[split].hr > 2 * random_hr, split
+    assert result.vectors.shape == (graph.n_movies, QUICK.hidden_dims)
+    assert torch.isfinite(result.vectors).all()
+    assert result.history[-1].loss < result.history[0].loss
+
+
+def test_checkpoints_resume_where_they_stopped(tmp_path: Path) -> None:
+    prep, graph = synthetic(tmp_path)
+    one = replace(QUICK, num_epochs=1, batches_per_epoch=20)
+    first = train(prep, graph, one, checkpoint_dir=tmp_path / "run")
+    assert (tmp_path / "run" / CHECKPOINT_LAST).is_file() and (tmp_path / "run" / CHECKPOINT_BEST).is_file()
+    resumed = train(prep, graph, replace(one, num_epochs=2), checkpoint_dir=tmp_path / "run")
+    assert [h.epoch for h in resumed.history] == [0, 1]
+    assert resumed.history[0] == first.history[0]
+    config, model = load_checkpoint(tmp_path / "run" / CHECKPOINT_BEST, graph)
+    assert config.hidden_dims == one.hidden_dims and model.bias.shape == (graph.n_movies,)
+    with pytest.raises(ConfigError, match="different settings"):
+        train(prep, graph, replace(one, lr=1e-2, num_epochs=3), checkpoint_dir=tmp_path / "run")
+
+
+def test_same_seed_same_model(tmp_path: Path) -> None:
+    prep, graph = synthetic(tmp_path)
+    config = replace(QUICK, num_epochs=1, batches_per_epoch=10)
+    assert torch.equal(train(prep, graph, config).vectors, train(prep, graph, config).vectors)
+
+
+def test_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        replace(QUICK, batch_size=0).validate()
+    with pytest.raises(ConfigError, match="unknown TrainConfig settings: \\['hiden_dims'\\]"):
+        TrainConfig.from_dict({"hiden_dims": 3})
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device='cuda' but torch sees no CUDA device"):
+            replace(QUICK, device="cuda").validate()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda(tmp_path: Path) -> None:
+    prep, graph = synthetic(tmp_path)
+    result = train(prep, graph, replace(QUICK, device="cuda", num_epochs=1))
+    assert result.vectors.device.type == "cpu" and torch.isfinite(result.vectors).all()

@@ -5,13 +5,13 @@
 #   .devdata/  a data dir holding ml-latest-small/
 # Everything it writes goes to $OUT.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD TQDM_MININTERVAL=30 PYTHONUNBUFFERED=1
 export JUPYTER_CONFIG_DIR=/tmp/jupyter JUPYTER_DATA_DIR=/tmp/jupyter/data JUPYTER_RUNTIME_DIR=/tmp/jupyter/run
 OUT=${OUT:-/tmp/out}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, numpy, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'pandas', pandas.__version__)"
-python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/test_sampler.py tests/test_train.py -k cuda 2>&1 | tail -3
+python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/test_sampler.py tests/test_train.py -k "cuda or device" 2>&1 | grep -E "^E |passed|failed" | head -12 || true
 start=$(date +%s)
 python3 -m papermill notebooks/02_train.ipynb "$OUT/02_train_cuda.ipynb" -k python3 --execution-timeout 400 \
     -p data_dir "$PWD/.devdata" -p artefacts_dir /tmp/artefacts -p device cuda "$@" > "$OUT/papermill.log" 2>&1 \

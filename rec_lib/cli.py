@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--ease-l2", type=float, default=500.0, help="EASE regularisation")
     ev.set_defaults(handler=_evaluate)
 
+    tune = steps.add_parser("tune", help="run the hyper-parameter search and write reports/tuning/<dataset>.json")
+    _data_arguments(tune)
+    _train_arguments(tune)
+    tune.add_argument("--out", type=Path, default=None, help="JSON file (default: reports/tuning/<dataset>.json)")
+    tune.set_defaults(handler=_tune)
+
     synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
     synth.add_argument("--out", type=Path, required=True, help="folder to write ratings.dat, movies.dat, users.dat")
     synth.add_argument("--users", type=int, default=6040)
@@ -146,6 +152,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         {"dataset": args.dataset, "run_dir": str(directory), "eval": asdict(config.eval), "ease_l2": args.ease_l2},
     )
     print(f"wrote {out}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from rec_lib.graph import build_graph
+    from rec_lib.tuning import run_search
+
+    prep = _run_preprocess(args)
+    table = run_search(prep, build_graph(prep), _train_config(args), save_to=args.out)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
 

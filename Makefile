@@ -25,7 +25,8 @@ export TQDM_MININTERVAL    ?= 5
 
 # Test files that run on the DGL reference stack (it has no Jupyter, Milvus or web extras).
 DGL_TESTS := tests/test_loaders.py tests/test_datasets.py tests/test_preprocess.py tests/test_graph.py \
-             tests/test_synthetic.py tests/test_dgl_parity.py
+             tests/test_synthetic.py tests/test_sampler.py tests/test_model.py tests/test_evaluation.py \
+             tests/test_train.py tests/test_dgl_parity.py
 
 .PHONY: demo test test-dgl lint format bench-data clean
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rec_lib.config import DEFAULT_DATASET
 from rec_lib.errors import RecLibError
+from rec_lib.experiments import EASE_L2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = steps.add_parser("demo", help="run the pipeline as far as it exists on one dataset")
     _data_arguments(demo)
+    _train_arguments(demo)
     demo.set_defaults(handler=_demo)
 
     tr = steps.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     _data_arguments(ev)
     _train_arguments(ev)
     ev.add_argument("--out", type=Path, default=None, help="JSON file (default: <run dir>/evaluation.json)")
-    ev.add_argument("--ease-l2", type=float, default=500.0, help="EASE regularisation")
+    ev.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE regularisation")
     ev.set_defaults(handler=_evaluate)
 
     tune = steps.add_parser("tune", help="run the hyper-parameter search and write reports/tuning/<dataset>.json")
@@ -118,7 +120,12 @@ def _train(args: argparse.Namespace) -> int:
         )
 
     result = train_run(
-        prep, build_graph(prep), config, artefacts_dir=args.artefacts_dir, resume=not args.fresh, callbacks=[report]
+        prep,
+        build_graph(prep),
+        config,
+        artefacts_dir=args.artefacts_dir,
+        resume=not getattr(args, "fresh", False),
+        callbacks=[report],
     )
     print(
         f"best epoch {result.best_epoch + 1}: val HR@{config.eval_k} {result.best_val_hr:.4f}"
@@ -128,6 +135,11 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    _evaluate_run(args, _run_preprocess(args))
+    return 0
+
+
+def _evaluate_run(args: argparse.Namespace, prep) -> None:
     from dataclasses import asdict
 
     from rec_lib.experiments import (
@@ -139,20 +151,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         write_table,
     )
 
-    prep = _run_preprocess(args)
     config = _train_config(args)
     directory = run_dir(prep, config, args.artefacts_dir)
     vectors, bias, _ = load_vectors(directory)
-    scorers = [pinsage_scorer(vectors, bias), *baseline_scorers(prep, args.ease_l2)]
+    ease_l2 = getattr(args, "ease_l2", EASE_L2)
+    scorers = [pinsage_scorer(vectors, bias), *baseline_scorers(prep, ease_l2)]
     table = evaluation_table(prep, scorers, config.eval)
     print(table.drop(columns=["users"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     out = write_table(
         table,
-        args.out or directory / "evaluation.json",
-        {"dataset": args.dataset, "run_dir": str(directory), "eval": asdict(config.eval), "ease_l2": args.ease_l2},
+        getattr(args, "out", None) or directory / "evaluation.json",
+        {"dataset": args.dataset, "run_dir": str(directory), "eval": asdict(config.eval), "ease_l2": ease_l2},
     )
     print(f"wrote {out}")
-    return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -200,6 +211,8 @@ def _demo(args: argparse.Namespace) -> int:
         f"{graph.graph.num_edges(WATCHED)} training edges each way; "
         f"{len(graph.features.genre_vocab)} genres, {len(graph.features.title_vocab)} title tokens"
     )
+    _train(args)
+    _evaluate_run(args, prep)
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -27,7 +27,7 @@ def test_preprocess_prints_statistics(ml1m_dir: Path, tmp_path: Path, capsys) ->
     assert "note: 1 users with fewer than 3 ratings" in out
 
 
-def test_demo_runs_preprocess_and_graph(ml1m_dir: Path, tmp_path: Path, capsys) -> None:
+def test_demo_runs_preprocess_graph_training_and_evaluation(ml1m_dir: Path, tmp_path: Path, capsys) -> None:
     assert (
         main(
             [

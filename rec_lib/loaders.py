@@ -26,8 +26,7 @@ from rec_lib.config import DEFAULT_DATASET, resolve_data_dir
 from rec_lib.datasets import Layout, detect_layout, locate_dataset
 from rec_lib.errors import DataFormatError
 
-ML100K_GENRES = (
-    "unknown",
+ML1M_GENRES = (
     "Action",
     "Adventure",
     "Animation",
@@ -47,6 +46,8 @@ ML100K_GENRES = (
     "War",
     "Western",
 )
+"""The genre names of MovieLens-1M (and of ml-100k, which adds "unknown" first)."""
+ML100K_GENRES = ("unknown", *ML1M_GENRES)
 NO_GENRES = "(no genres listed)"
 _YEAR_AT_END = r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
 _FIELD_SEP = "\x1f"  # stands in for '::', which the C parser cannot split on

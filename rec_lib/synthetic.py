@@ -26,27 +26,8 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.errors import ConfigError
+from rec_lib.loaders import ML1M_GENRES
 
-ML1M_GENRES = (
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children's",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-)
 ML1M_AGES = (1, 18, 25, 35, 45, 50, 56)
 ML1M_OCCUPATIONS = 21
 ML1M_FIRST_TIMESTAMP = 956_703_932

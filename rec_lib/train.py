@@ -282,13 +282,17 @@ def _save(
         "best_val_hr": result.best_val_hr,
         "best_model": best_state,
     }
-    tmp = directory / f".{CHECKPOINT_LAST}.tmp"
-    torch.save(payload, tmp)
-    tmp.replace(directory / CHECKPOINT_LAST)
+    _atomic_save(payload, directory / CHECKPOINT_LAST)
     if result.best_epoch == epoch and best_state is not None:
-        tmp = directory / f".{CHECKPOINT_BEST}.tmp"
-        torch.save({"config": asdict(config), "epoch": epoch, "model": best_state, "val_hr": result.best_val_hr}, tmp)
-        tmp.replace(directory / CHECKPOINT_BEST)
+        best = {"config": asdict(config), "epoch": epoch, "model": best_state, "val_hr": result.best_val_hr}
+        _atomic_save(best, directory / CHECKPOINT_BEST)
+
+
+def _atomic_save(payload: dict, path: Path) -> None:
+    """torch.save through a temporary file, so a crash never leaves a half-written checkpoint."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
 
 
 def _resume(

@@ -26,8 +26,8 @@ import torch
 
 from rec_lib.preprocess import Preprocessed
 
-Protocol_ = Literal["A", "B"]
-PROTOCOLS: tuple[Protocol_, ...] = ("A", "B")
+QueryProtocol = Literal["A", "B"]
+PROTOCOLS: tuple[QueryProtocol, ...] = ("A", "B")
 EVAL_SPLITS = ("val", "test")
 
 
@@ -69,7 +69,7 @@ class Queries:
     seen_cols: torch.Tensor
     """Coordinates (position in ``users``, movie) of every training interaction of the evaluated users."""
 
-    def weights(self, protocol: Protocol_, decay: float) -> torch.Tensor:
+    def weights(self, protocol: QueryProtocol, decay: float) -> torch.Tensor:
         if protocol == "A":
             w = torch.zeros_like(self.history_mask, dtype=torch.float32)
             w[:, 0] = 1.0
@@ -113,7 +113,7 @@ def build_queries(prep: Preprocessed, history_len: int) -> Queries:
 
 
 def evaluate(
-    scorer: MovieScorer, queries: Queries, protocol: Protocol_, n_movies: int, config: EvalConfig = EvalConfig()
+    scorer: MovieScorer, queries: Queries, protocol: QueryProtocol, n_movies: int, config: EvalConfig = EvalConfig()
 ) -> dict[str, Metrics]:
     """Metrics on validation and test for one scorer under one protocol."""
     weights = queries.weights(protocol, config.history_decay)

@@ -55,10 +55,10 @@ class TrainConfig:
     shared_negatives: bool = True
     batch_size: int = 256
     batches_per_epoch: int = 300
-    num_epochs: int = 10
+    num_epochs: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int = 3
+    patience: int = 6
     eval_k: int = 10
     history_len: int = 20
     history_decay: float = 0.9

@@ -30,3 +30,33 @@ class ChecksumMismatchError(RecLibError):
 
 class ConfigError(RecLibError):
     """A setting has a value rec_lib cannot use; the message names the setting."""
+
+
+class InvalidVectorsError(RecLibError):
+    """Vectors that must not reach the vector store (NaN, infinite, wrong dimension); names the movie ids."""
+
+    def __init__(self, problem: str, movie_ids: list[int]) -> None:
+        self.movie_ids = list(movie_ids)
+        shown = ", ".join(str(i) for i in self.movie_ids[:20])
+        more = f" and {len(self.movie_ids) - 20} more" if len(self.movie_ids) > 20 else ""
+        super().__init__(f"{problem}: movie ids {shown}{more}")
+
+
+class UnknownMoviesError(RecLibError):
+    """Movie ids that the stores do not hold; names them."""
+
+    def __init__(self, movie_ids: list[int]) -> None:
+        self.movie_ids = list(movie_ids)
+        super().__init__(f"unknown movie ids: {', '.join(str(i) for i in self.movie_ids)}")
+
+
+class StoreUnavailableError(RecLibError):
+    """A store (Milvus or SQL) cannot be reached or is not loaded; names the store and what to do."""
+
+
+class StoreBusyError(StoreUnavailableError):
+    """A Milvus Lite data dir is already open in another process."""
+
+
+class ConsistencyError(RecLibError):
+    """Milvus and SQL disagree about which movies exist or about the vector dimension."""

@@ -154,12 +154,14 @@ def movie_vectors(
     num_layers: int,
     device: torch.device,
     batch_size: int = 1024,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Every movie's vector, computed in batches over sampled neighbourhoods (float32, on the CPU)."""
     was_training = model.training
     model.eval()
     out = []
-    for start in range(0, n_movies, batch_size):
+    starts = range(0, n_movies, batch_size)
+    for start in tqdm(starts, desc="movie vectors", unit="batch", disable=not progress):
         seeds = torch.arange(start, min(start + batch_size, n_movies), device=device)
         blocks = [b.to(device) for b in sample_blocks(sampler, seeds, num_layers)]
         out.append(model.representation(blocks).float().cpu())

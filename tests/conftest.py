@@ -92,3 +92,23 @@ def real_data_dir() -> Path:
     if os.environ.get("REC_REQUIRE_REAL_DATA") == "1":
         pytest.fail(f"REC_REQUIRE_REAL_DATA=1 but {REAL_DATA_DIR}/ml-latest-small is missing")
     pytest.skip(f"real data not found at {REAL_DATA_DIR}/ml-latest-small")
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory):
+    """A MariaDB server on 127.0.0.1 for the whole session (see tests/servers.py)."""
+    from servers import start_mariadb
+
+    server = start_mariadb(tmp_path_factory.mktemp("mariadb"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory):
+    """A Milvus server from the `milvus` package for the whole session (see tests/servers.py)."""
+    from servers import start_milvus_server
+
+    server = start_milvus_server(tmp_path_factory.mktemp("milvus"))
+    yield server
+    server.stop()

@@ -15,3 +15,47 @@ PLANTED = SyntheticConfig(n_users=400, n_movies=150, n_ratings=16_000, taste_con
 def synthetic(tmp_path: Path, config: SyntheticConfig = PLANTED) -> tuple[Preprocessed, UserMovieGraph]:
     prep = preprocess(load_folder(generate_ml1m(tmp_path / "synthetic", config)))
     return prep, build_graph(prep)
+
+
+TRICKY_TITLES = {
+    3: "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
+    4: 'Say "Hello" (1999)',
+    5: "Robert'); DROP TABLE movies; -- (2003)",
+    6: "100% Wolf_Pack (2020)",
+    7: "東京物語 (Tokyo Story) (1953)",
+    8: "Matrix, The (1999)",
+}
+
+
+def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int = 3):
+    """Embeddings with planted clusters and their movies-table rows, titles full of quotes and unicode.
+
+    Movie ``i`` (ids 1..n) belongs to cluster ``i % n_clusters``; cluster ``c`` has genre ``G<c>``,
+    years alternate between the 1980s and the 1990s, and popularity falls with the id.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from rec_lib.export import Embeddings
+    from rec_lib.text import search_key
+
+    rng = np.random.default_rng(seed)
+    ids = np.arange(1, n_movies + 1, dtype=np.int64)
+    cluster = ids % n_clusters
+    centres = rng.normal(size=(n_clusters, dim)) * 2
+    vectors = (centres[cluster] + rng.normal(size=(n_movies, dim)) * 0.5).astype(np.float32)
+    bias = (rng.normal(size=n_movies) * 0.1).astype(np.float32)
+    embeddings = Embeddings(ids, vectors, bias, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"})
+    titles = [TRICKY_TITLES.get(int(i), f"Movie {i} ({1980 + (i % 2) * 10 + i % 10})") for i in ids]
+    rows = pd.DataFrame(
+        {
+            "movie_id": ids,
+            "title": titles,
+            "title_key": [search_key(t) for t in titles],
+            "year": pd.array([1980 + (i % 2) * 10 + i % 10 for i in ids], dtype="Int64"),
+            "genres": [f"G{c}" if i % 7 else f"G{c}|Shared" for i, c in zip(ids, cluster, strict=True)],
+            "n_ratings": n_movies + 1 - ids,
+            "mean_rating": np.linspace(2.0, 4.5, n_movies),
+        }
+    )
+    return embeddings, rows

@@ -1,0 +1,228 @@
+"""Movie details in SQL (SQLAlchemy Core): a SQLite file by default, MySQL or MariaDB by URL.
+
+One table, ``movies``: the MovieLens id as primary key, title, year, genres (``|``-separated, as in
+MovieLens), the training ratings count and mean (popularity, for the empty-selection fallback) and
+``title_key`` (:func:`rec_lib.text.search_key` of the title) for search. Every statement is
+parameterised; a load upserts every row and deletes rows of movies no longer present, in one
+transaction, so running it twice changes nothing and readers never see half a load.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from rec_lib.errors import RecLibError, StoreUnavailableError
+from rec_lib.preprocess import Preprocessed
+from rec_lib.text import search_key
+
+GENRE_SEPARATOR = "|"
+LIKE_ESCAPE = "!"
+TITLE_LENGTH = 512
+_CHUNK = 1000
+
+metadata = sa.MetaData()
+movies_table = sa.Table(
+    "movies",
+    metadata,
+    sa.Column("movie_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("title", sa.String(TITLE_LENGTH), nullable=False),
+    sa.Column("title_key", sa.String(TITLE_LENGTH), nullable=False, index=True),
+    sa.Column("year", sa.Integer, nullable=True),
+    sa.Column("genres", sa.String(255), nullable=False),
+    sa.Column("n_ratings", sa.Integer, nullable=False),
+    sa.Column("mean_rating", sa.Float, nullable=True),
+    mysql_charset="utf8mb4",
+    mysql_collate="utf8mb4_unicode_ci",
+)
+COLUMNS = [c.name for c in movies_table.columns]
+
+
+def movie_rows(prep: Preprocessed) -> pd.DataFrame:
+    """The movies table's rows for a preprocessed dataset (popularity from the training split)."""
+    train = prep.split("train")
+    stats = train.groupby("movie_id")["rating"].agg(["size", "mean"])
+    movies = prep.movies
+    frame = pd.DataFrame(
+        {
+            "movie_id": movies["movie_id"].astype("int64"),
+            "title": movies["title"].astype(str),
+            "title_key": movies["title"].map(search_key),
+            "year": movies["year"].astype("Int64"),
+            "genres": movies["genres"].map(GENRE_SEPARATOR.join),
+            "n_ratings": movies["movie_id"].map(stats["size"]).fillna(0).astype("int64"),
+            "mean_rating": movies["movie_id"].map(stats["mean"]).astype("float64"),
+        }
+    )
+    too_long = frame.loc[frame["title"].str.len() > TITLE_LENGTH, "movie_id"].tolist()
+    if too_long:
+        raise RecLibError(f"titles longer than {TITLE_LENGTH} characters: movie ids {too_long}")
+    return frame
+
+
+class MetadataStore:
+    """The movies table behind one SQLAlchemy engine (one per process; see :mod:`rec_lib.stores`)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        options = {"pool_pre_ping": True}
+        if url.startswith("mysql"):
+            options["connect_args"] = {"charset": "utf8mb4", "connect_timeout": 5}
+        self.engine: Engine = sa.create_engine(url, **options)
+
+    @property
+    def where(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _fail(self, exc: Exception) -> StoreUnavailableError:
+        return StoreUnavailableError(f"SQL store {self.where} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+
+    def ping(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
+
+    def create(self) -> None:
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
+
+    def load(self, rows: pd.DataFrame) -> int:
+        """Upsert ``rows`` and delete the movies not among them, in one transaction; returns the row count."""
+        self.create()
+        records = _records(rows)
+        try:
+            with self.engine.begin() as conn:
+                existing = {r[0] for r in conn.execute(sa.select(movies_table.c.movie_id))}
+                stale = sorted(existing - {r["movie_id"] for r in records})
+                for start in range(0, len(stale), _CHUNK):
+                    chunk = stale[start : start + _CHUNK]
+                    conn.execute(sa.delete(movies_table).where(movies_table.c.movie_id.in_(chunk)))
+                for start in range(0, len(records), _CHUNK):
+                    conn.execute(self._upsert(), records[start : start + _CHUNK])
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
+        return len(records)
+
+    def _upsert(self):
+        updated = [c for c in COLUMNS if c != "movie_id"]
+        if self.engine.dialect.name == "mysql":
+            from sqlalchemy.dialects.mysql import insert
+
+            statement = insert(movies_table)
+            return statement.on_duplicate_key_update({c: statement.inserted[c] for c in updated})
+        if self.engine.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+
+            statement = insert(movies_table)
+            return statement.on_conflict_do_update(
+                index_elements=["movie_id"], set_={c: statement.excluded[c] for c in updated}
+            )
+        raise StoreUnavailableError(f"SQL store {self.where}: only SQLite and MySQL/MariaDB are supported")
+
+    def _frame(self, statement) -> pd.DataFrame:
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execute(statement)
+                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
+        if "year" in frame:
+            frame["year"] = frame["year"].astype("Int64")
+        return frame
+
+    def count(self) -> int:
+        return int(self._frame(sa.select(sa.func.count()).select_from(movies_table)).iloc[0, 0])
+
+    def movie_ids(self) -> np.ndarray:
+        frame = self._frame(sa.select(movies_table.c.movie_id))
+        return frame["movie_id"].to_numpy(dtype=np.int64)
+
+    def movies(self, movie_ids: list[int]) -> pd.DataFrame:
+        """Rows of the given movies, in the order asked (missing ids are simply absent)."""
+        if not movie_ids:
+            return pd.DataFrame(columns=COLUMNS)
+        ids = [int(i) for i in movie_ids]
+        parts = [
+            self._frame(sa.select(movies_table).where(movies_table.c.movie_id.in_(ids[s : s + _CHUNK])))
+            for s in range(0, len(ids), _CHUNK)
+        ]
+        frame = pd.concat(parts, ignore_index=True)
+        order = {movie_id: rank for rank, movie_id in enumerate(ids)}
+        return frame.sort_values("movie_id", key=lambda s: s.map(order)).reset_index(drop=True)
+
+    def search(self, query: str, limit: int = 20) -> pd.DataFrame:
+        """Movies whose title contains the query, ignoring case, accents and article position; popular first."""
+        key = search_key(query)
+        if not key:
+            return pd.DataFrame(columns=COLUMNS)
+        pattern = "%" + _escape_like(key) + "%"
+        statement = (
+            sa.select(movies_table)
+            .where(movies_table.c.title_key.like(pattern, escape=LIKE_ESCAPE))
+            .order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id)
+            .limit(limit)
+        )
+        return self._frame(statement)
+
+    def random(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """``n`` movies drawn uniformly (reproducible when ``seed`` is given)."""
+        ids = self.movie_ids()
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(ids, size=min(n, len(ids)), replace=False) if len(ids) else ids
+        return self.movies(chosen.tolist())
+
+    def popular(
+        self,
+        n: int,
+        *,
+        genres: list[str] | None = None,
+        years: tuple[int, int] | None = None,
+        exclude: list[int] | None = None,
+    ) -> pd.DataFrame:
+        """The ``n`` most-rated movies that pass the filters (any of ``genres``; year in ``years``, inclusive)."""
+        statement = sa.select(movies_table).order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id)
+        if years is not None:
+            statement = statement.where(movies_table.c.year.between(int(years[0]), int(years[1])))
+        if exclude:
+            statement = statement.where(movies_table.c.movie_id.not_in([int(i) for i in exclude]))
+        if genres:
+            wanted = set(genres)
+            frame = self._frame(statement)
+            keep = frame["genres"].map(lambda g: bool(wanted & set(g.split(GENRE_SEPARATOR))))
+            return frame[keep].head(n).reset_index(drop=True)
+        return self._frame(statement.limit(n))
+
+    def genres(self) -> list[str]:
+        """Every genre that some movie has, sorted."""
+        frame = self._frame(sa.select(movies_table.c.genres).distinct())
+        return sorted({g for value in frame["genres"] for g in value.split(GENRE_SEPARATOR) if g})
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern that uses :data:`LIKE_ESCAPE`.
+
+    >>> _escape_like("100%_a!b")
+    '100!%!_a!!b'
+    """
+    for char in (LIKE_ESCAPE, "%", "_"):
+        text = text.replace(char, LIKE_ESCAPE + char)
+    return text
+
+
+def _records(rows: pd.DataFrame) -> list[dict]:
+    missing = [c for c in COLUMNS if c not in rows]
+    if missing:
+        raise RecLibError(f"movie rows lack columns {missing}")
+    frame = rows[COLUMNS].astype(object).where(rows[COLUMNS].notna(), None)
+    return frame.to_dict(orient="records")

@@ -1,0 +1,169 @@
+"""Both stores together: where they are, one client pair per process, loading, and the consistency check.
+
+Where: ``MILVUS_URI`` (a Milvus server or cluster, ``http://host:19530``) or by default a Milvus Lite
+data dir ``<artefacts>/milvus.db``; ``MYSQL_URL`` (``mysql+pymysql://user:password@host:port/db``)
+or by default the SQLite file ``<artefacts>/movies.sqlite``. Credentials come only from the
+environment, never from files in the project.
+
+A Milvus Lite data dir can be open in one process only. When a notebook kernel, the CLI and the
+API must share one, run ``python -m rec_lib milvus-lite`` (Milvus Lite's server mode on 127.0.0.1)
+and set ``MILVUS_URI`` to the address it prints; opening a busy data dir raises
+:class:`rec_lib.errors.StoreBusyError` saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rec_lib.config import resolve_artefacts_dir
+from rec_lib.errors import ConsistencyError
+from rec_lib.export import Embeddings
+from rec_lib.metadata_store import GENRE_SEPARATOR, MetadataStore
+from rec_lib.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig
+
+MILVUS_URI_ENV = "MILVUS_URI"
+MYSQL_URL_ENV = "MYSQL_URL"
+LITE_DATA_DIR_NAME = "milvus.db"
+SQLITE_NAME = "movies.sqlite"
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    milvus_uri: str
+    sql_url: str
+    vector: VectorStoreConfig = field(default_factory=VectorStoreConfig)
+
+    @classmethod
+    def from_env(cls, artefacts_dir: str | Path | None = None) -> StoreSettings:
+        """``MILVUS_URI`` and ``MYSQL_URL`` when set, else the embedded stores under the artefacts dir."""
+        root = resolve_artefacts_dir(artefacts_dir)
+        return cls(
+            milvus_uri=os.environ.get(MILVUS_URI_ENV) or str(root / LITE_DATA_DIR_NAME),
+            sql_url=os.environ.get(MYSQL_URL_ENV) or f"sqlite:///{root / SQLITE_NAME}",
+        )
+
+
+@dataclass
+class Stores:
+    settings: StoreSettings
+    vectors: VectorStore
+    metadata: MetadataStore
+
+    def close(self) -> None:
+        self.vectors.close()
+        self.metadata.close()
+
+
+_open: dict[StoreSettings, Stores] = {}
+_open_lock = threading.Lock()
+
+
+def open_stores(settings: StoreSettings | None = None) -> Stores:
+    """The process's clients for ``settings`` (from the environment by default), created once and reused."""
+    settings = settings or StoreSettings.from_env()
+    with _open_lock:
+        if settings not in _open:
+            if not settings.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:")):
+                Path(settings.milvus_uri).parent.mkdir(parents=True, exist_ok=True)
+            if settings.sql_url.startswith("sqlite:///"):
+                Path(settings.sql_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            vectors = VectorStore(settings.milvus_uri, settings.vector)
+            _open[settings] = Stores(settings, vectors, MetadataStore(settings.sql_url))
+        return _open[settings]
+
+
+def close_stores(settings: StoreSettings | None = None) -> None:
+    """Close the clients of ``settings`` (or all of them), releasing a Milvus Lite data dir."""
+    with _open_lock:
+        for key in [settings] if settings is not None else list(_open):
+            stores = _open.pop(key, None)
+            if stores is not None:
+                stores.close()
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    milvus_count: int
+    sql_count: int
+    only_in_milvus: list[int]
+    only_in_sql: list[int]
+    milvus_dim: int
+    expected_dim: int | None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            not self.only_in_milvus
+            and not self.only_in_sql
+            and self.milvus_count == self.sql_count
+            and (self.expected_dim is None or self.milvus_dim == self.expected_dim)
+        )
+
+    def problems(self) -> list[str]:
+        found = []
+        if self.only_in_milvus:
+            found.append(f"{len(self.only_in_milvus)} ids in Milvus without a SQL row: {self.only_in_milvus[:20]}")
+        if self.only_in_sql:
+            found.append(f"{len(self.only_in_sql)} SQL rows without a Milvus vector: {self.only_in_sql[:20]}")
+        if self.milvus_count != self.sql_count:
+            found.append(f"counts differ: Milvus {self.milvus_count}, SQL {self.sql_count}")
+        if self.expected_dim is not None and self.milvus_dim != self.expected_dim:
+            found.append(f"Milvus vectors are {self.milvus_dim}-d, the export is {self.expected_dim}-d")
+        return found
+
+
+def check_consistency(stores: Stores, expected_dim: int | None = None) -> ConsistencyReport:
+    """Every Milvus id has a SQL row and the reverse; counts and (optionally) the dimension match."""
+    milvus_ids = stores.vectors.movie_ids()
+    sql_ids = stores.metadata.movie_ids()
+    return ConsistencyReport(
+        milvus_count=stores.vectors.count(),
+        sql_count=stores.metadata.count(),
+        only_in_milvus=np.setdiff1d(milvus_ids, sql_ids).tolist(),
+        only_in_sql=np.setdiff1d(sql_ids, milvus_ids).tolist(),
+        milvus_dim=stores.vectors.dim(),
+        expected_dim=expected_dim,
+    )
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    collection: str
+    index_type: str
+    movies: int
+    dim: int
+    consistency: ConsistencyReport
+
+
+def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame) -> LoadReport:
+    """Load vectors into Milvus and details into SQL, then check that both agree.
+
+    Vectors are validated before anything is written. The new Milvus collection is built first
+    (readers still see the old one), then SQL is replaced in one transaction, then the alias moves;
+    if SQL fails, the new collection is dropped and nothing changed.
+    """
+    embeddings.validate()
+    rows = movie_rows.set_index("movie_id").reindex(embeddings.movie_ids)
+    missing = embeddings.movie_ids[rows["title"].isna().to_numpy()].tolist()
+    if missing:
+        raise ConsistencyError(f"movies with vectors but no details row: {missing[:20]}")
+    stored = embeddings.store_vectors()
+    years = rows["year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64)
+    genres = [g.split(GENRE_SEPARATOR) if g else [] for g in rows["genres"]]
+    name = stores.vectors.build(embeddings.movie_ids, stored, years, genres, embeddings.fingerprint)
+    try:
+        count = stores.metadata.load(rows.reset_index())
+    except BaseException:
+        stores.vectors.drop(name)
+        raise
+    stores.vectors.publish(name)
+    report = check_consistency(stores, expected_dim=stored.shape[1])
+    if not report.ok:
+        raise ConsistencyError("after loading: " + "; ".join(report.problems()))
+    return LoadReport(name, stores.vectors.index_type(), count, stored.shape[1], report)

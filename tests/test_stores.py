@@ -1,0 +1,271 @@
+"""Milvus + SQL stores and the recommender, on the embedded stores and on real servers.
+
+Every test runs against three set-ups: Milvus Lite + SQLite (the defaults), Milvus Lite + MariaDB,
+and a Milvus server + SQLite. The servers come from tests/servers.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from helpers import TRICKY_TITLES, store_data
+
+from rec_lib.errors import (
+    ConfigError,
+    InvalidVectorsError,
+    StoreBusyError,
+    StoreUnavailableError,
+    UnknownMoviesError,
+)
+from rec_lib.metadata_store import movies_table
+from rec_lib.recommend import POPULAR, Recommender, exact_recommend
+from rec_lib.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
+from rec_lib.vector_store import VectorStoreConfig
+
+BACKENDS = ["embedded", "mariadb", "milvus-server"]
+_aliases = itertools.count()
+
+
+def settings_for(backend: str, tmp_path: Path, request) -> StoreSettings:
+    milvus_uri, sql_url = str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'movies.sqlite'}"
+    if backend == "mariadb":
+        server = request.getfixturevalue("mariadb")
+        sql_url = server.url
+        engine = sa.create_engine(sql_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS movies"))
+        engine.dispose()
+    if backend == "milvus-server":
+        milvus_uri = request.getfixturevalue("milvus_server").uri
+    # a fresh alias per test keeps tests independent on the shared Milvus server
+    return StoreSettings(milvus_uri, sql_url, VectorStoreConfig(alias=f"movies_t{next(_aliases)}"))
+
+
+@pytest.fixture(params=BACKENDS)
+def stores(request, tmp_path: Path):
+    settings = settings_for(request.param, tmp_path, request)
+    yield open_stores(settings)
+    close_stores(settings)
+
+
+@pytest.fixture
+def loaded(stores):
+    embeddings, rows = store_data()
+    report = load_stores(stores, embeddings, rows)
+    return stores, embeddings, rows, report
+
+
+def test_load_is_consistent_and_idempotent(loaded) -> None:
+    stores, embeddings, rows, report = loaded
+    assert report.consistency.ok, report.consistency.problems()
+    assert (report.movies, report.dim, report.index_type) == (len(rows), embeddings.dim + 1, "FLAT")
+    again = load_stores(stores, embeddings, rows)
+    assert again.consistency.ok
+    assert again.collection != report.collection
+    collections = [c for c in stores.vectors.client.list_collections() if c.startswith(stores.settings.vector.alias)]
+    assert collections == [again.collection], "the previous collection must be dropped after the alias moves"
+    assert stores.vectors.count() == stores.metadata.count() == len(rows)
+    np.testing.assert_array_equal(stores.vectors.movie_ids(), rows["movie_id"].to_numpy())
+
+
+def test_a_smaller_reload_removes_vanished_movies_from_both_stores(loaded) -> None:
+    stores, embeddings, rows, _ = loaded
+    keep = 60
+    smaller = replace(
+        embeddings,
+        movie_ids=embeddings.movie_ids[:keep],
+        vectors=embeddings.vectors[:keep],
+        bias=embeddings.bias[:keep],
+    )
+    report = load_stores(stores, smaller, rows.head(keep))
+    assert report.consistency.ok
+    assert stores.metadata.count() == stores.vectors.count() == keep
+
+
+def test_consistency_check_names_the_ids_that_disagree(loaded) -> None:
+    stores, _, _, _ = loaded
+    with stores.metadata.engine.begin() as conn:
+        conn.execute(sa.delete(movies_table).where(movies_table.c.movie_id == 42))
+    report = check_consistency(stores, expected_dim=99)
+    assert not report.ok
+    assert report.only_in_milvus == [42]
+    problems = " ".join(report.problems())
+    assert "42" in problems and "99-d" in problems
+
+
+def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
+    stores, embeddings, rows, _ = loaded
+    recommender = Recommender(stores)
+    liked = [3, 6, 9]  # all in cluster 0
+    result = recommender.recommend(liked, k=10)
+    stored = embeddings.store_vectors()
+    expected = exact_recommend(embeddings.movie_ids, stored, liked, 10)
+    assert result["movie_id"].tolist() == expected.tolist()
+    assert not set(result["movie_id"]) & set(liked)
+    assert (result["movie_id"] % 3 == 0).all(), "planted cluster structure"
+    assert set(result["because_id"]) <= set(liked)
+    titles = rows.set_index("movie_id")["title"]
+    assert result["because"].tolist() == [titles[i] for i in result["because_id"]]
+    assert result["title"].tolist() == [titles[i] for i in result["movie_id"]]
+    assert result["score"].is_monotonic_decreasing
+    position = {m: p for p, m in enumerate(embeddings.movie_ids)}
+    top = result.iloc[0]
+    own = np.mean([stored[position[j], :-1] @ stored[position[top.movie_id], :-1] for j in liked])
+    assert top.score == pytest.approx(own + stored[position[top.movie_id], -1], rel=1e-4)
+
+
+def test_filters_are_applied_in_milvus(loaded) -> None:
+    stores, embeddings, rows, _ = loaded
+    result = Recommender(stores).recommend([3, 6], k=5, genres=["Shared", "G1"], years=(1990, 1995))
+    assert len(result) == 5
+    for _, row in result.iterrows():
+        assert {"Shared", "G1"} & set(row["genres"].split("|"))
+        assert 1990 <= row["year"] <= 1995
+    by_id = rows.set_index("movie_id")
+    allowed = np.array(
+        [bool({"Shared", "G1"} & set(by_id.loc[m, "genres"].split("|"))) and 1990 <= by_id.loc[m, "year"] <= 1995
+         for m in embeddings.movie_ids]
+    )  # fmt: skip
+    expected = exact_recommend(embeddings.movie_ids, embeddings.store_vectors(), [3, 6], 5, allowed)
+    assert result["movie_id"].tolist() == expected.tolist()
+
+
+def test_empty_selection_falls_back_to_popular_movies(loaded) -> None:
+    stores, _, rows, _ = loaded
+    result = Recommender(stores).recommend([], k=4)
+    assert result["movie_id"].tolist() == rows.sort_values("n_ratings", ascending=False)["movie_id"].head(4).tolist()
+    assert (result["because"] == POPULAR).all()
+    filtered = Recommender(stores).recommend([], k=3, genres=["G2"])
+    assert all("G2" in g.split("|") for g in filtered["genres"])
+
+
+def test_bad_requests_name_what_is_wrong(loaded) -> None:
+    stores, _, _, _ = loaded
+    recommender = Recommender(stores)
+    with pytest.raises(UnknownMoviesError, match="999999, 888888") as caught:
+        recommender.recommend([3, 999999, 888888])
+    assert caught.value.movie_ids == [999999, 888888]
+    with pytest.raises(ConfigError, match="k=0"):
+        recommender.recommend([3], k=0)
+    with pytest.raises(ConfigError, match="unknown genres \\['Nope'\\]"):
+        recommender.recommend([3], genres=["Nope"])
+    with pytest.raises(ConfigError, match="first year is after the last"):
+        recommender.recommend([3], years=(2000, 1990))
+    with pytest.raises(ConfigError, match="integers"):
+        recommender.recommend(["3"])
+    with pytest.raises(InvalidVectorsError, match="17-d"):
+        stores.vectors.search(np.zeros((1, 5)), 3)
+
+
+def test_invalid_vectors_are_refused_before_anything_is_written(stores) -> None:
+    embeddings, rows = store_data()
+    embeddings.vectors[4, 0] = np.nan
+    embeddings.vectors[9, 3] = np.inf
+    with pytest.raises(InvalidVectorsError, match="movie ids 5, 10"):
+        load_stores(stores, embeddings, rows)
+    assert not [c for c in stores.vectors.client.list_collections() if c.startswith(stores.settings.vector.alias)]
+    with pytest.raises(StoreUnavailableError, match="load it first"):
+        Recommender(stores).recommend([3])
+
+
+def test_wrong_dimension_is_refused(stores) -> None:
+    embeddings, rows = store_data()
+    bad = replace(embeddings, vectors=embeddings.vectors[:-1])
+    with pytest.raises(InvalidVectorsError, match="89 vectors"):
+        load_stores(stores, bad, rows)
+
+
+def test_titles_with_quotes_sql_and_unicode_round_trip(loaded) -> None:
+    stores, _, _, _ = loaded
+    details = stores.metadata.movies(list(TRICKY_TITLES))
+    assert dict(zip(details["movie_id"], details["title"], strict=True)) == TRICKY_TITLES
+    assert stores.metadata.count() == 90, "the DROP TABLE title did nothing"
+    assert stores.metadata.search("amelie")["movie_id"].tolist() == [3]
+    assert stores.metadata.search("AMÉLIE")["movie_id"].tolist() == [3]
+    assert stores.metadata.search("the matrix")["movie_id"].tolist() == [8]
+    assert stores.metadata.search("Matrix, The")["movie_id"].tolist() == [8]
+    assert stores.metadata.search("東京物語")["movie_id"].tolist() == [7]
+    assert stores.metadata.search("tokyo story")["movie_id"].tolist() == [7]
+    assert stores.metadata.search('say "hello"')["movie_id"].tolist() == [4]
+    assert stores.metadata.search("'); DROP TABLE movies; --")["movie_id"].tolist() == [5]
+    assert stores.metadata.search("100%")["movie_id"].tolist() == [6]
+    assert stores.metadata.search("%")["movie_id"].tolist() == []
+    assert len(stores.metadata.search("movie", limit=7)) == 7
+
+
+def test_a_missing_collection_says_to_load(stores) -> None:
+    with pytest.raises(StoreUnavailableError, match="load it first"):
+        stores.vectors.count()
+
+
+@pytest.mark.parametrize("backend", ["embedded"])
+def test_a_busy_lite_data_dir_says_how_to_share_it(backend: str, tmp_path: Path) -> None:
+    settings = StoreSettings(str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'm.sqlite'}")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({settings.milvus_uri!r}); "
+         "import sys; print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(StoreBusyError, match=r"open in another process.*milvus-lite"):
+            open_stores(settings)
+    finally:
+        holder.communicate("")
+    stores = open_stores(settings)
+    stores.vectors.ping()
+    close_stores(settings)
+
+
+def test_a_lite_data_dir_loaded_by_another_process_is_readable(tmp_path: Path) -> None:
+    """Milvus Lite reopens collections released: the store loads it on first use."""
+    settings = StoreSettings(str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'm.sqlite'}")
+    script = (
+        "import sys; sys.path.insert(0, 'tests'); from helpers import store_data; "
+        "from rec_lib.stores import *; e, r = store_data(); "
+        f"s = open_stores(StoreSettings({settings.milvus_uri!r}, {settings.sql_url!r})); load_stores(s, e, r)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+    stores = open_stores(settings)
+    try:
+        assert len(Recommender(stores).recommend([3], k=3)) == 3
+    finally:
+        close_stores(settings)
+
+
+def test_sql_server_going_down_mid_run_is_a_clear_error(mariadb, tmp_path: Path, request) -> None:
+    settings = settings_for("mariadb", tmp_path, request)
+    stores = open_stores(settings)
+    embeddings, rows = store_data()
+    load_stores(stores, embeddings, rows)
+    mariadb.stop()
+    try:
+        with pytest.raises(StoreUnavailableError, match=r"SQL store mysql\+pymysql://rec_lib:\*\*\*@127.0.0.1"):
+            Recommender(stores).recommend([3], k=3)
+    finally:
+        mariadb.restart()
+    assert len(Recommender(stores).recommend([3], k=3)) == 3, "the pool reconnects once the server is back"
+    close_stores(settings)
+
+
+def test_milvus_server_going_down_mid_run_is_a_clear_error(milvus_server, tmp_path: Path, request) -> None:
+    settings = settings_for("milvus-server", tmp_path, request)
+    settings = replace(settings, vector=replace(settings.vector, timeout_s=3))
+    stores = open_stores(settings)
+    embeddings, rows = store_data()
+    load_stores(stores, embeddings, rows)
+    assert len(Recommender(stores).recommend([3], k=3)) == 3
+    milvus_server.stop()
+    try:
+        with pytest.raises(StoreUnavailableError, match=r"Milvus at http://127\.0\.0\.1"):
+            Recommender(stores).recommend([3], k=3)
+    finally:
+        close_stores(settings)
+        milvus_server.start()

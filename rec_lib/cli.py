@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,6 +55,32 @@ def _parser() -> argparse.ArgumentParser:
     _train_arguments(tune)
     tune.add_argument("--out", type=Path, default=None, help="JSON file (default: reports/tuning/<dataset>.json)")
     tune.set_defaults(handler=_tune)
+
+    export = steps.add_parser("export", help="compute, check and save every movie's vector from the trained model")
+    _data_arguments(export)
+    _train_arguments(export)
+    export.set_defaults(handler=_export)
+
+    load = steps.add_parser("load", help="load the exported vectors into Milvus and movie details into SQL")
+    _data_arguments(load)
+    _train_arguments(load)
+    load.set_defaults(handler=_load)
+
+    rec = steps.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
+    rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
+    rec.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
+    rec.add_argument("--genres", nargs="*", default=None, help="keep movies with any of these genres")
+    rec.add_argument("--years", type=int, nargs=2, default=None, metavar=("FIRST", "LAST"), help="inclusive range")
+    rec.add_argument("--artefacts-dir", default=None, help="where the embedded stores live (default artefacts/)")
+    rec.set_defaults(handler=_recommend)
+
+    lite = steps.add_parser(
+        "milvus-lite", help="serve the Milvus Lite data dir on 127.0.0.1 so several processes can share it"
+    )
+    lite.add_argument("--data-dir", default=None, help="default: <artefacts>/milvus.db")
+    lite.add_argument("--artefacts-dir", default=None)
+    lite.add_argument("--port", type=int, default=19530)
+    lite.set_defaults(handler=_milvus_lite)
 
     synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
     synth.add_argument("--out", type=Path, required=True, help="folder to write ratings.dat, movies.dat, users.dat")
@@ -213,8 +240,94 @@ def _demo(args: argparse.Namespace) -> int:
     )
     _train(args)
     _evaluate_run(args, prep)
+    _load_run(args, prep, _export_run(args, prep))
+    _sample_recommendations(args, prep)
     print(f"demo finished in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    _export_run(args, _run_preprocess(args))
+    return 0
+
+
+def _export_run(args: argparse.Namespace, prep):
+    from rec_lib.experiments import run_dir
+    from rec_lib.export import export_embeddings
+    from rec_lib.graph import build_graph
+
+    config = _train_config(args)
+    directory = run_dir(prep, config, args.artefacts_dir)
+    embeddings = export_embeddings(prep, build_graph(prep), directory, device=config.resolved_device())
+    print(
+        f"exported {len(embeddings.movie_ids)} movie vectors ({embeddings.dim}-d, finite) "
+        f"fingerprint {embeddings.fingerprint} -> {directory}"
+    )
+    return embeddings
+
+
+def _load(args: argparse.Namespace) -> int:
+    from rec_lib.experiments import run_dir
+    from rec_lib.export import load_embeddings
+
+    prep = _run_preprocess(args)
+    _load_run(args, prep, load_embeddings(run_dir(prep, _train_config(args), args.artefacts_dir)))
+    return 0
+
+
+def _load_run(args: argparse.Namespace, prep, embeddings) -> None:
+    from rec_lib.metadata_store import movie_rows
+    from rec_lib.stores import StoreSettings, load_stores, open_stores
+
+    stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
+    report = load_stores(stores, embeddings, movie_rows(prep))
+    print(f"Milvus {stores.vectors.uri}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
+    print(f"SQL {stores.metadata.where}: {report.movies} movies")
+    check = report.consistency
+    print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from rec_lib.recommend import Recommender
+    from rec_lib.stores import StoreSettings, open_stores
+
+    stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
+    years = tuple(args.years) if args.years else None
+    table = Recommender(stores).recommend(args.liked, args.k, genres=args.genres, years=years)
+    print(_recommendation_text(table))
+    return 0
+
+
+def _recommendation_text(table) -> str:
+    shown = table[["title", "year", "genres", "score", "because"]]
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", max_colwidth=48)
+
+
+def _milvus_lite(args: argparse.Namespace) -> int:
+    import shutil
+
+    from rec_lib.config import resolve_artefacts_dir
+    from rec_lib.stores import LITE_DATA_DIR_NAME, MILVUS_URI_ENV
+
+    data_dir = args.data_dir or str(resolve_artefacts_dir(args.artefacts_dir) / LITE_DATA_DIR_NAME)
+    executable = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
+    print(f"serving {data_dir}; in every other process: export {MILVUS_URI_ENV}=http://127.0.0.1:{args.port}")
+    sys.stdout.flush()
+    command = [executable, "server", "--data-dir", data_dir, "--host", "127.0.0.1", "--port", str(args.port)]
+    os.execv(executable, command)
+    return 0
+
+
+def _sample_recommendations(args: argparse.Namespace, prep) -> None:
+    from rec_lib.export import WELL_KNOWN_MOVIES
+    from rec_lib.recommend import Recommender
+    from rec_lib.stores import StoreSettings, open_stores
+
+    present = set(prep.movies["movie_id"])
+    liked = [i for i in WELL_KNOWN_MOVIES if i in present][:3] or prep.movies["movie_id"].head(3).tolist()
+    table = Recommender(open_stores(StoreSettings.from_env(args.artefacts_dir))).recommend(liked, 10)
+    print(f"recommendations for liked movies {liked}:")
+    print(_recommendation_text(table))
 
 
 def _synthesize(args: argparse.Namespace) -> int:

@@ -71,3 +71,35 @@ def evaluation_bars(table) -> plt.Figure:
         axis.legend()
     fig.tight_layout()
     return fig
+
+
+def embedding_projection(points: np.ndarray, genres: list[list[str]], top: int = 8) -> plt.Figure:
+    """A 2-D projection of movie vectors, coloured by each movie's first genre (the ``top`` most common)."""
+    first = np.array([g[0] if g else "(none)" for g in genres])
+    names, counts = np.unique(first, return_counts=True)
+    shown = list(names[np.argsort(-counts)][:top])
+    fig, axis = plt.subplots(figsize=(7.5, 5.5))
+    other = ~np.isin(first, shown)
+    axis.scatter(points[other, 0], points[other, 1], s=4, color="#cccccc", label="other", alpha=0.6)
+    colours = plt.get_cmap("tab10")
+    for i, name in enumerate(shown):
+        mask = first == name
+        axis.scatter(points[mask, 0], points[mask, 1], s=5, color=colours(i), label=name, alpha=0.7)
+    axis.set(title="Movie vectors, first two principal components", xlabel="PC 1", ylabel="PC 2")
+    axis.legend(markerscale=3, fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def latency_histogram(samples_ms: dict[str, np.ndarray]) -> plt.Figure:
+    """Latency distributions side by side, with p50 and p99 in the legend."""
+    fig, axis = plt.subplots(figsize=(7.5, 3.6))
+    top = max(float(np.percentile(s, 99.5)) for s in samples_ms.values())
+    bins = np.linspace(0, top, 60)
+    for name, samples in samples_ms.items():
+        p50, p99 = np.percentile(samples, [50, 99])
+        axis.hist(np.clip(samples, 0, top), bins=bins, alpha=0.6, label=f"{name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    axis.set(title="recommend() latency", xlabel="ms", ylabel="queries")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -120,3 +120,24 @@ def test_evaluate_without_training_says_what_to_do(ml1m_dir: Path, tmp_path: Pat
     )
     assert code == 2
     assert "train first (python -m rec_lib train)" in capsys.readouterr().err
+
+
+def test_export_load_recommend(ml1m_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.delenv("MYSQL_URL", raising=False)
+    common = ["--dataset", ml1m_dir.name, "--data-dir", str(ml1m_dir.parent), "--artefacts-dir", str(tmp_path / "a")]
+    small = ["--hidden-dims", "8", "--num-epochs", "1", "--batches-per-epoch", "2", "--batch-size", "4"]
+    assert main(["train", *common, *small, "--device", "cpu"]) == 0
+    assert main(["load", *common, *small]) == 2
+    assert "export first (python -m rec_lib export)" in capsys.readouterr().err
+    assert main(["export", *common, *small]) == 0
+    assert "finite" in capsys.readouterr().out
+    assert main(["load", *common, *small]) == 0
+    loaded = capsys.readouterr().out
+    assert "consistent:" in loaded and "FLAT" in loaded
+    assert main(["recommend", "--artefacts-dir", str(tmp_path / "a"), "--liked", "1", "-k", "2"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["title", "year", "genres", "score", "because"]
+    assert len(table) == 3
+    assert main(["recommend", "--artefacts-dir", str(tmp_path / "a"), "--liked", "424242"]) == 2
+    assert "unknown movie ids: 424242" in capsys.readouterr().err

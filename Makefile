@@ -1,6 +1,8 @@
 # rec_lib: two commands do all the set-up on a fresh machine.
-#   make demo   creates the environment if missing, then runs the pipeline on the default dataset
-#   make test   creates the environment if missing, starts what the tests need, runs pytest
+#   make demo   creates the environment if missing, then runs notebooks 01-05 headlessly on the default
+#               dataset into reports/<dataset>/<run id>/ and compares the metrics with the committed baseline
+#   make test   installs the Debian packages and the environment if missing, then runs pytest in a
+#               loopback-only network namespace (the tests start and stop MariaDB and Milvus themselves)
 # Everything else here is for developers.
 
 PYTHON    ?= python3
@@ -28,16 +30,26 @@ DGL_TESTS := tests/test_loaders.py tests/test_datasets.py tests/test_preprocess.
              tests/test_synthetic.py tests/test_sampler.py tests/test_model.py tests/test_evaluation.py \
              tests/test_train.py tests/test_dgl_parity.py
 
-.PHONY: demo test test-dgl lint format bench-data clean
+PROFILE   ?= default
+HOST      ?= 127.0.0.1
+PORT      ?= 8000
+
+.PHONY: demo test test-dgl system-packages serve lint format bench-data clean
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m rec_lib demo --dataset $(DATASET)
+	$(BIN)/python -m rec_lib report --dataset $(DATASET) --profile $(PROFILE)
 
-test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+test: system-packages $(VENV)/.installed
+	tests/isolated.sh $(BIN)/python -m pytest
+
+system-packages:
+	tests/system-packages.sh
+
+serve: $(VENV)/.installed
+	$(BIN)/python -m rec_lib serve --host $(HOST) --port $(PORT)
 
 test-dgl: $(DGL_VENV)/.installed
-	REC_REQUIRE_DGL=1 $(DGL_BIN)/python -m pytest -o addopts="-ra --strict-markers" $(DGL_TESTS)
+	REC_REQUIRE_DGL=1 tests/isolated.sh $(DGL_BIN)/python -m pytest -o addopts="-ra --strict-markers" $(DGL_TESTS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check rec_lib tests bench

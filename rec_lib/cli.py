@@ -82,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
     lite.add_argument("--port", type=int, default=19530)
     lite.set_defaults(handler=_milvus_lite)
 
+    rep = steps.add_parser(
+        "report", help="run notebooks 01-05 headlessly into reports/<dataset>/<run id>/ and compare with the baseline"
+    )
+    _data_arguments(rep)
+    rep.add_argument("--profile", default="default", help="parameter set: default (full training) or smoke")
+    rep.add_argument("--out-dir", type=Path, default=None, help="default: reports/<dataset>/<run id>")
+    rep.add_argument("--baseline", type=Path, default=None, help="default: reports/baselines/<dataset>-<profile>.json")
+    rep.add_argument(
+        "--accept", type=Path, default=None, metavar="RUN_DIR", help="make this run's metrics the baseline"
+    )
+    rep.set_defaults(handler=_report)
+
     synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
     synth.add_argument("--out", type=Path, required=True, help="folder to write ratings.dat, movies.dat, users.dat")
     synth.add_argument("--users", type=int, default=6040)
@@ -328,6 +340,52 @@ def _sample_recommendations(args: argparse.Namespace, prep) -> None:
     table = Recommender(open_stores(StoreSettings.from_env(args.artefacts_dir))).recommend(liked, 10)
     print(f"recommendations for liked movies {liked}:")
     print(_recommendation_text(table))
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from rec_lib.report import (
+        REPORTS_DIR,
+        Baseline,
+        baseline_from,
+        baseline_path,
+        compare,
+        new_run_id,
+        run_notebooks,
+        write_summary,
+    )
+
+    target = args.baseline or baseline_path(args.dataset, args.profile)
+    if args.accept:
+        metrics = json.loads((args.accept / "metrics.json").read_text())
+        previous = Baseline.read(target) if target.is_file() else None
+        baseline = baseline_from(metrics, previous, source=str(args.accept))
+        if previous:
+            print(compare(metrics, previous).markdown())
+        baseline.write(target)
+        print(f"wrote {target}: review it with git diff and commit it")
+        return 0
+    out_dir = args.out_dir or REPORTS_DIR / args.dataset / new_run_id()
+    metrics = run_notebooks(
+        args.dataset, args.profile, out_dir, data_dir=args.data_dir, artefacts_dir=args.artefacts_dir
+    )
+    comparison = compare(metrics, Baseline.read(target)) if target.is_file() else None
+    summary = write_summary(out_dir, metrics, comparison, target)
+    print(f"report: {out_dir}\nsummary: {summary}")
+    recommend = metrics["notebooks"].get("05_recommend", {})
+    for rank, row in enumerate(recommend.get("recommendations", [])[:5], start=1):
+        print(f"  {rank}. {row['title']}  (because you liked {row['because']})")
+    if comparison is None:
+        print(f"no baseline at {target}; accept this run with: python -m rec_lib report --accept {out_dir}")
+        return 0
+    if not comparison.passed:
+        print("REGRESSION against the baseline:", file=sys.stderr)
+        for line in comparison.failures():
+            print(f"  {line}", file=sys.stderr)
+        return 1
+    print("all checks passed against the baseline")
+    return 0
 
 
 def _synthesize(args: argparse.Namespace) -> int:

@@ -103,3 +103,19 @@ def latency_histogram(samples_ms: dict[str, np.ndarray]) -> plt.Figure:
     axis.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def recommendation_scores(result) -> plt.Figure:
+    """Recommended movies as horizontal bars of their score, coloured by the liked movie they came from."""
+    reasons = list(dict.fromkeys(result["because"].fillna("")))
+    colours = plt.get_cmap("tab10")
+    fig, axis = plt.subplots(figsize=(7.5, 0.3 * len(result) + 1.2))
+    titles = [t if len(t) <= 45 else t[:44] + "…" for t in result["title"]]
+    axis.barh(titles[::-1], result["score"].to_numpy()[::-1],
+              color=[colours(reasons.index(r) % 10) for r in result["because"].fillna("")][::-1])  # fmt: skip
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 10)) for i in range(len(reasons))]
+    axis.legend(handles, [f"because: {r[:40]}" for r in reasons], fontsize=7, loc="lower right")
+    axis.set(xlabel="score", title="Recommendations")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig

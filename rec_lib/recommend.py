@@ -34,7 +34,7 @@ RESULT_COLUMNS = ["movie_id", "title", "year", "genres", "score", "because_id", 
 
 @dataclass(frozen=True)
 class RecommendConfig:
-    candidates_per_liked: int = 100
+    candidates_per_liked: int = 50
     """How many movies each liked movie's search returns before fusion (at least ``k`` + 1)."""
     max_liked: int = 200
     max_k: int = 500
@@ -137,22 +137,24 @@ class Recommender:
         return result[RESULT_COLUMNS].reset_index(drop=True)
 
 
-def exact_recommend(
-    movie_ids: np.ndarray,
-    stored: np.ndarray,
-    liked: list[int],
-    k: int,
-    allowed: np.ndarray | None = None,
-) -> np.ndarray:
-    """The same fused score computed over every movie in memory: the reference for recall and latency.
+class ExactRecommender:
+    """The same fused score computed over every movie in memory with numpy: the reference for recall and latency.
 
-    ``stored`` holds ``[h, b]`` rows for ``movie_ids``; ``allowed`` optionally masks movies out.
+    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``.
     """
-    position = {int(m): p for p, m in enumerate(movie_ids)}
-    liked_rows = stored[[position[i] for i in liked]]
-    fused = liked_rows[:, :-1].mean(axis=0) @ stored[:, :-1].T + stored[:, -1]
-    fused[[position[i] for i in liked]] = -np.inf
-    if allowed is not None:
-        fused[~allowed] = -np.inf
-    top = np.argpartition(-fused, k)[:k]
-    return movie_ids[top[np.argsort(-fused[top], kind="stable")]]
+
+    def __init__(self, movie_ids: np.ndarray, stored: np.ndarray) -> None:
+        self.movie_ids = np.asarray(movie_ids)
+        self.vectors = np.ascontiguousarray(stored[:, :-1])
+        self.bias = stored[:, -1].copy()
+        self.position = pd.Series(np.arange(len(movie_ids)), index=self.movie_ids)
+
+    def recommend(self, liked: list[int], k: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """Movie ids of the best ``k`` by ``mean_j h_j · h_i + b_i``, liked movies and ``~allowed`` excluded."""
+        rows = self.position.loc[liked].to_numpy()
+        fused = self.vectors @ self.vectors[rows].mean(axis=0) + self.bias
+        fused[rows] = -np.inf
+        if allowed is not None:
+            fused[~allowed] = -np.inf
+        top = np.argpartition(-fused, k)[:k]
+        return self.movie_ids[top[np.argsort(-fused[top], kind="stable")]]

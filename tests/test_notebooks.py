@@ -1,4 +1,6 @@
-"""Notebooks run headlessly under papermill, with an execution timeout, and record their numbers."""
+"""Notebooks run headlessly under papermill, with an execution timeout, and record their numbers.
+
+Notebooks 02-05 run together, as a report, in tests/test_report.py."""
 
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ from rec_lib.nbtools import read_notebook
 NOTEBOOKS = {
     "preprocess": PROJECT_ROOT / "notebooks" / "01_preprocess.ipynb",
     "train": PROJECT_ROOT / "notebooks" / "02_train.ipynb",
-    "export": PROJECT_ROOT / "notebooks" / "03_export_embeddings.ipynb",
-    "load": PROJECT_ROOT / "notebooks" / "04_load.ipynb",
 }
 CELL_TIMEOUT_S = 600
 
@@ -60,31 +60,3 @@ def test_notebook_01_on_ml1m_layout(ml1m_dir: Path, tmp_path: Path) -> None:
         artefacts_dir=str(tmp_path / "artefacts"),
     )
     assert recorded["n_ratings"] == 9 and recorded["split_sizes"]["test"] == 2
-
-
-def test_notebooks_02_to_04_train_export_and_load_real_data(real_data_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.delenv("MILVUS_URI", raising=False)
-    monkeypatch.delenv("MYSQL_URL", raising=False)
-    common = {"data_dir": str(real_data_dir), "artefacts_dir": str(tmp_path / "artefacts")}
-    small = {"hidden_dims": 16, "num_epochs": 1, "batches_per_epoch": 5, "batch_size": 64}
-    recorded = execute("train", tmp_path / "02.ipynb", **common, **small, device="cpu")
-    models = {(row["model"], row["protocol"], row["split"]) for row in recorded["metrics"]}
-    assert len(models) == 4 * 2 * 2
-    assert recorded["device"] == "cpu" and recorded["batches_per_s"] > 0
-    assert 0.0 <= recorded["pinsage_test_hr_B"] <= 1.0
-    assert recorded["config"]["hidden_dims"] == 16
-
-    exported = execute("export", tmp_path / "03.ipynb", **common, **small, device="cpu")
-    assert (exported["n_vectors"], exported["dim"]) == (9_724, 16)
-    assert {row["query"] for row in exported["neighbours"]} >= {"Toy Story (1995)", "Matrix, The (1999)"}
-
-    loaded = execute("load", tmp_path / "04.ipynb", **common, **small, k=5)
-    assert loaded["consistent"] and loaded["milvus_count"] == loaded["sql_count"] == 9_724
-    assert loaded["index_type"] == "FLAT"
-    sample = loaded["sample_recommendations"]
-    assert len(sample) == 5 and not {r["movie_id"] for r in sample} & {1, 260, 1196}
-    assert {r["because"] for r in sample} <= {
-        "Toy Story (1995)",
-        "Star Wars: Episode IV - A New Hope (1977)",
-        "Star Wars: Episode V - The Empire Strikes Back (1980)",
-    }

@@ -25,7 +25,7 @@ from rec_lib.errors import (
     UnknownMoviesError,
 )
 from rec_lib.metadata_store import movies_table
-from rec_lib.recommend import POPULAR, Recommender, exact_recommend
+from rec_lib.recommend import POPULAR, ExactRecommender, Recommender
 from rec_lib.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
 from rec_lib.vector_store import VectorStoreConfig
 
@@ -106,7 +106,7 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
     liked = [3, 6, 9]  # all in cluster 0
     result = recommender.recommend(liked, k=10)
     stored = embeddings.store_vectors()
-    expected = exact_recommend(embeddings.movie_ids, stored, liked, 10)
+    expected = ExactRecommender(embeddings.movie_ids, stored).recommend(liked, 10)
     assert result["movie_id"].tolist() == expected.tolist()
     assert not set(result["movie_id"]) & set(liked)
     assert (result["movie_id"] % 3 == 0).all(), "planted cluster structure"
@@ -133,7 +133,7 @@ def test_filters_are_applied_in_milvus(loaded) -> None:
         [bool({"Shared", "G1"} & set(by_id.loc[m, "genres"].split("|"))) and 1990 <= by_id.loc[m, "year"] <= 1995
          for m in embeddings.movie_ids]
     )  # fmt: skip
-    expected = exact_recommend(embeddings.movie_ids, embeddings.store_vectors(), [3, 6], 5, allowed)
+    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors()).recommend([3, 6], 5, allowed)
     assert result["movie_id"].tolist() == expected.tolist()
 
 

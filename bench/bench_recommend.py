@@ -1,0 +1,143 @@
+"""recommend() latency and Milvus recall against exact search, on the embedded stores and a Milvus server.
+
+    python bench/bench_recommend.py --data-dir ../shared/data [--queries 500] [--milvus-server]
+
+Vectors: the default run's export (``make demo`` writes it); without one, a short training run makes
+some. The stores are loaded into a temporary folder. Queries are real: each evaluated user's last 1-5
+training movies as the liked set, K=10. Every query runs three ways in turn so machine noise hits them
+alike: recommend() end to end (Milvus fetch + search + fusion + SQL details), and an in-process numpy
+exact top-k over the same vectors. Recall@10 compares recommend()'s movies with the exact ones, for
+the FLAT index (the default here), for HNSW at the configured ``ef``, and with a genre filter.
+
+``--milvus-server`` repeats it against a server from the ``milvus`` package; run it through
+``tests/isolated.sh`` (the server binds every interface; inside, that is only loopback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from rec_lib.experiments import run_dir, train_run
+from rec_lib.export import Embeddings, export_embeddings, load_embeddings
+from rec_lib.graph import build_graph
+from rec_lib.metadata_store import movie_rows
+from rec_lib.preprocess import PreprocessConfig, run_preprocess
+from rec_lib.recommend import ExactRecommender, Recommender
+from rec_lib.stores import StoreSettings, close_stores, load_stores, open_stores
+from rec_lib.train import TrainConfig
+from rec_lib.vector_store import VectorStoreConfig
+
+K = 10
+
+
+def embeddings_for(args: argparse.Namespace, prep) -> Embeddings:
+    config = TrainConfig(dataset=args.dataset)
+    directory = run_dir(prep, config, args.artefacts_dir)
+    try:
+        return load_embeddings(directory)
+    except Exception:
+        print(f"no export in {directory}; training a short run for realistic vectors", flush=True)
+        graph = build_graph(prep)
+        quick = replace(config, num_epochs=1, batches_per_epoch=50)
+        train_run(prep, graph, quick, artefacts_dir=args.artefacts_dir)
+        return export_embeddings(prep, graph, run_dir(prep, quick, args.artefacts_dir), progress=False)
+
+
+def liked_sets(prep, n: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    train = prep.split("train")
+    last = train.groupby("user_id")["movie_id"].apply(lambda s: s.to_numpy()[-5:])
+    users = rng.choice(last.index.to_numpy(), size=n, replace=True)
+    return [last[u][-int(rng.integers(1, 6)) :].tolist() for u in users]
+
+
+def measure(stores, embeddings: Embeddings, queries: list[list[int]], genres: list[str] | None = None) -> dict:
+    recommender = Recommender(stores)
+    exact_recommender = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors())
+    allowed = None
+    if genres:
+        details = stores.metadata.movies(embeddings.movie_ids.tolist()).set_index("movie_id")
+        allowed = np.array([bool(set(genres) & set(details.loc[m, "genres"].split("|"))) for m in embeddings.movie_ids])
+    for liked in queries[:20]:
+        recommender.recommend(liked, K, genres=genres)
+    ours, exact, recall = [], [], []
+    for liked in queries:
+        started = time.perf_counter()
+        result = recommender.recommend(liked, K, genres=genres)
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        reference = exact_recommender.recommend(liked, K, allowed)
+        exact.append(time.perf_counter() - started)
+        recall.append(len(set(result["movie_id"]) & set(reference.tolist())) / K)
+    ours_ms, exact_ms = np.array(ours) * 1000, np.array(exact) * 1000
+    return {
+        "p50_ms": float(np.percentile(ours_ms, 50)),
+        "p99_ms": float(np.percentile(ours_ms, 99)),
+        "exact_p50_ms": float(np.percentile(exact_ms, 50)),
+        "exact_p99_ms": float(np.percentile(exact_ms, 99)),
+        "recall": float(np.mean(recall)),
+        "samples_ms": ours_ms,
+    }
+
+
+def run_setting(name: str, settings: StoreSettings, embeddings, prep, queries, rows: list) -> None:
+    stores = open_stores(settings)
+    report = load_stores(stores, embeddings, movie_rows(prep))
+    for label, genres in (("all movies", None), ("genre filter Comedy", ["Comedy"])):
+        result = measure(stores, embeddings, queries, genres)
+        rows.append({"stores": name, "index": report.index_type, "query": label, **result})
+        print(
+            f"{name:<26} {report.index_type:<5} {label:<20} recommend p50 {result['p50_ms']:6.1f} ms "
+            f"p99 {result['p99_ms']:6.1f} ms | numpy exact p50 {result['exact_p50_ms']:5.2f} ms | "
+            f"recall@{K} {result['recall']:.4f}",
+            flush=True,
+        )
+    close_stores(settings)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", default="ml-latest-small")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--artefacts-dir", default=None)
+    parser.add_argument("--run-dir", type=Path, default=None, help="a run with an export (default: the default run)")
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--milvus-server", action="store_true", help="also measure against a Milvus server")
+    args = parser.parse_args()
+    prep = run_preprocess(PreprocessConfig(args.dataset), data_dir=args.data_dir, artefacts_dir=args.artefacts_dir)
+    embeddings = load_embeddings(args.run_dir) if args.run_dir else embeddings_for(args, prep)
+    queries = liked_sets(prep, args.queries)
+    print(
+        f"{args.dataset}: {len(embeddings.movie_ids)} movies, {embeddings.dim + 1}-d stored vectors, "
+        f"{len(queries)} queries of 1-5 liked movies, K={K}"
+    )
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = f"sqlite:///{Path(tmp) / 'movies.sqlite'}"
+        run_setting("Milvus Lite + SQLite", StoreSettings(str(Path(tmp) / "flat.db"), sqlite), embeddings, prep,
+                    queries, rows)  # fmt: skip
+        hnsw = VectorStoreConfig(flat_max_items=0)
+        run_setting("Milvus Lite + SQLite", StoreSettings(str(Path(tmp) / "hnsw.db"), sqlite, hnsw), embeddings,
+                    prep, queries, rows)  # fmt: skip
+        if args.milvus_server:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from servers import start_milvus_server
+
+            server = start_milvus_server(Path(tmp) / "server")
+            try:
+                for config in (VectorStoreConfig(), hnsw):
+                    settings = StoreSettings(server.uri, sqlite, config)
+                    run_setting("Milvus server + SQLite", settings, embeddings, prep, queries, rows)
+            finally:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""The movie picker: search titles, keep a list of liked movies, filter, recommend.
+
+:class:`MoviePicker` is the logic with plain methods, usable and testable without Jupyter.
+:class:`PickerWidgets` builds the ipywidgets around one picker and wires their events to handlers
+that only call the picker and show what it returns; notebook 05 just displays it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from rec_lib.errors import RecLibError
+from rec_lib.preprocess import Preprocessed
+from rec_lib.recommend import Recommender
+
+DEFAULT_K = 10
+SEARCH_LIMIT = 20
+
+
+class PickerError(RecLibError):
+    """Something the person using the picker did that cannot work; the message says what to do instead."""
+
+
+@dataclass
+class PickerState:
+    liked: list[int] = field(default_factory=list)
+    genres: tuple[str, ...] = ()
+    years: tuple[int, int] | None = None
+    k: int = DEFAULT_K
+
+
+class MoviePicker:
+    """Search → select → recommend over one recommender (and so one pair of stores)."""
+
+    def __init__(self, recommender: Recommender) -> None:
+        self.recommender = recommender
+        self.metadata = recommender.stores.metadata
+        self.state = PickerState()
+        self.last_search = pd.DataFrame()
+        self.last_result = pd.DataFrame()
+
+    def search(self, query: str, limit: int = SEARCH_LIMIT) -> pd.DataFrame:
+        """Titles containing ``query`` (case, accents and "Matrix, The" word order do not matter), popular first."""
+        self.last_search = self.metadata.search(query, limit)
+        return self.last_search
+
+    def find(self, query: str) -> int:
+        """The most-rated movie matching ``query``; :class:`PickerError` when none does."""
+        found = self.search(query, limit=1)
+        if found.empty:
+            raise PickerError(f"no movie title matches {query!r}")
+        return int(found["movie_id"].iloc[0])
+
+    def add(self, movie_id: int) -> None:
+        if not self.metadata.movies([movie_id]).shape[0]:
+            raise PickerError(f"movie id {movie_id} is not in the catalogue")
+        if movie_id not in self.state.liked:
+            self.state.liked.append(int(movie_id))
+
+    def remove(self, movie_id: int) -> None:
+        if movie_id not in self.state.liked:
+            raise PickerError(f"movie id {movie_id} is not among the liked movies")
+        self.state.liked.remove(movie_id)
+
+    def clear(self) -> None:
+        self.state.liked.clear()
+
+    def start_from_user(self, prep: Preprocessed, user_id: int, n: int = 5) -> list[int]:
+        """Replace the liked list with a MovieLens user's ``n`` latest training movies."""
+        train = prep.split("train")
+        history = train.loc[train["user_id"] == user_id, "movie_id"]
+        if history.empty:
+            raise PickerError(f"user {user_id} has no training ratings in {prep.manifest.get('dataset')}")
+        self.state.liked = [int(i) for i in history.to_numpy()[-n:]]
+        return self.state.liked
+
+    def set_filters(self, genres: list[str] | tuple[str, ...] = (), years: tuple[int, int] | None = None) -> None:
+        self.state.genres = tuple(genres)
+        self.state.years = years
+
+    def liked_movies(self) -> pd.DataFrame:
+        return self.metadata.movies(self.state.liked)[["movie_id", "title", "year", "genres"]]
+
+    def recommend(self, k: int | None = None) -> pd.DataFrame:
+        """Recommendations for the liked movies under the filters (popular movies when nothing is liked)."""
+        if k is not None:
+            self.state.k = k
+        self.last_result = self.recommender.recommend(
+            self.state.liked, self.state.k, genres=self.state.genres, years=self.state.years
+        )
+        return self.last_result
+
+
+class PickerWidgets:
+    """The ipywidgets front of a :class:`MoviePicker`: build, wire, and show results or errors."""
+
+    def __init__(self, picker: MoviePicker, year_range: tuple[int, int] = (1900, 2030)) -> None:
+        import ipywidgets as w
+
+        self.picker = picker
+        self.search_box = w.Text(description="Title", placeholder="e.g. the matrix, amelie", continuous_update=False)
+        self.matches = w.Select(description="Matches", options=[], rows=8, layout=w.Layout(width="60%"))
+        self.add_button = w.Button(description="Add to liked", icon="plus")
+        self.liked = w.Select(description="Liked", options=[], rows=6, layout=w.Layout(width="60%"))
+        self.remove_button = w.Button(description="Remove", icon="minus")
+        self.genres = w.SelectMultiple(description="Genres", options=picker.recommender.known_genres(), rows=6)
+        self.use_years = w.Checkbox(description="Filter by year", value=False)
+        self.years = w.IntRangeSlider(description="Years", min=year_range[0], max=year_range[1], value=year_range)
+        self.k = w.IntSlider(description="K", min=1, max=50, value=DEFAULT_K)
+        self.recommend_button = w.Button(description="Recommend", button_style="primary", icon="film")
+        self.status = w.HTML()
+        self.output = w.Output()
+        self.search_box.observe(self.on_search, names="value")
+        self.add_button.on_click(self.on_add)
+        self.remove_button.on_click(self.on_remove)
+        self.recommend_button.on_click(self.on_recommend)
+
+    def layout(self):
+        import ipywidgets as w
+
+        return w.VBox(
+            [
+                w.HBox([self.search_box]),
+                w.HBox([self.matches, self.add_button]),
+                w.HBox([self.liked, self.remove_button]),
+                w.HBox([self.genres, w.VBox([self.use_years, self.years, self.k, self.recommend_button])]),
+                self.status,
+                self.output,
+            ]
+        )
+
+    def _say(self, message: str, error: bool = False) -> None:
+        colour = "#b00020" if error else "#333333"
+        from html import escape
+
+        self.status.value = f'<span style="color:{colour}">{escape(message)}</span>'
+
+    def refresh_liked(self) -> None:
+        liked = self.picker.liked_movies()
+        self.liked.options = [(row.title, int(row.movie_id)) for row in liked.itertuples()]
+
+    def on_search(self, change=None) -> None:
+        query = self.search_box.value
+        found = self.picker.search(query)
+        self.matches.options = [(row.title, int(row.movie_id)) for row in found.itertuples()]
+        if found.empty:
+            self._say(f"No movie title matches {query!r}.", error=True)
+        else:
+            self._say(f"{len(found)} matches for {query!r}.")
+
+    def on_add(self, button=None) -> None:
+        if self.matches.value is None:
+            self._say("Select a movie among the matches first.", error=True)
+            return
+        self.picker.add(self.matches.value)
+        self.refresh_liked()
+        self._say(f"{len(self.picker.state.liked)} liked movies.")
+
+    def on_remove(self, button=None) -> None:
+        if self.liked.value is None:
+            self._say("Select a liked movie to remove first.", error=True)
+            return
+        self.picker.remove(self.liked.value)
+        self.refresh_liked()
+        self._say(f"{len(self.picker.state.liked)} liked movies.")
+
+    def on_recommend(self, button=None) -> None:
+        from IPython.display import display
+
+        from rec_lib.plots import recommendation_scores
+
+        self.picker.set_filters(list(self.genres.value), self.years.value if self.use_years.value else None)
+        try:
+            result = self.picker.recommend(self.k.value)
+        except RecLibError as exc:
+            self._say(str(exc), error=True)
+            return
+        note = "" if self.picker.state.liked else " Nothing liked yet: these are the most popular movies."
+        self._say(f"{len(result)} recommendations.{note}")
+        self.output.clear_output()
+        with self.output:
+            display(result[["title", "year", "genres", "score", "because"]])
+            if len(result):
+                display(recommendation_scores(result))

@@ -1,0 +1,114 @@
+"""Regression reports: the comparison with a baseline, accepting a baseline, and a full headless run 01→05."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rec_lib.cli import main
+from rec_lib.errors import RecLibError
+from rec_lib.report import NOTEBOOKS, Baseline, Check, baseline_from, compare, run_notebooks, write_summary
+
+
+def metrics(hr: float = 0.07, seconds: float = 100.0, consistent: bool = True) -> dict:
+    return {
+        "dataset": "ml-latest-small",
+        "profile": "smoke",
+        "created_at": "2026-11-28T00:00:00+00:00",
+        "seconds": {"02_train": seconds},
+        "checked": {"pinsage_test_hr_B": hr, "consistent": consistent, "milvus_count": 9724},
+        "notebooks": {},
+    }
+
+
+BASELINE = Baseline(
+    {
+        "pinsage_test_hr_B": Check(0.07, 0.01, "higher"),
+        "consistent": Check(1.0, 0.0, "equal"),
+        "milvus_count": Check(9724, 0, "equal"),
+    },
+    {"02_train": 300.0},
+)
+
+
+def test_a_passing_metrics_file_passes() -> None:
+    result = compare(metrics(hr=0.0605, seconds=299), BASELINE)
+    assert result.passed and not result.failures()
+
+
+@pytest.mark.parametrize(
+    ("changed", "failure"),
+    [
+        ({"hr": 0.059}, "pinsage_test_hr_B: 0.059 vs baseline 0.07 (≥ 0.0600)"),
+        ({"seconds": 301}, "02_train seconds: 301 vs baseline 300.0 (≤ 300)"),
+        ({"consistent": False}, "consistent: False vs baseline 1.0 (= 1.0000 ± 0.0)"),
+    ],
+)
+def test_a_failing_metrics_file_fails_with_a_readable_diff(changed: dict, failure: str) -> None:
+    result = compare(metrics(**changed), BASELINE)
+    assert not result.passed
+    assert result.failures() == [failure]
+    assert "**FAIL**" in result.markdown()
+
+
+def test_a_missing_metric_fails() -> None:
+    observed = metrics()
+    del observed["checked"]["milvus_count"]
+    assert compare(observed, BASELINE).failures() == ["milvus_count: None vs baseline 9724 (= 9724 ± 0)"]
+
+
+def test_accepting_keeps_tolerances_and_writes_a_reviewable_file(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(metrics(hr=0.08, seconds=50)))
+    target = tmp_path / "baseline.json"
+    BASELINE.write(target)
+    assert main(["report", "--accept", str(run), "--baseline", str(target)]) == 0
+    accepted = Baseline.read(target)
+    assert accepted.metrics["pinsage_test_hr_B"] == Check(0.08, 0.01, "higher")
+    assert accepted.metrics["consistent"].direction == "equal"
+    assert accepted.max_seconds == {"02_train": 150.0}
+    assert accepted.source == str(run)
+    assert "review it with git diff" in capsys.readouterr().out
+    fresh = baseline_from(metrics(), None, "x")
+    assert fresh.metrics["milvus_count"] == Check(9724.0, 0.0, "equal")
+    assert fresh.max_seconds["02_train"] == 300.0
+    with pytest.raises(RecLibError, match="no baseline at"):
+        Baseline.read(tmp_path / "nowhere.json")
+
+
+def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    """Notebooks 01→05 on ml-latest-small with the smoke profile, as `make demo` runs them with the default one."""
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.delenv("MYSQL_URL", raising=False)
+    out = tmp_path / "report"
+    observed = run_notebooks(
+        "ml-latest-small", "smoke", out, data_dir=str(real_data_dir), artefacts_dir=str(tmp_path / "a")
+    )
+    assert list(observed["seconds"]) == list(NOTEBOOKS)
+    assert observed["checked"]["n_ratings"] == 100_836
+    assert observed["checked"]["consistent"] is True and observed["checked"]["milvus_count"] == 9_724
+    assert observed["checked"]["n_recommendations"] == 10
+    assert 0 <= observed["checked"]["pinsage_test_hr_B"] <= 1
+    train = observed["notebooks"]["02_train"]
+    assert len({(r["model"], r["protocol"], r["split"]) for r in train["metrics"]}) == 4 * 2 * 2
+    assert train["config"]["hidden_dims"] == 16 and train["batches_per_s"] > 0
+    export = observed["notebooks"]["03_export_embeddings"]
+    assert (export["n_vectors"], export["dim"]) == (9_724, 16)
+    assert {row["query"] for row in export["neighbours"]} >= {"Toy Story (1995)", "Matrix, The (1999)"}
+    load = observed["notebooks"]["04_load"]
+    assert load["index_type"] == "FLAT" and load["sql_count"] == 9_724
+    assert not {r["movie_id"] for r in load["sample_recommendations"]} & {1, 260, 1196}
+    recommend = observed["notebooks"]["05_recommend"]
+    assert [m["title"] for m in recommend["liked"]] == [
+        "Toy Story (1995)", "Star Wars: Episode IV - A New Hope (1977)", "Matrix, The (1999)",
+    ]  # fmt: skip
+    for name in NOTEBOOKS:
+        assert (out / "notebooks" / f"{name}.ipynb").is_file() and (out / "html" / f"{name}.html").is_file()
+    assert len(list((out / "figures").glob("*.png"))) >= 4
+    assert json.loads((out / "metrics.json").read_text())["checked"] == observed["checked"]
+    summary = write_summary(out, observed, compare(observed, baseline_from(observed, None, "self")), out / "b.json")
+    text = summary.read_text()
+    assert "**PASSED**" in text and "## Sample recommendations" in text and "| 05_recommend |" in text

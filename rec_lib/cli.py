@@ -94,6 +94,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(handler=_report)
 
+    serve = steps.add_parser("serve", help="the HTTP API and web page over the loaded stores (127.0.0.1 by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--artefacts-dir", default=None, help="where the embedded stores live (default artefacts/)")
+    serve.set_defaults(handler=_serve)
+
     synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
     synth.add_argument("--out", type=Path, required=True, help="folder to write ratings.dat, movies.dat, users.dat")
     synth.add_argument("--users", type=int, default=6040)
@@ -385,6 +391,17 @@ def _report(args: argparse.Namespace) -> int:
             print(f"  {line}", file=sys.stderr)
         return 1
     print("all checks passed against the baseline")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from rec_lib.api import create_app
+    from rec_lib.stores import StoreSettings
+
+    print(f"serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
+    uvicorn.run(create_app(StoreSettings.from_env(args.artefacts_dir)), host=args.host, port=args.port)
     return 0
 
 

@@ -272,7 +272,12 @@ class VectorStore:
         self._call("list collections", self.client.list_collections)
 
     def close(self) -> None:
+        """Close the client; for Milvus Lite also stop its in-process server, which frees the data dir's lock."""
         self.client.close()
+        if self.is_lite:
+            from milvus_lite import server_manager_instance
+
+            server_manager_instance.release_server(self.uri)
 
 
 def genre_fields(genres: list[str]) -> dict[str, str]:

@@ -351,6 +351,7 @@ def _sample_recommendations(args: argparse.Namespace, prep) -> None:
 def _report(args: argparse.Namespace) -> int:
     import json
 
+    from rec_lib.config import PROJECT_ROOT
     from rec_lib.report import (
         REPORTS_DIR,
         Baseline,
@@ -365,8 +366,11 @@ def _report(args: argparse.Namespace) -> int:
     target = args.baseline or baseline_path(args.dataset, args.profile)
     if args.accept:
         metrics = json.loads((args.accept / "metrics.json").read_text())
+        target = args.baseline or baseline_path(metrics["dataset"], metrics["profile"])
         previous = Baseline.read(target) if target.is_file() else None
-        baseline = baseline_from(metrics, previous, source=str(args.accept))
+        run = args.accept.resolve()
+        source = run.relative_to(PROJECT_ROOT) if run.is_relative_to(PROJECT_ROOT) else run
+        baseline = baseline_from(metrics, previous, source=str(source))
         if previous:
             print(compare(metrics, previous).markdown())
         baseline.write(target)

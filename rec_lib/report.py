@@ -45,7 +45,7 @@ NOTEBOOK_TIMEOUT_S = 3600
 
 PROFILES: dict[str, dict] = {
     "default": {},
-    "smoke": {"hidden_dims": 16, "num_epochs": 1, "batches_per_epoch": 20, "batch_size": 64},
+    "smoke": {"hidden_dims": 16, "num_epochs": 2, "batches_per_epoch": 60, "batch_size": 64},
 }
 """Parameter sets: ``default`` is the notebooks' own defaults; ``smoke`` trains for seconds (CI, tests)."""
 TRAINING_PARAMETERS = ("hidden_dims", "num_layers", "num_epochs", "batches_per_epoch", "batch_size", "lr", "seed")
@@ -164,7 +164,7 @@ def baseline_from(metrics: dict, previous: Baseline | None, source: str, slack: 
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 100 else f"{value:.0f}"
+        return f"{value:.4f}" if abs(value) < 10 else f"{value:g}"
     return str(value)
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from rec_lib.errors import InvalidVectorsError, StoreBusyError, StoreUnavailableError
 from rec_lib.export import validate_vectors
@@ -154,7 +155,8 @@ class VectorStore:
             "create a collection", self.client.create_collection, name, schema=schema, consistency_level="Strong"
         )
         try:
-            for start in range(0, len(movie_ids), _INSERT_CHUNK):
+            starts = range(0, len(movie_ids), _INSERT_CHUNK)
+            for start in tqdm(starts, desc="Milvus insert", unit="chunk", disable=len(starts) < 3):
                 stop = start + _INSERT_CHUNK
                 rows = [
                     {ID_FIELD: int(i), VECTOR_FIELD: v.tolist(), YEAR_FIELD: int(y), GENRES_FIELD: list(g),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -269,3 +270,39 @@ def test_milvus_server_going_down_mid_run_is_a_clear_error(milvus_server, tmp_pa
     finally:
         close_stores(settings)
         milvus_server.start()
+
+
+def test_milvus_lite_server_mode_lets_two_processes_share_a_data_dir(tmp_path: Path) -> None:
+    from servers import free_port
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rec_lib", "milvus-lite", "--data-dir", str(tmp_path / "milvus.db"),
+         "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert f"MILVUS_URI=http://127.0.0.1:{port}" in server.stdout.readline()
+        settings = StoreSettings(f"http://127.0.0.1:{port}", f"sqlite:///{tmp_path / 'm.sqlite'}")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                stores = open_stores(settings)
+                break
+            except StoreUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        load_stores(stores, *store_data())
+        script = (
+            "from rec_lib.stores import *; from rec_lib.recommend import Recommender; "
+            f"s = open_stores(StoreSettings({settings.milvus_uri!r}, {settings.sql_url!r})); "
+            "print(len(Recommender(s).recommend([3], k=4)))"
+        )
+        other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        assert other.stdout.strip() == "4"
+        assert len(Recommender(stores).recommend([3], k=4)) == 4
+        close_stores(settings)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

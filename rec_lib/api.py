@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
 from rec_lib.metadata_store import GENRE_SEPARATOR
-from rec_lib.recommend import POPULAR, RecommendConfig, Recommender
+from rec_lib.recommend import RecommendConfig, Recommender
 from rec_lib.stores import StoreSettings, open_stores
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -151,8 +151,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             )
             for row in table.to_dict(orient="records")
         ]
-        return RecommendResponse(recommendations=items, fallback=not body.liked and all(
-            i.because == POPULAR for i in items))  # fmt: skip
+        return RecommendResponse(recommendations=items, fallback=not body.liked)
 
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 

@@ -8,6 +8,7 @@ that only call the picker and show what it returns; notebook 05 just displays it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
 
 import pandas as pd
 
@@ -133,8 +134,6 @@ class PickerWidgets:
 
     def _say(self, message: str, error: bool = False) -> None:
         colour = "#b00020" if error else "#333333"
-        from html import escape
-
         self.status.value = f'<span style="color:{colour}">{escape(message)}</span>'
 
     def refresh_liked(self) -> None:

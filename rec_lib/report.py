@@ -48,7 +48,8 @@ PROFILES: dict[str, dict] = {
     "smoke": {"hidden_dims": 16, "num_epochs": 2, "batches_per_epoch": 60, "batch_size": 64},
 }
 """Parameter sets: ``default`` is the notebooks' own defaults; ``smoke`` trains for seconds (CI, tests)."""
-TRAINING_PARAMETERS = ("hidden_dims", "num_layers", "num_epochs", "batches_per_epoch", "batch_size", "lr", "seed")
+_TRAINING_NOTEBOOKS = ("02_train", "03_export_embeddings", "04_load")
+"""The notebooks that take the profile's training parameters (they name the run by them)."""
 
 CHECKED_METRICS = {
     "n_ratings": "01_preprocess",
@@ -210,9 +211,6 @@ def run_notebooks(
     }
     (out_dir / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n")
     return metrics
-
-
-_TRAINING_NOTEBOOKS = ("02_train", "03_export_embeddings", "04_load")
 
 
 def _execute(name: str, out_dir: Path, parameters: dict, cell_timeout_s: int, notebook_timeout_s: int) -> Path:

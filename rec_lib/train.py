@@ -30,6 +30,7 @@ from rec_lib.evaluation import EmbeddingScorer, EvalConfig, Queries, build_queri
 from rec_lib.graph import UserMovieGraph
 from rec_lib.model import PinSageModel
 from rec_lib.preprocess import Preprocessed
+from rec_lib.progress import progress as progress_bar
 from rec_lib.sampler import NeighbourSampler, PairSampler, SamplerConfig, TorchPinSageSampler, sample_blocks
 
 CHECKPOINT_LAST = "last.pt"
@@ -161,7 +162,7 @@ def movie_vectors(
     model.eval()
     out = []
     starts = range(0, n_movies, batch_size)
-    for start in tqdm(starts, desc="movie vectors", unit="batch", disable=not progress):
+    for start in progress_bar(starts, progress, desc="movie vectors", unit="batch"):
         seeds = torch.arange(start, min(start + batch_size, n_movies), device=device)
         blocks = [b.to(device) for b in sample_blocks(sampler, seeds, num_layers)]
         out.append(model.representation(blocks).float().cpu())

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from rec_lib.errors import InvalidVectorsError, StoreBusyError, StoreUnavailableError
 from rec_lib.export import validate_vectors
+from rec_lib.progress import progress
 
 ID_FIELD = "movie_id"
 VECTOR_FIELD = "vector"
@@ -156,7 +156,7 @@ class VectorStore:
         )
         try:
             starts = range(0, len(movie_ids), _INSERT_CHUNK)
-            for start in tqdm(starts, desc="Milvus insert", unit="chunk", disable=len(starts) < 3):
+            for start in progress(starts, len(starts) >= 3, desc="Milvus insert", unit="chunk"):
                 stop = start + _INSERT_CHUNK
                 rows = [
                     {ID_FIELD: int(i), VECTOR_FIELD: v.tolist(), YEAR_FIELD: int(y), GENRES_FIELD: list(g),

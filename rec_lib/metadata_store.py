@@ -9,6 +9,8 @@ transaction, so running it twice changes nothing and readers never see half a lo
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -39,6 +41,14 @@ movies_table = sa.Table(
     mysql_collate="utf8mb4_unicode_ci",
 )
 COLUMNS = [c.name for c in movies_table.columns]
+
+
+class MovieDetails(NamedTuple):
+    """What a recommendation shows of a movie besides its id."""
+
+    title: str
+    year: int | None
+    genres: str
 
 
 def movie_rows(prep: Preprocessed) -> pd.DataFrame:
@@ -134,6 +144,10 @@ class MetadataStore:
                 frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         except SQLAlchemyError as exc:
             raise self._fail(exc) from exc
+        return self._typed(frame)
+
+    @staticmethod
+    def _typed(frame: pd.DataFrame) -> pd.DataFrame:
         if "year" in frame:
             frame["year"] = frame["year"].astype("Int64")
         return frame
@@ -147,16 +161,27 @@ class MetadataStore:
 
     def movies(self, movie_ids: list[int]) -> pd.DataFrame:
         """Rows of the given movies, in the order asked (missing ids are simply absent)."""
-        if not movie_ids:
-            return pd.DataFrame(columns=COLUMNS)
-        ids = [int(i) for i in movie_ids]
-        parts = [
-            self._frame(sa.select(movies_table).where(movies_table.c.movie_id.in_(ids[s : s + _CHUNK])))
-            for s in range(0, len(ids), _CHUNK)
-        ]
-        frame = pd.concat(parts, ignore_index=True)
-        order = {movie_id: rank for rank, movie_id in enumerate(ids)}
-        return frame.sort_values("movie_id", key=lambda s: s.map(order)).reset_index(drop=True)
+        found = self._rows_by_id(movie_ids, list(movies_table.columns))
+        rows = [found[i] for i in dict.fromkeys(int(i) for i in movie_ids) if i in found]
+        return self._typed(pd.DataFrame(rows, columns=COLUMNS))
+
+    def details(self, movie_ids: list[int]) -> dict[int, MovieDetails]:
+        """Title, year and genres by id (missing ids are simply absent): the recommend path's lookup,
+        which skips building a DataFrame per query."""
+        columns = [movies_table.c[name] for name in ("movie_id", *MovieDetails._fields)]
+        return {i: MovieDetails(*row[1:]) for i, row in self._rows_by_id(movie_ids, columns).items()}
+
+    def _rows_by_id(self, movie_ids: list[int], columns: list[sa.Column]) -> dict[int, sa.Row]:
+        ids = sorted({int(i) for i in movie_ids})
+        found: dict[int, sa.Row] = {}
+        try:
+            with self.engine.connect() as conn:
+                for start in range(0, len(ids), _CHUNK):
+                    statement = sa.select(*columns).where(movies_table.c.movie_id.in_(ids[start : start + _CHUNK]))
+                    found.update((int(row[0]), row) for row in conn.execute(statement))
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
+        return found
 
     def search(self, query: str, limit: int = 20) -> pd.DataFrame:
         """Movies whose title contains the query, ignoring case, accents and article position; popular first."""

@@ -1,18 +1,17 @@
 """Recommendations for a set of liked movies, as the original design describes them.
 
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
-2. search once per liked movie with the query ``[h_j, 1]`` (the model's score, :mod:`rec_lib.export`),
-   under the filters: the liked movies themselves, and optional genres and years;
-3. fuse: every movie found by any search is scored against *every* liked movie from the vector the
-   search returned, ``score(i) = mean_j (h_j · h_i) + b_i`` (the model's protocol-B rule with
-   equal weights, :mod:`rec_lib.evaluation`), and the best ``k`` are kept. The result credits the
-   liked movie ``j`` with the largest ``h_j · h_i`` ("because you liked …");
+2. search once, under the filters (the liked movies themselves, optional genres and years);
+3. fuse by the rule ``score(i) = mean_j (h_j · h_i) + b_i`` (the model's protocol-B rule with equal
+   weights, :mod:`rec_lib.evaluation`). The rule is linear in the query, so it equals the inner product
+   of the stored ``[h_i, b_i]`` with the averaged query ``[mean_j h_j, 1]``: one search with that query
+   ranks the whole catalogue exactly as searching per liked movie and fusing complete result lists
+   would, with no candidate list to cut short. Each result credits the liked movie ``j`` with the
+   largest ``h_j · h_i`` ("because you liked …");
 4. join titles, years and genres from SQL.
 
-The fused ranking is exact except for a movie that is in none of the per-movie top lists;
-``RecommendConfig.candidates_per_liked`` sets their length (``bench/bench_recommend.py`` measures
-the recall against exact search). An empty selection returns the most-rated movies that pass the
-filters, credited to :data:`POPULAR`.
+An empty selection returns the most-rated movies that pass the filters, credited to :data:`POPULAR`.
+``bench/bench_recommend.py`` measures latency and the recall against an exact in-memory search.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rec_lib.errors import ConfigError, UnknownMoviesError
+from rec_lib.errors import ConfigError, ConsistencyError, UnknownMoviesError
 from rec_lib.export import query_vectors
 from rec_lib.stores import Stores
 from rec_lib.vector_store import filter_expression
@@ -34,8 +33,6 @@ RESULT_COLUMNS = ["movie_id", "title", "year", "genres", "score", "because_id", 
 
 @dataclass(frozen=True)
 class RecommendConfig:
-    candidates_per_liked: int = 50
-    """How many movies each liked movie's search returns before fusion (at least ``k`` + 1)."""
     max_liked: int = 200
     max_k: int = 500
 
@@ -78,21 +75,18 @@ class Recommender:
         unknown = [i for i in liked_ids if i not in stored]
         if unknown:
             raise UnknownMoviesError(unknown)
-        queries = query_vectors(np.stack([stored[i] for i in liked_ids]))
+        liked_vectors = np.stack([stored[i] for i in liked_ids])
+        query = query_vectors(liked_vectors).mean(axis=0, keepdims=True)
         expression = filter_expression(liked_ids, list(filters.genres), filters.years)
-        limit = max(self.config.candidates_per_liked, k)
-        hits = self.stores.vectors.search(queries, limit, expression)
-        candidates: dict[int, np.ndarray] = {h.movie_id: h.vector for per_query in hits for h in per_query}
-        if not candidates:
-            return pd.DataFrame(columns=RESULT_COLUMNS)
-        ids = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-        matrix = np.stack([candidates[i] for i in ids])
-        similarity = queries[:, :-1] @ matrix[:, :-1].T
-        fused = similarity.mean(axis=0) + matrix[:, -1]
-        top = np.argsort(-fused, kind="stable")[:k]
-        because = np.asarray(liked_ids)[similarity[:, top].argmax(axis=0)]
-        ranked = pd.DataFrame({"movie_id": ids[top], "score": fused[top], "because_id": because})
-        return self._with_details(ranked, liked_ids)
+        (hits,) = self.stores.vectors.search(query, k, expression)
+        if not hits:
+            return self._table([], [], [])
+        found = np.stack([h.vector for h in hits])
+        similarity = liked_vectors[:, :-1] @ found[:, :-1].T
+        fused = similarity.mean(axis=0) + found[:, -1]
+        order = np.argsort(-fused, kind="stable")
+        because = np.asarray(liked_ids)[similarity.argmax(axis=0)]
+        return self._table([hits[i].movie_id for i in order], fused[order].tolist(), because[order].tolist())
 
     def _check_liked(self, liked: Iterable[int]) -> list[int]:
         values = list(liked or [])
@@ -121,20 +115,30 @@ class Recommender:
 
     def _popular(self, k: int, filters: Filters) -> pd.DataFrame:
         rows = self.stores.metadata.popular(k, genres=list(filters.genres), years=filters.years)
-        ranked = pd.DataFrame(
-            {"movie_id": rows["movie_id"], "score": rows["n_ratings"].astype(float), "because_id": pd.NA}
-        )
-        result = self._with_details(ranked, [])
-        result["because"] = POPULAR
-        return result
+        return self._table(rows["movie_id"].tolist(), rows["n_ratings"].astype(float).tolist(), None)
 
-    def _with_details(self, ranked: pd.DataFrame, liked_ids: list[int]) -> pd.DataFrame:
-        wanted = ranked["movie_id"].tolist() + liked_ids
-        details = self.stores.metadata.movies(wanted).set_index("movie_id")
-        result = ranked.join(details[["title", "year", "genres"]], on="movie_id")
-        result["because"] = result["because_id"].map(details["title"]) if liked_ids else None
-        result["because_id"] = result["because_id"].astype("Int64")
-        return result[RESULT_COLUMNS].reset_index(drop=True)
+    def _table(self, movie_ids: list[int], scores: list[float], because_ids: list[int] | None) -> pd.DataFrame:
+        """The result table: SQL details joined to the ranked ids; ``because_ids`` None means popular."""
+        details = self.stores.metadata.details(movie_ids + (because_ids or []))
+        missing = [i for i in movie_ids if i not in details]
+        if missing:
+            raise ConsistencyError(
+                f"movies {missing} are in Milvus but have no row in {self.stores.metadata.where}; "
+                "run `python -m rec_lib load` again"
+            )
+        found = [details[i] for i in movie_ids]
+        return pd.DataFrame(
+            {
+                "movie_id": pd.array(movie_ids, dtype="int64"),
+                "title": [d.title for d in found],
+                "year": pd.array([d.year for d in found], dtype="Int64"),
+                "genres": [d.genres for d in found],
+                "score": pd.array(scores, dtype="float64"),
+                "because_id": pd.array(because_ids or [None] * len(movie_ids), dtype="Int64"),
+                "because": [details[j].title for j in because_ids] if because_ids else [POPULAR] * len(movie_ids),
+            },
+            columns=RESULT_COLUMNS,
+        )
 
 
 class ExactRecommender:

@@ -20,6 +20,7 @@ from helpers import TRICKY_TITLES, store_data
 
 from rec_lib.errors import (
     ConfigError,
+    ConsistencyError,
     InvalidVectorsError,
     StoreBusyError,
     StoreUnavailableError,
@@ -99,6 +100,8 @@ def test_consistency_check_names_the_ids_that_disagree(loaded) -> None:
     assert report.only_in_milvus == [42]
     problems = " ".join(report.problems())
     assert "42" in problems and "99-d" in problems
+    with pytest.raises(ConsistencyError, match=r"movies \[42\] are in Milvus but have no row"):
+        Recommender(stores).recommend([3, 6, 9], k=40)  # movie 42 is in their cluster
 
 
 def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
@@ -120,6 +123,17 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
     top = result.iloc[0]
     own = np.mean([stored[position[j], :-1] @ stored[position[top.movie_id], :-1] for j in liked])
     assert top.score == pytest.approx(own + stored[position[top.movie_id], -1], rel=1e-4)
+    for _, row in result.iterrows():
+        closest = max(liked, key=lambda j: stored[position[j], :-1] @ stored[position[row.movie_id], :-1])
+        assert row.because_id == closest
+
+
+def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
+    stores, embeddings, _, _ = loaded
+    liked = [3, 4, 5, 7]  # clusters 0, 1, 2 and 1
+    result = Recommender(stores).recommend(liked, k=20)
+    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors()).recommend(liked, 20)
+    assert result["movie_id"].tolist() == expected.tolist()
 
 
 def test_filters_are_applied_in_milvus(loaded) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from rec_lib.graph import WATCHED, build_graph
-from rec_lib.loaders import load_folder
-from rec_lib.preprocess import preprocess
-from rec_lib.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.data.loaders import load_folder
+from rec_lib.data.preprocess import preprocess
+from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.pinsage.graph import WATCHED, build_graph
 
 TARGET_S = 60.0
 

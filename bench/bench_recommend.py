@@ -25,15 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_lib.experiments import run_dir, train_run
-from rec_lib.export import Embeddings, export_embeddings, load_embeddings
-from rec_lib.graph import build_graph
-from rec_lib.metadata_store import movie_rows
-from rec_lib.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.recommend import ExactRecommender, Recommender
-from rec_lib.stores import StoreSettings, close_stores, load_stores, open_stores
-from rec_lib.train import TrainConfig
-from rec_lib.vector_store import HOT_PATH_CONSISTENCY, VectorStoreConfig
+from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
+from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.export import export_embeddings
+from rec_lib.pinsage.graph import build_graph
+from rec_lib.pinsage.runs import run_dir, train_run
+from rec_lib.serving.embeddings import Embeddings, load_embeddings
+from rec_lib.serving.metadata_store import movie_rows
+from rec_lib.serving.recommend import ExactRecommender, Recommender
+from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
+from rec_lib.serving.vector_store import HOT_PATH_CONSISTENCY, VectorStoreConfig
 
 K = 10
 

@@ -13,7 +13,8 @@ from functools import partial
 import torch
 from common import interleaved_medians, synthetic_graph
 
-from rec_lib.sampler import DGLPinSageSampler, SamplerConfig, TorchPinSageSampler
+from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.pinsage.sampler import DGLPinSageSampler, TorchPinSageSampler
 
 SETTINGS = (("1,000 seeds, R=10, K=3", 1000, 10, 3, 50), ("all movies, R=100, K=10", None, 100, 10, 10))
 TARGET_RATIO = 1.5

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from common import interleaved_medians, synthetic_graph
 
-from rec_lib.sampler import SamplerConfig, TorchPinSageSampler
+from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.pinsage.sampler import TorchPinSageSampler
 
 SETTINGS = (("1,000 seeds, R=10, K=3", 1000, 10, 3), ("all movies, R=100, K=10", None, 100, 10))
 

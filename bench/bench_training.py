@@ -15,8 +15,9 @@ import time
 import torch
 from common import synthetic_graph
 
-from rec_lib.model import PinSageModel
-from rec_lib.sampler import PairSampler, SamplerConfig, TorchPinSageSampler
+from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.pinsage.model import PinSageModel
+from rec_lib.pinsage.sampler import PairSampler, TorchPinSageSampler
 
 SAMPLER = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=10, num_neighbors=3, num_layers=2)
 
@@ -26,7 +27,7 @@ def batches_per_second(graph, backend: str, batch_size: int, hidden: int, batche
     walker = TorchPinSageSampler(graph, SAMPLER, device=device)
     walker.seed(0)
     if backend == "dgl":
-        from rec_lib.sampler import DGLPinSageSampler
+        from rec_lib.pinsage.sampler import DGLPinSageSampler
 
         neighbours = DGLPinSageSampler(graph, SAMPLER, seed=0)
     else:

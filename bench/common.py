@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rec_lib.graph import UserMovieGraph, build_graph
-from rec_lib.loaders import load_folder
-from rec_lib.preprocess import Preprocessed, preprocess
-from rec_lib.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.data.loaders import load_folder
+from rec_lib.data.preprocess import Preprocessed, preprocess
+from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.pinsage.graph import UserMovieGraph, build_graph
 
 
 def synthetic_graph(n_users: int, n_movies: int, n_ratings: int, seed: int = 0) -> tuple[Preprocessed, UserMovieGraph]:

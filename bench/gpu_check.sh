@@ -19,7 +19,7 @@ python3 -m papermill notebooks/02_train.ipynb "$OUT/02_train_cuda.ipynb" -k pyth
 echo "notebook 02 on CUDA: $(( $(date +%s) - start )) s wall"
 python3 - "$OUT/02_train_cuda.ipynb" <<'PY'
 import json, sys
-from rec_lib.nbtools import read_notebook
+from rec_lib.reports.nbtools import read_notebook
 r = read_notebook(sys.argv[1])
 print(json.dumps({k: r[k] for k in ("device", "batches_per_s", "train_seconds", "best_epoch", "pinsage_test_hr_A", "pinsage_test_hr_B")}))
 PY

@@ -13,11 +13,12 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from rec_lib.baselines import ItemKNN, MostPopular
-from rec_lib.evaluation import EmbeddingScorer, build_queries, evaluate
-from rec_lib.graph import build_graph
-from rec_lib.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.train import TrainConfig, train
+from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
+from rec_lib.pinsage.baselines import ItemKNN, MostPopular
+from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate
+from rec_lib.pinsage.graph import build_graph
+from rec_lib.pinsage.train import train
 
 
 def main() -> None:

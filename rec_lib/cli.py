@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rec_lib.config import DEFAULT_DATASET
 from rec_lib.errors import RecLibError
-from rec_lib.experiments import EASE_L2
+from rec_lib.pinsage.config import EASE_L2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,7 +127,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (``--hidden-dims 64``), defaulting to the dataclass defaults."""
     from dataclasses import MISSING, fields
 
-    from rec_lib.train import TrainConfig
+    from rec_lib.pinsage.config import TrainConfig
 
     for field in fields(TrainConfig):
         if field.name == "dataset" or field.default is MISSING:
@@ -141,7 +141,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 def _train_config(args: argparse.Namespace):
     from dataclasses import fields
 
-    from rec_lib.train import TrainConfig
+    from rec_lib.pinsage.config import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "dataset"}
     config = TrainConfig(dataset=args.dataset, **values)
@@ -150,8 +150,8 @@ def _train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rec_lib.experiments import run_dir, train_run
-    from rec_lib.graph import build_graph
+    from rec_lib.pinsage.graph import build_graph
+    from rec_lib.pinsage.runs import run_dir, train_run
 
     prep = _run_preprocess(args)
     config = _train_config(args)
@@ -187,7 +187,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _evaluate_run(args: argparse.Namespace, prep) -> None:
     from dataclasses import asdict
 
-    from rec_lib.experiments import (
+    from rec_lib.pinsage.runs import (
         baseline_scorers,
         evaluation_table,
         load_vectors,
@@ -212,8 +212,8 @@ def _evaluate_run(args: argparse.Namespace, prep) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from rec_lib.graph import build_graph
-    from rec_lib.tuning import run_search
+    from rec_lib.pinsage.graph import build_graph
+    from rec_lib.pinsage.tuning import run_search
 
     prep = _run_preprocess(args)
     table = run_search(prep, build_graph(prep), _train_config(args), save_to=args.out)
@@ -222,7 +222,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _run_preprocess(args: argparse.Namespace, force: bool = False):
-    from rec_lib.preprocess import PreprocessConfig, run_preprocess
+    from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 
     config = PreprocessConfig(dataset=args.dataset, short_users=args.short_users)
     return run_preprocess(
@@ -231,7 +231,7 @@ def _run_preprocess(args: argparse.Namespace, force: bool = False):
 
 
 def _print_dataset(prep) -> None:
-    from rec_lib.reporting import dataset_summary
+    from rec_lib.reports.tables import dataset_summary
 
     print(f"dataset {prep.manifest.get('dataset')} -> {prep.path}")
     print(dataset_summary(prep).to_string())
@@ -245,7 +245,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rec_lib.graph import MOVIE, USER, WATCHED, build_graph
+    from rec_lib.pinsage.graph import MOVIE, USER, WATCHED, build_graph
 
     started = time.perf_counter()
     prep = _run_preprocess(args)
@@ -270,9 +270,9 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_run(args: argparse.Namespace, prep):
-    from rec_lib.experiments import run_dir
-    from rec_lib.export import export_embeddings
-    from rec_lib.graph import build_graph
+    from rec_lib.pinsage.export import export_embeddings
+    from rec_lib.pinsage.graph import build_graph
+    from rec_lib.pinsage.runs import run_dir
 
     config = _train_config(args)
     directory = run_dir(prep, config, args.artefacts_dir)
@@ -285,8 +285,8 @@ def _export_run(args: argparse.Namespace, prep):
 
 
 def _load(args: argparse.Namespace) -> int:
-    from rec_lib.experiments import run_dir
-    from rec_lib.export import load_embeddings
+    from rec_lib.pinsage.runs import run_dir
+    from rec_lib.serving.embeddings import load_embeddings
 
     prep = _run_preprocess(args)
     _load_run(args, prep, load_embeddings(run_dir(prep, _train_config(args), args.artefacts_dir)))
@@ -294,8 +294,8 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _load_run(args: argparse.Namespace, prep, embeddings) -> None:
-    from rec_lib.metadata_store import movie_rows
-    from rec_lib.stores import StoreSettings, load_stores, open_stores
+    from rec_lib.serving.metadata_store import movie_rows
+    from rec_lib.serving.stores import StoreSettings, load_stores, open_stores
 
     stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
     report = load_stores(stores, embeddings, movie_rows(prep))
@@ -306,8 +306,8 @@ def _load_run(args: argparse.Namespace, prep, embeddings) -> None:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from rec_lib.recommend import Recommender
-    from rec_lib.stores import StoreSettings, open_stores
+    from rec_lib.serving.recommend import Recommender
+    from rec_lib.serving.stores import StoreSettings, open_stores
 
     stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
     years = tuple(args.years) if args.years else None
@@ -325,7 +325,7 @@ def _milvus_lite(args: argparse.Namespace) -> int:
     import shutil
 
     from rec_lib.config import resolve_artefacts_dir
-    from rec_lib.stores import LITE_DATA_DIR_NAME, MILVUS_URI_ENV
+    from rec_lib.serving.stores import LITE_DATA_DIR_NAME, MILVUS_URI_ENV
 
     data_dir = args.data_dir or str(resolve_artefacts_dir(args.artefacts_dir) / LITE_DATA_DIR_NAME)
     executable = shutil.which("milvus-lite") or str(Path(sys.executable).parent / "milvus-lite")
@@ -337,9 +337,9 @@ def _milvus_lite(args: argparse.Namespace) -> int:
 
 
 def _sample_recommendations(args: argparse.Namespace, prep) -> None:
-    from rec_lib.export import WELL_KNOWN_MOVIES
-    from rec_lib.recommend import Recommender
-    from rec_lib.stores import StoreSettings, open_stores
+    from rec_lib.data.datasets import WELL_KNOWN_MOVIES
+    from rec_lib.serving.recommend import Recommender
+    from rec_lib.serving.stores import StoreSettings, open_stores
 
     present = set(prep.movies["movie_id"])
     liked = [i for i in WELL_KNOWN_MOVIES if i in present][:3] or prep.movies["movie_id"].head(3).tolist()
@@ -352,7 +352,7 @@ def _report(args: argparse.Namespace) -> int:
     import json
 
     from rec_lib.config import PROJECT_ROOT
-    from rec_lib.report import (
+    from rec_lib.reports.runner import (
         REPORTS_DIR,
         Baseline,
         baseline_from,
@@ -401,8 +401,8 @@ def _report(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from rec_lib.api import create_app
-    from rec_lib.stores import StoreSettings
+    from rec_lib.serving.api import create_app
+    from rec_lib.serving.stores import StoreSettings
 
     print(f"serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
     uvicorn.run(create_app(StoreSettings.from_env(args.artefacts_dir)), host=args.host, port=args.port)
@@ -410,7 +410,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _synthesize(args: argparse.Namespace) -> int:
-    from rec_lib.synthetic import SyntheticConfig, generate_ml1m
+    from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
 
     config = SyntheticConfig(n_users=args.users, n_movies=args.movies, n_ratings=args.ratings, seed=args.seed)
     folder = generate_ml1m(args.out, config)

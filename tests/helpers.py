@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rec_lib.graph import UserMovieGraph, build_graph
-from rec_lib.loaders import load_folder
-from rec_lib.preprocess import Preprocessed, preprocess
-from rec_lib.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.data.loaders import load_folder
+from rec_lib.data.preprocess import Preprocessed, preprocess
+from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.pinsage.graph import UserMovieGraph, build_graph
 
 PLANTED = SyntheticConfig(n_users=400, n_movies=150, n_ratings=16_000, taste_concentration=0.1, seed=11)
 
@@ -36,8 +36,8 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     import numpy as np
     import pandas as pd
 
-    from rec_lib.export import Embeddings
-    from rec_lib.text import search_key
+    from rec_lib.data.text import search_key
+    from rec_lib.serving.embeddings import Embeddings
 
     rng = np.random.default_rng(seed)
     ids = np.arange(1, n_movies + 1, dtype=np.int64)

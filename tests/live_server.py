@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from rec_lib.api import create_app
-from rec_lib.stores import StoreSettings
+from rec_lib.serving.api import create_app
+from rec_lib.serving.stores import StoreSettings
 
 
 @contextmanager

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from helpers import TRICKY_TITLES, store_data
 
-from rec_lib.api import create_app
-from rec_lib.stores import StoreSettings, close_stores, load_stores, open_stores
+from rec_lib.serving.api import create_app
+from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
 
 
 @pytest.fixture

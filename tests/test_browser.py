@@ -10,7 +10,7 @@ from helpers import store_data
 from live_server import serve
 from servers import unavailable
 
-from rec_lib.stores import StoreSettings, close_stores, load_stores, open_stores
+from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rec_lib.graph import MOVIE, USER, WATCHED, WATCHED_BY, build_graph
-from rec_lib.loaders import load_folder
-from rec_lib.preprocess import preprocess
-from rec_lib.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.data.loaders import load_folder
+from rec_lib.data.preprocess import preprocess
+from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
+from rec_lib.pinsage.graph import MOVIE, USER, WATCHED, WATCHED_BY, build_graph
 
 try:
     import dgl
@@ -47,7 +47,8 @@ def _top_sets(neighbourhood, k: int) -> list[set[int]]:
 
 
 def test_our_sampler_agrees_with_dgl_as_well_as_with_itself(tmp_path: Path) -> None:
-    from rec_lib.sampler import DGLPinSageSampler, SamplerConfig, TorchPinSageSampler
+    from rec_lib.pinsage.config import SamplerConfig
+    from rec_lib.pinsage.sampler import DGLPinSageSampler, TorchPinSageSampler
 
     folder = generate_ml1m(tmp_path / "syn", SyntheticConfig(n_users=300, n_movies=200, n_ratings=9_000, seed=5))
     g = build_graph(preprocess(load_folder(folder)))
@@ -69,7 +70,8 @@ def test_our_sampler_agrees_with_dgl_as_well_as_with_itself(tmp_path: Path) -> N
 
 
 def test_training_with_the_dgl_sampler_backend(tmp_path: Path) -> None:
-    from rec_lib.train import TrainConfig, train
+    from rec_lib.pinsage.config import TrainConfig
+    from rec_lib.pinsage.train import train
 
     folder = generate_ml1m(tmp_path / "syn", SyntheticConfig(n_users=150, n_movies=120, n_ratings=6_000, seed=3))
     prep = preprocess(load_folder(folder))

@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from rec_lib.baselines import EASE, ItemKNN, MostPopular, training_matrix
-from rec_lib.evaluation import EmbeddingScorer, EvalConfig, build_queries, evaluate, evaluate_all
-from rec_lib.loaders import MovieLensData
-from rec_lib.preprocess import preprocess
+from rec_lib.data.loaders import MovieLensData
+from rec_lib.data.preprocess import preprocess
+from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular, training_matrix
+from rec_lib.pinsage.config import EvalConfig
+from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate, evaluate_all
 
 
 def _prep():

@@ -12,17 +12,10 @@ from helpers import synthetic
 from test_train import QUICK
 
 from rec_lib.errors import InvalidVectorsError, RecLibError
-from rec_lib.evaluation import EmbeddingScorer
-from rec_lib.experiments import run_dir, train_run
-from rec_lib.export import (
-    EMBEDDINGS_NAME,
-    export_embeddings,
-    load_embeddings,
-    nearest_neighbours,
-    projection_2d,
-    query_vectors,
-    save_embeddings,
-)
+from rec_lib.pinsage.evaluation import EmbeddingScorer
+from rec_lib.pinsage.export import export_embeddings, nearest_neighbours, projection_2d
+from rec_lib.pinsage.runs import run_dir, train_run
+from rec_lib.serving.embeddings import EMBEDDINGS_NAME, load_embeddings, query_vectors, save_embeddings
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import torch
 
+from rec_lib.data.loaders import load_folder
+from rec_lib.data.preprocess import preprocess
 from rec_lib.errors import ConfigError, DataFormatError
-from rec_lib.graph import MOVIE, USER, WATCHED, WATCHED_BY, GraphBuilder, build_graph
-from rec_lib.loaders import load_folder
-from rec_lib.preprocess import preprocess
+from rec_lib.pinsage.graph import MOVIE, USER, WATCHED, WATCHED_BY, GraphBuilder, build_graph
 
 
 @pytest.fixture

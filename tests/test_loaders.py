@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from conftest import ML1M_MOVIES, ML1M_RATINGS, write
+from rec_lib.data.loaders import load_folder, load_movielens
 from rec_lib.errors import DataFormatError
-from rec_lib.loaders import load_folder, load_movielens
 
 SCHEMA = {"user_id": "int64", "movie_id": "int64", "rating": "float32", "timestamp": "int64"}
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import torch
 from helpers import synthetic
 
-from rec_lib.layers import MovieInputProjector, WeightedSAGEConv
-from rec_lib.model import PinSageModel
-from rec_lib.sampler import Block, PairSampler, SamplerConfig, TorchPinSageSampler
+from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.pinsage.layers import MovieInputProjector, WeightedSAGEConv
+from rec_lib.pinsage.model import PinSageModel
+from rec_lib.pinsage.sampler import Block, PairSampler, TorchPinSageSampler
 
 
 def _block() -> Block:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rec_lib.nbtools import RECORD_MIME_TYPE, read_notebook, record
+from rec_lib.reports.nbtools import RECORD_MIME_TYPE, read_notebook, record
 
 
 def test_record_emits_json_under_the_mime_type(monkeypatch: pytest.MonkeyPatch) -> None:

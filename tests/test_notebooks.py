@@ -11,7 +11,7 @@ import papermill as pm
 import pytest
 
 from rec_lib.config import PROJECT_ROOT
-from rec_lib.nbtools import read_notebook
+from rec_lib.reports.nbtools import read_notebook
 
 NOTEBOOKS = {
     "preprocess": PROJECT_ROOT / "notebooks" / "01_preprocess.ipynb",

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from helpers import store_data
 
-from rec_lib.picker import MoviePicker, PickerError, PickerWidgets
-from rec_lib.recommend import POPULAR, Recommender
-from rec_lib.stores import StoreSettings, close_stores, load_stores, open_stores
+from rec_lib.serving.picker import MoviePicker, PickerError, PickerWidgets
+from rec_lib.serving.recommend import POPULAR, Recommender
+from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from rec_lib.data.loaders import load_folder
+from rec_lib.data.preprocess import PreprocessConfig, load_preprocessed, preprocess, run_preprocess
 from rec_lib.errors import ConfigError
-from rec_lib.loaders import load_folder
-from rec_lib.preprocess import PreprocessConfig, load_preprocessed, preprocess, run_preprocess
 
 
 def _split_of(prep, user_id: int) -> dict[int, str]:

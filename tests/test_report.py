@@ -9,7 +9,7 @@ import pytest
 
 from rec_lib.cli import main
 from rec_lib.errors import RecLibError
-from rec_lib.report import NOTEBOOKS, Baseline, Check, baseline_from, compare, run_notebooks, write_summary
+from rec_lib.reports.runner import NOTEBOOKS, Baseline, Check, baseline_from, compare, run_notebooks, write_summary
 
 
 def metrics(hr: float = 0.07, seconds: float = 100.0, consistent: bool = True) -> dict:

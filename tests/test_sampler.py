@@ -10,8 +10,9 @@ import torch
 from helpers import synthetic
 
 from rec_lib.errors import ConfigError
-from rec_lib.graph import GraphBuilder, UserMovieGraph, movie_features
-from rec_lib.sampler import PAD, PairSampler, SamplerConfig, TorchPinSageSampler, sample_blocks
+from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.pinsage.graph import GraphBuilder, UserMovieGraph, movie_features
+from rec_lib.pinsage.sampler import PAD, PairSampler, TorchPinSageSampler, sample_blocks
 
 
 def _graph(edges: list[tuple[int, int]], n_users: int, n_movies: int) -> UserMovieGraph:

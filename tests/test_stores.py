@@ -26,10 +26,10 @@ from rec_lib.errors import (
     StoreUnavailableError,
     UnknownMoviesError,
 )
-from rec_lib.metadata_store import movies_table
-from rec_lib.recommend import POPULAR, ExactRecommender, Recommender
-from rec_lib.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
-from rec_lib.vector_store import VectorStoreConfig
+from rec_lib.serving.metadata_store import movies_table
+from rec_lib.serving.recommend import POPULAR, ExactRecommender, Recommender
+from rec_lib.serving.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
+from rec_lib.serving.vector_store import VectorStoreConfig
 
 BACKENDS = ["embedded", "mariadb", "milvus-server"]
 _aliases = itertools.count()
@@ -244,7 +244,7 @@ def test_a_lite_data_dir_loaded_by_another_process_is_readable(tmp_path: Path) -
     settings = StoreSettings(str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'm.sqlite'}")
     script = (
         "import sys; sys.path.insert(0, 'tests'); from helpers import store_data; "
-        "from rec_lib.stores import *; e, r = store_data(); "
+        "from rec_lib.serving.stores import *; e, r = store_data(); "
         f"s = open_stores(StoreSettings({settings.milvus_uri!r}, {settings.sql_url!r})); load_stores(s, e, r)"
     )
     subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
@@ -309,7 +309,7 @@ def test_milvus_lite_server_mode_lets_two_processes_share_a_data_dir(tmp_path: P
                 time.sleep(0.5)
         load_stores(stores, *store_data())
         script = (
-            "from rec_lib.stores import *; from rec_lib.recommend import Recommender; "
+            "from rec_lib.serving.stores import *; from rec_lib.serving.recommend import Recommender; "
             f"s = open_stores(StoreSettings({settings.milvus_uri!r}, {settings.sql_url!r})); "
             "print(len(Recommender(s).recommend([3], k=4)))"
         )

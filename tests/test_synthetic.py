@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rec_lib.data.loaders import ML1M_GENRES, load_folder
+from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
 from rec_lib.errors import ConfigError
-from rec_lib.loaders import ML1M_GENRES, load_folder
-from rec_lib.synthetic import SyntheticConfig, generate_ml1m
 
 SMALL = SyntheticConfig(n_users=200, n_movies=300, n_ratings=12_000, seed=7)
 

@@ -9,10 +9,11 @@ import pytest
 import torch
 from helpers import synthetic
 
-from rec_lib.baselines import MostPopular
 from rec_lib.errors import ConfigError
-from rec_lib.evaluation import EmbeddingScorer, build_queries, evaluate
-from rec_lib.train import CHECKPOINT_BEST, CHECKPOINT_LAST, TrainConfig, load_checkpoint, train
+from rec_lib.pinsage.baselines import MostPopular
+from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate
+from rec_lib.pinsage.train import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint, train
 
 QUICK = TrainConfig(
     dataset="synthetic",

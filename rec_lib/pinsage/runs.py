@@ -16,19 +16,18 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from rec_lib.baselines import EASE, ItemKNN, MostPopular
 from rec_lib.config import resolve_artefacts_dir
+from rec_lib.data.preprocess import Preprocessed, fingerprint
 from rec_lib.errors import RecLibError
-from rec_lib.evaluation import EmbeddingScorer, EvalConfig, build_queries, evaluate_all
-from rec_lib.graph import UserMovieGraph
-from rec_lib.preprocess import Preprocessed, fingerprint
-from rec_lib.train import TrainConfig, TrainResult, config_identity, train
+from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular
+from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
+from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate_all
+from rec_lib.pinsage.graph import UserMovieGraph
+from rec_lib.pinsage.train import TrainResult, config_identity, train
 
 VECTORS_NAME = "vectors.pt"
 HISTORY_NAME = "history.json"
 CURVES_NAME = "curves.png"
-EASE_L2 = 500.0
-"""EASE's regularisation for ml-latest-small-sized catalogues (100, 500 and 2,000 tried; 500 kept)."""
 
 
 def run_dir(prep: Preprocessed, config: TrainConfig, artefacts_dir: str | Path | None = None) -> Path:
@@ -47,7 +46,7 @@ def train_run(
     callbacks=None,
 ) -> TrainResult:
     """Train (or resume) and write the run's vectors, history and curves."""
-    from rec_lib.plots import training_curves
+    from rec_lib.reports.figures import training_curves
 
     directory = run_dir(prep, config, artefacts_dir)
     result = train(prep, graph, config, checkpoint_dir=directory, resume=resume, callbacks=callbacks)

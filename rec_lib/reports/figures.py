@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from rec_lib.preprocess import Preprocessed
+from rec_lib.data.preprocess import Preprocessed
 
 
 def dataset_overview(prep: Preprocessed) -> plt.Figure:

@@ -25,27 +25,10 @@ from typing import Protocol
 import torch
 
 from rec_lib.errors import ConfigError
-from rec_lib.graph import CSR, UserMovieGraph
+from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.pinsage.graph import CSR, UserMovieGraph
 
 PAD = -1
-
-
-@dataclass(frozen=True)
-class SamplerConfig:
-    """Neighbourhood sampling settings; the names are those of DGL's PinSage example."""
-
-    random_walk_length: int = 2
-    restart_prob: float = 0.5
-    num_random_walks: int = 10
-    num_neighbors: int = 3
-    num_layers: int = 2
-
-    def validate(self) -> None:
-        for name in ("random_walk_length", "num_random_walks", "num_neighbors", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"SamplerConfig.{name}={getattr(self, name)} must be at least 1")
-        if not 0.0 <= self.restart_prob < 1.0:
-            raise ConfigError(f"SamplerConfig.restart_prob={self.restart_prob} must lie in [0, 1)")
 
 
 @dataclass(frozen=True)

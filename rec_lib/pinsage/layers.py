@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rec_lib.graph import MovieFeatures
-from rec_lib.sampler import Block
+from rec_lib.pinsage.graph import MovieFeatures
+from rec_lib.pinsage.sampler import Block
 
 
 class MovieInputProjector(nn.Module):

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rec_lib.data.loaders import ML1M_GENRES
 from rec_lib.errors import ConfigError
-from rec_lib.loaders import ML1M_GENRES
 
 ML1M_AGES = (1, 18, 25, 35, 45, 50, 56)
 ML1M_OCCUPATIONS = 21

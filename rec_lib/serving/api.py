@@ -3,7 +3,7 @@
 ``python -m rec_lib serve`` (or ``make serve``) starts it on 127.0.0.1:8000. One pair of store
 clients is opened when the app starts and shared by every request. Errors are JSON with real status
 codes: 404 for an unknown movie, 422 for bad input, 503 when Milvus or SQL is down or not loaded.
-OpenAPI docs are at ``/docs``; the web page (plain HTML, CSS and JavaScript in ``rec_lib/web``) at ``/``.
+OpenAPI docs are at ``/docs``; the web page (plain HTML, CSS and JavaScript in ``rec_lib/serving/web``) at ``/``.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
-from rec_lib.metadata_store import GENRE_SEPARATOR
-from rec_lib.recommend import RecommendConfig, Recommender
-from rec_lib.stores import StoreSettings, open_stores
+from rec_lib.serving.metadata_store import GENRE_SEPARATOR
+from rec_lib.serving.recommend import RecommendConfig, Recommender
+from rec_lib.serving.stores import StoreSettings, open_stores
 
 WEB_DIR = Path(__file__).parent / "web"
 MAX_SEARCH = 100

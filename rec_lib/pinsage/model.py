@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rec_lib.graph import MovieFeatures
-from rec_lib.layers import MovieInputProjector, SAGENet
-from rec_lib.sampler import Block
+from rec_lib.pinsage.graph import MovieFeatures
+from rec_lib.pinsage.layers import MovieInputProjector, SAGENet
+from rec_lib.pinsage.sampler import Block
 
 
 class PinSageModel(nn.Module):

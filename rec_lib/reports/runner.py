@@ -7,7 +7,7 @@ hang on widget cells), then writes ``reports/<dataset>/<run id>/``:
 * ``notebooks/NN_name.ipynb`` and ``html/NN_name.html``: the executed notebooks and their rendering;
 * ``figures/NN_name-<cell>.png``: every figure the notebooks drew;
 * ``logs/NN_name.log``: papermill's log of each notebook;
-* ``metrics.json``: what the notebooks recorded (:mod:`rec_lib.nbtools`) plus step timings;
+* ``metrics.json``: what the notebooks recorded (:mod:`rec_lib.reports.nbtools`) plus step timings;
 * ``summary.md``: metrics next to the baseline, step timings, sample recommendations, the verdict.
 
 The baseline, ``reports/baselines/<dataset>-<profile>.json``, holds the expected value of each
@@ -32,9 +32,9 @@ from pathlib import Path
 from typing import Literal
 
 from rec_lib.config import PROJECT_ROOT
+from rec_lib.data.preprocess import git_commit
 from rec_lib.errors import ConfigError, RecLibError
-from rec_lib.nbtools import jsonable, read_notebook
-from rec_lib.preprocess import git_commit
+from rec_lib.reports.nbtools import jsonable, read_notebook
 
 NOTEBOOKS = ("01_preprocess", "02_train", "03_export_embeddings", "04_load", "05_recommend")
 REPORTS_DIR = PROJECT_ROOT / "reports"

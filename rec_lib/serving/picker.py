@@ -12,9 +12,9 @@ from html import escape
 
 import pandas as pd
 
+from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
-from rec_lib.preprocess import Preprocessed
-from rec_lib.recommend import Recommender
+from rec_lib.serving.recommend import Recommender
 
 DEFAULT_K = 10
 SEARCH_LIMIT = 20
@@ -168,7 +168,7 @@ class PickerWidgets:
     def on_recommend(self, button=None) -> None:
         from IPython.display import display
 
-        from rec_lib.plots import recommendation_scores
+        from rec_lib.reports.figures import recommendation_scores
 
         self.picker.set_filters(list(self.genres.value), self.years.value if self.use_years.value else None)
         try:

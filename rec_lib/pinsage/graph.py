@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import ConfigError, DataFormatError
-from rec_lib.preprocess import Preprocessed
 
 USER, MOVIE = "user", "movie"
 WATCHED, WATCHED_BY = "watched", "watched-by"

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.config import DEFAULT_DATASET, resolve_data_dir
-from rec_lib.datasets import Layout, detect_layout, locate_dataset
+from rec_lib.data.datasets import Layout, detect_layout, locate_dataset
 from rec_lib.errors import DataFormatError
 
 ML1M_GENRES = (

@@ -2,7 +2,7 @@
 
 One table, ``movies``: the MovieLens id as primary key, title, year, genres (``|``-separated, as in
 MovieLens), the training ratings count and mean (popularity, for the empty-selection fallback) and
-``title_key`` (:func:`rec_lib.text.search_key` of the title) for search. Every statement is
+``title_key`` (:func:`rec_lib.data.text.search_key` of the title) for search. Every statement is
 parameterised; a load upserts every row and deletes rows of movies no longer present, in one
 transaction, so running it twice changes nothing and readers never see half a load.
 """
@@ -17,9 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from rec_lib.data.preprocess import Preprocessed
+from rec_lib.data.text import search_key
 from rec_lib.errors import RecLibError, StoreUnavailableError
-from rec_lib.preprocess import Preprocessed
-from rec_lib.text import search_key
 
 GENRE_SEPARATOR = "|"
 LIKE_ESCAPE = "!"
@@ -74,7 +74,7 @@ def movie_rows(prep: Preprocessed) -> pd.DataFrame:
 
 
 class MetadataStore:
-    """The movies table behind one SQLAlchemy engine (one per process; see :mod:`rec_lib.stores`)."""
+    """The movies table behind one SQLAlchemy engine (one per process; see :mod:`rec_lib.serving.stores`)."""
 
     def __init__(self, url: str) -> None:
         self.url = url

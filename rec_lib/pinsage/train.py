@@ -6,7 +6,7 @@ here (see ``reports/tuning``): positives are movies a user watched right after t
 all negatives of its batch (``shared_negatives``), and a fifth of the negatives are hard ones.
 
 The loop samples batches, steps Adam, and at the end of each epoch computes every movie's vector,
-measures validation HR@K under protocol B (:mod:`rec_lib.evaluation`), checkpoints, and stops
+measures validation HR@K under protocol B (:mod:`rec_lib.pinsage.evaluation`), checkpoints, and stops
 early when validation has not improved for ``patience`` epochs. It prints nothing: progress goes
 to a tqdm bar and to the callbacks.
 """
@@ -16,91 +16,24 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rec_lib.config import DEFAULT_DATASET
+from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import ConfigError
-from rec_lib.evaluation import EmbeddingScorer, EvalConfig, Queries, build_queries, evaluate
-from rec_lib.graph import UserMovieGraph
-from rec_lib.model import PinSageModel
-from rec_lib.preprocess import Preprocessed
+from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.evaluation import EmbeddingScorer, Queries, build_queries, evaluate
+from rec_lib.pinsage.graph import UserMovieGraph
+from rec_lib.pinsage.model import PinSageModel
+from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, TorchPinSageSampler, sample_blocks
 from rec_lib.progress import progress as progress_bar
-from rec_lib.sampler import NeighbourSampler, PairSampler, SamplerConfig, TorchPinSageSampler, sample_blocks
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a training run; saved inside every checkpoint."""
-
-    dataset: str = DEFAULT_DATASET
-    hidden_dims: int = 256
-    num_layers: int = 2
-    dropout: float = 0.5
-    random_walk_length: int = 2
-    restart_prob: float = 0.5
-    num_random_walks: int = 10
-    num_neighbors: int = 3
-    hard_negative_ratio: float = 0.2
-    head_sampling: Literal["uniform", "edge"] = "uniform"
-    positive_sampling: Literal["walk", "next"] = "next"
-    positive_window: int = 1
-    shared_negatives: bool = True
-    batch_size: int = 256
-    batches_per_epoch: int = 300
-    num_epochs: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 6
-    eval_k: int = 10
-    history_len: int = 20
-    history_decay: float = 0.9
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    sampler_backend: Literal["torch", "dgl"] = "torch"
-    seed: int = 0
-
-    @property
-    def sampler(self) -> SamplerConfig:
-        return SamplerConfig(
-            self.random_walk_length, self.restart_prob, self.num_random_walks, self.num_neighbors, self.num_layers
-        )
-
-    @property
-    def eval(self) -> EvalConfig:
-        return EvalConfig(k=self.eval_k, history_len=self.history_len, history_decay=self.history_decay)
-
-    def validate(self) -> None:
-        self.sampler.validate()
-        for name in ("hidden_dims", "batch_size", "batches_per_epoch", "num_epochs", "patience", "eval_k"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"TrainConfig.device={self.device!r}: expected 'auto', 'cpu' or 'cuda'")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ConfigError("TrainConfig.device='cuda' but torch sees no CUDA device")
-        if self.sampler_backend not in ("torch", "dgl"):
-            raise ConfigError(f"TrainConfig.sampler_backend={self.sampler_backend!r}: expected 'torch' or 'dgl'")
-
-    def resolved_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig settings: {sorted(unknown)}")
-        return cls(**values)
 
 
 @dataclass
@@ -141,7 +74,7 @@ def build_model(config: TrainConfig, graph: UserMovieGraph) -> PinSageModel:
 
 def make_neighbour_sampler(config: TrainConfig, graph: UserMovieGraph, walker: TorchPinSageSampler) -> NeighbourSampler:
     if config.sampler_backend == "dgl":
-        from rec_lib.sampler import DGLPinSageSampler
+        from rec_lib.pinsage.sampler import DGLPinSageSampler
 
         return DGLPinSageSampler(graph, config.sampler, seed=config.seed)
     return walker

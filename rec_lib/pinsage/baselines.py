@@ -1,6 +1,6 @@
 """Baselines on the same split and protocols: most-popular, item-kNN (cosine) and EASE.
 
-Each is a :class:`rec_lib.evaluation.MovieScorer` fitted on the training interactions only.
+Each is a :class:`rec_lib.pinsage.evaluation.MovieScorer` fitted on the training interactions only.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from rec_lib.preprocess import Preprocessed
+from rec_lib.data.preprocess import Preprocessed
+from rec_lib.pinsage.config import EASE_L2
 
 
 def training_matrix(prep: Preprocessed) -> sp.csr_matrix:
@@ -61,7 +62,7 @@ class ItemKNN:
 class EASE:
     """Embarrassingly Shallow Autoencoder (Steck 2019): ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``."""
 
-    def __init__(self, prep: Preprocessed, l2: float = 500.0) -> None:
+    def __init__(self, prep: Preprocessed, l2: float = EASE_L2) -> None:
         self.name = "ease"
         self.l2 = l2
         matrix = training_matrix(prep)

@@ -27,6 +27,8 @@ from rec_lib.errors import ChecksumMismatchError, DatasetNotFoundError
 GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens"
 DOWNLOAD_TIMEOUT_S = 60
 _CHUNK = 1 << 20
+WELL_KNOWN_MOVIES = {1: "Toy Story", 260: "Star Wars", 296: "Pulp Fiction", 356: "Forrest Gump", 2571: "The Matrix"}
+"""MovieLens ids that mean the same film in ml-1m and ml-latest(-small), for sanity views and examples."""
 
 Layout = Literal["ml-1m", "ml-100k", "csv"]
 

@@ -30,9 +30,9 @@ import pandas as pd
 
 from rec_lib import __version__
 from rec_lib.config import DEFAULT_DATASET, PROJECT_ROOT, resolve_artefacts_dir, resolve_data_dir
-from rec_lib.datasets import LAYOUT_FILES, file_sha256, locate_dataset
+from rec_lib.data.datasets import LAYOUT_FILES, file_sha256, locate_dataset
+from rec_lib.data.loaders import MovieLensData, load_folder
 from rec_lib.errors import ConfigError
-from rec_lib.loaders import MovieLensData, load_folder
 
 PREPROCESS_SCHEMA_VERSION = 1
 """Bump when the artefacts' content changes for the same inputs; it is part of the cache key."""

@@ -3,7 +3,7 @@
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
 2. search once, under the filters (the liked movies themselves, optional genres and years);
 3. fuse by the rule ``score(i) = mean_j (h_j · h_i) + b_i`` (the model's protocol-B rule with equal
-   weights, :mod:`rec_lib.evaluation`). The rule is linear in the query, so it equals the inner product
+   weights, :mod:`rec_lib.pinsage.evaluation`). The rule is linear in the query, so it equals the inner product
    of the stored ``[h_i, b_i]`` with the averaged query ``[mean_j h_j, 1]``: one search with that query
    ranks the whole catalogue exactly as searching per liked movie and fusing complete result lists
    would, with no candidate list to cut short. Each result credits the liked movie ``j`` with the
@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.errors import ConfigError, ConsistencyError, UnknownMoviesError
-from rec_lib.export import query_vectors
-from rec_lib.stores import Stores
-from rec_lib.vector_store import filter_expression
+from rec_lib.serving.embeddings import query_vectors
+from rec_lib.serving.stores import Stores
+from rec_lib.serving.vector_store import filter_expression
 
 POPULAR = "popular"
 RESULT_COLUMNS = ["movie_id", "title", "year", "genres", "score", "because_id", "because"]
@@ -46,7 +46,7 @@ class Filters:
 
 
 class Recommender:
-    """recommend() over one process's stores (see :func:`rec_lib.stores.open_stores`)."""
+    """recommend() over one process's stores (see :func:`rec_lib.serving.stores.open_stores`)."""
 
     def __init__(self, stores: Stores, config: RecommendConfig | None = None) -> None:
         self.stores = stores

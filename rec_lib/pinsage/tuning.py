@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from rec_lib.config import PROJECT_ROOT
-from rec_lib.graph import UserMovieGraph
-from rec_lib.preprocess import Preprocessed
-from rec_lib.train import TrainConfig, train
+from rec_lib.data.preprocess import Preprocessed
+from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.graph import UserMovieGraph
+from rec_lib.pinsage.train import train
 
 TUNING_DIR = PROJECT_ROOT / "reports" / "tuning"
 

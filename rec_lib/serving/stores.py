@@ -23,9 +23,9 @@ import pandas as pd
 
 from rec_lib.config import resolve_artefacts_dir
 from rec_lib.errors import ConsistencyError
-from rec_lib.export import Embeddings
-from rec_lib.metadata_store import GENRE_SEPARATOR, MetadataStore
-from rec_lib.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig
+from rec_lib.serving.embeddings import Embeddings
+from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
+from rec_lib.serving.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig
 
 MILVUS_URI_ENV = "MILVUS_URI"
 MYSQL_URL_ENV = "MYSQL_URL"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rec_lib.preprocess import Preprocessed
+from rec_lib.data.preprocess import Preprocessed
 
 
 def dataset_summary(prep: Preprocessed) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """Movie vectors in Milvus (pymilvus ``MilvusClient``): Milvus Lite by default, a server by URI.
 
 The collection has the MovieLens id as its INT64 primary key, the vector (``[h, b]``, see
-:mod:`rec_lib.export`), and ``year`` and ``genres`` as scalar fields for filtered search. The
+:mod:`rec_lib.serving.embeddings`), and ``year`` and ``genres`` as scalar fields for filtered search. The
 metric is the inner product, the model's own score. The collection is created with strong
 consistency; see :data:`HOT_PATH_CONSISTENCY` for the recommend path.
 
@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from rec_lib.errors import InvalidVectorsError, StoreBusyError, StoreUnavailableError
-from rec_lib.export import validate_vectors
 from rec_lib.progress import progress
+from rec_lib.serving.embeddings import validate_vectors
 
 ID_FIELD = "movie_id"
 VECTOR_FIELD = "vector"

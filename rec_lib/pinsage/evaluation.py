@@ -1,6 +1,6 @@
 """Ranking metrics under two query protocols, for any model that scores movies from movies.
 
-Every evaluated user has one validation and one test movie (see :mod:`rec_lib.preprocess`). All
+Every evaluated user has one validation and one test movie (see :mod:`rec_lib.data.preprocess`). All
 movies are ranked; the user's training movies are masked out. The query is built from the user's
 *training* history, for validation and for test alike:
 
@@ -24,19 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.preprocess import Preprocessed
+from rec_lib.data.preprocess import Preprocessed
+from rec_lib.pinsage.config import EvalConfig
 
 QueryProtocol = Literal["A", "B"]
 PROTOCOLS: tuple[QueryProtocol, ...] = ("A", "B")
 EVAL_SPLITS = ("val", "test")
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    k: int = 10
-    history_len: int = 20
-    history_decay: float = 0.9
-    batch_users: int = 512
 
 
 class MovieScorer(Protocol):
@@ -113,9 +106,10 @@ def build_queries(prep: Preprocessed, history_len: int) -> Queries:
 
 
 def evaluate(
-    scorer: MovieScorer, queries: Queries, protocol: QueryProtocol, n_movies: int, config: EvalConfig = EvalConfig()
+    scorer: MovieScorer, queries: Queries, protocol: QueryProtocol, n_movies: int, config: EvalConfig | None = None
 ) -> dict[str, Metrics]:
     """Metrics on validation and test for one scorer under one protocol."""
+    config = config or EvalConfig()
     weights = queries.weights(protocol, config.history_decay)
     n_users = queries.users.numel()
     hits = {split: torch.zeros(n_users, dtype=torch.bool) for split in EVAL_SPLITS}
@@ -148,9 +142,10 @@ def evaluate(
 
 
 def evaluate_all(
-    scorers: list[MovieScorer], queries: Queries, n_movies: int, config: EvalConfig = EvalConfig()
+    scorers: list[MovieScorer], queries: Queries, n_movies: int, config: EvalConfig | None = None
 ) -> pd.DataFrame:
     """One row per (model, protocol, split), with HR, NDCG, Recall and coverage at K."""
+    config = config or EvalConfig()
     rows = []
     for scorer in scorers:
         for protocol in PROTOCOLS:

@@ -1,0 +1,117 @@
+"""PinSage's settings as plain dataclasses: sampling, evaluation and training.
+
+They import no torch, so the CLI can build its flags (and serving can start) without loading it.
+``TrainConfig`` is saved inside every checkpoint; its field defaults are the project's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from rec_lib.config import DEFAULT_DATASET
+from rec_lib.errors import ConfigError
+
+EASE_L2 = 500.0
+"""EASE's regularisation for ml-latest-small-sized catalogues (100, 500 and 2,000 tried on validation; 500 kept)."""
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """Neighbourhood sampling settings; the names are those of DGL's PinSage example."""
+
+    random_walk_length: int = 2
+    restart_prob: float = 0.5
+    num_random_walks: int = 10
+    num_neighbors: int = 3
+    num_layers: int = 2
+
+    def validate(self) -> None:
+        for name in ("random_walk_length", "num_random_walks", "num_neighbors", "num_layers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"SamplerConfig.{name}={getattr(self, name)} must be at least 1")
+        if not 0.0 <= self.restart_prob < 1.0:
+            raise ConfigError(f"SamplerConfig.restart_prob={self.restart_prob} must lie in [0, 1)")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    k: int = 10
+    history_len: int = 20
+    history_decay: float = 0.9
+    batch_users: int = 512
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved inside every checkpoint."""
+
+    dataset: str = DEFAULT_DATASET
+    hidden_dims: int = 256
+    num_layers: int = 2
+    dropout: float = 0.5
+    random_walk_length: int = 2
+    restart_prob: float = 0.5
+    num_random_walks: int = 10
+    num_neighbors: int = 3
+    hard_negative_ratio: float = 0.2
+    head_sampling: Literal["uniform", "edge"] = "uniform"
+    positive_sampling: Literal["walk", "next"] = "next"
+    positive_window: int = 1
+    shared_negatives: bool = True
+    batch_size: int = 256
+    batches_per_epoch: int = 300
+    num_epochs: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 6
+    eval_k: int = 10
+    history_len: int = 20
+    history_decay: float = 0.9
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    sampler_backend: Literal["torch", "dgl"] = "torch"
+    seed: int = 0
+
+    @property
+    def sampler(self) -> SamplerConfig:
+        return SamplerConfig(
+            self.random_walk_length, self.restart_prob, self.num_random_walks, self.num_neighbors, self.num_layers
+        )
+
+    @property
+    def eval(self) -> EvalConfig:
+        return EvalConfig(k=self.eval_k, history_len=self.history_len, history_decay=self.history_decay)
+
+    def validate(self) -> None:
+        self.sampler.validate()
+        for name in ("hidden_dims", "batch_size", "batches_per_epoch", "num_epochs", "patience", "eval_k"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"TrainConfig.device={self.device!r}: expected 'auto', 'cpu' or 'cuda'")
+        if self.device == "cuda" and not _cuda_available():
+            raise ConfigError("TrainConfig.device='cuda' but torch sees no CUDA device")
+        if self.sampler_backend not in ("torch", "dgl"):
+            raise ConfigError(f"TrainConfig.sampler_backend={self.sampler_backend!r}: expected 'torch' or 'dgl'")
+
+    def resolved_device(self):
+        """The ``torch.device`` to train on (``auto``: CUDA when torch sees a GPU)."""
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig settings: {sorted(unknown)}")
+        return cls(**values)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

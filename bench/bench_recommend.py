@@ -62,7 +62,7 @@ def liked_sets(prep, n: int, seed: int = 0) -> list[list[int]]:
 
 def measure(stores, embeddings: Embeddings, queries: list[list[int]], genres: list[str] | None = None) -> dict:
     recommender = Recommender(stores)
-    exact_recommender = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors())
+    exact_recommender = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.query_rule)
     allowed = None
     if genres:
         details = stores.metadata.movies(embeddings.movie_ids.tolist()).set_index("movie_id")

@@ -1,4 +1,4 @@
-"""Command line: ``python -m rec_lib <step>``, one step per notebook, plus ``demo``."""
+"""Command line: ``python -m rec_lib <step>``, one step per notebook, plus ``pipeline`` (all of them)."""
 
 from __future__ import annotations
 
@@ -32,10 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--force", action="store_true", help="recompute even when cached artefacts match")
     pre.set_defaults(handler=_preprocess)
 
-    demo = steps.add_parser("demo", help="run the pipeline as far as it exists on one dataset")
-    _data_arguments(demo)
-    _train_arguments(demo)
-    demo.set_defaults(handler=_demo)
+    pipe = steps.add_parser(
+        "pipeline", help="the whole pipeline without notebooks: preprocess, train, evaluate, export, load, recommend"
+    )
+    _data_arguments(pipe)
+    _train_arguments(pipe)
+    pipe.set_defaults(handler=_pipeline)
 
     tr = steps.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
     _data_arguments(tr)
@@ -44,26 +46,25 @@ def _parser() -> argparse.ArgumentParser:
     tr.set_defaults(handler=_train)
 
     ev = steps.add_parser("evaluate", help="PinSage and the baselines under both protocols: one table, also as JSON")
-    _data_arguments(ev)
-    _train_arguments(ev)
+    _run_arguments(ev)
     ev.add_argument("--out", type=Path, default=None, help="JSON file (default: <run dir>/evaluation.json)")
     ev.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE regularisation")
     ev.set_defaults(handler=_evaluate)
 
-    tune = steps.add_parser("tune", help="run the hyper-parameter search and write reports/tuning/<dataset>.json")
+    tune = steps.add_parser("tune", help="run the ablation search and write reports/tuning/<dataset>.json")
     _data_arguments(tune)
     _train_arguments(tune)
+    tune.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per ablation (default 0)")
     tune.add_argument("--out", type=Path, default=None, help="JSON file (default: reports/tuning/<dataset>.json)")
     tune.set_defaults(handler=_tune)
 
     export = steps.add_parser("export", help="compute, check and save every movie's vector from the trained model")
-    _data_arguments(export)
-    _train_arguments(export)
+    _run_arguments(export)
+    export.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
     export.set_defaults(handler=_export)
 
     load = steps.add_parser("load", help="load the exported vectors into Milvus and movie details into SQL")
-    _data_arguments(load)
-    _train_arguments(load)
+    _run_arguments(load)
     load.set_defaults(handler=_load)
 
     rec = steps.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
@@ -123,19 +124,45 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which trained run a step works on: the latest one of the dataset unless ``--run`` names one."""
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default {DEFAULT_DATASET})")
+    parser.add_argument("--artefacts-dir", default=None, help="default: $REC_ARTEFACTS_DIR, artefacts/")
+    parser.add_argument("--run", default=None, help="run directory name or path (default: the latest trained run)")
+
+
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (``--hidden-dims 64``), defaulting to the dataclass defaults."""
+    """One flag per TrainConfig field (``--hidden-dims 64``, ``--use-bias false``), defaulting to its default."""
     from dataclasses import MISSING, fields
+    from typing import get_args, get_type_hints
 
     from rec_lib.pinsage.config import TrainConfig
 
+    hints = get_type_hints(TrainConfig)
     for field in fields(TrainConfig):
         if field.name == "dataset" or field.default is MISSING:
             continue
-        kind = type(field.default)
-        parser.add_argument(
-            f"--{field.name.replace('_', '-')}", type=kind, default=field.default, help=f"default {field.default}"
-        )
+        options: dict = {"default": field.default, "help": f"default {field.default}"}
+        choices = get_args(hints[field.name])
+        if choices:
+            options["choices"] = choices
+        else:
+            options["type"] = parse_bool if hints[field.name] is bool else hints[field.name]
+        parser.add_argument(f"--{field.name.replace('_', '-')}", **options)
+
+
+def parse_bool(text: str) -> bool:
+    """A command-line boolean: true/false, yes/no, on/off or 1/0, any case.
+
+    >>> parse_bool("False"), parse_bool("YES"), parse_bool("0")
+    (False, True, False)
+    """
+    value = text.strip().lower()
+    if value in ("true", "yes", "on", "1"):
+        return True
+    if value in ("false", "no", "off", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _train_config(args: argparse.Namespace):
@@ -155,7 +182,7 @@ def _train(args: argparse.Namespace) -> int:
 
     prep = _run_preprocess(args)
     config = _train_config(args)
-    print(f"training on {config.resolved_device()} into {run_dir(prep, config, args.artefacts_dir)}")
+    print(f"training on {config.resolved_device()} into {run_dir(prep, config, args.artefacts_dir)}", flush=True)
 
     def report(epoch) -> None:
         print(
@@ -180,35 +207,23 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    _evaluate_run(args, _run_preprocess(args))
-    return 0
-
-
-def _evaluate_run(args: argparse.Namespace, prep) -> None:
     from dataclasses import asdict
 
-    from rec_lib.pinsage.runs import (
-        baseline_scorers,
-        evaluation_table,
-        load_vectors,
-        pinsage_scorer,
-        run_dir,
-        write_table,
-    )
+    from rec_lib.pinsage.runs import baseline_scorers, evaluation_table, find_run, load_scorer, write_table
 
-    config = _train_config(args)
-    directory = run_dir(prep, config, args.artefacts_dir)
-    vectors, bias, _ = load_vectors(directory)
+    run = find_run(args.dataset, args.artefacts_dir, args.run)
+    prep = run.load_data()
     ease_l2 = getattr(args, "ease_l2", EASE_L2)
-    scorers = [pinsage_scorer(vectors, bias), *baseline_scorers(prep, ease_l2)]
-    table = evaluation_table(prep, scorers, config.eval)
+    scorers = [load_scorer(run.directory), *baseline_scorers(prep, ease_l2)]
+    table = evaluation_table(prep, scorers, run.config.eval)
     print(table.drop(columns=["users"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     out = write_table(
         table,
-        getattr(args, "out", None) or directory / "evaluation.json",
-        {"dataset": args.dataset, "run_dir": str(directory), "eval": asdict(config.eval), "ease_l2": ease_l2},
+        getattr(args, "out", None) or run.directory / "evaluation.json",
+        {"dataset": args.dataset, "run": run.directory.name, "eval": asdict(run.config.eval), "ease_l2": ease_l2},
     )
     print(f"wrote {out}")
+    return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -216,7 +231,8 @@ def _tune(args: argparse.Namespace) -> int:
     from rec_lib.pinsage.tuning import run_search
 
     prep = _run_preprocess(args)
-    table = run_search(prep, build_graph(prep), _train_config(args), save_to=args.out)
+    config = _train_config(args)
+    table = run_search(prep, build_graph(prep), config, seeds=tuple(args.seeds), save_to=args.out)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 
@@ -244,7 +260,7 @@ def _preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
+def _pipeline(args: argparse.Namespace) -> int:
     from rec_lib.pinsage.graph import MOVIE, USER, WATCHED, build_graph
 
     started = time.perf_counter()
@@ -257,39 +273,37 @@ def _demo(args: argparse.Namespace) -> int:
         f"{len(graph.features.genre_vocab)} genres, {len(graph.features.title_vocab)} title tokens"
     )
     _train(args)
-    _evaluate_run(args, prep)
-    _load_run(args, prep, _export_run(args, prep))
+    args.run = None
+    _evaluate(args)
+    _export(args)
+    _load(args)
     _sample_recommendations(args, prep)
-    print(f"demo finished in {time.perf_counter() - started:.1f} s")
+    print(f"pipeline finished in {time.perf_counter() - started:.1f} s")
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
-    _export_run(args, _run_preprocess(args))
-    return 0
-
-
-def _export_run(args: argparse.Namespace, prep):
+def _export(args: argparse.Namespace):
     from rec_lib.pinsage.export import export_embeddings
-    from rec_lib.pinsage.graph import build_graph
-    from rec_lib.pinsage.runs import run_dir
+    from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
+    from rec_lib.pinsage.runs import find_run
 
-    config = _train_config(args)
-    directory = run_dir(prep, config, args.artefacts_dir)
-    embeddings = export_embeddings(prep, build_graph(prep), directory, device=config.resolved_device())
+    run = find_run(args.dataset, args.artefacts_dir, args.run)
+    prep = run.load_data()
+    device = run.config.resolved_device() if args.device == "auto" else args.device
+    embeddings = export_embeddings(prep, build_graph(prep, FULL_GRAPH), run.directory, device=device)
     print(
         f"exported {len(embeddings.movie_ids)} movie vectors ({embeddings.dim}-d, finite) "
-        f"fingerprint {embeddings.fingerprint} -> {directory}"
+        f"fingerprint {embeddings.fingerprint} -> {run.directory}"
     )
-    return embeddings
+    return 0
 
 
 def _load(args: argparse.Namespace) -> int:
-    from rec_lib.pinsage.runs import run_dir
+    from rec_lib.pinsage.runs import find_run
     from rec_lib.serving.embeddings import load_embeddings
 
-    prep = _run_preprocess(args)
-    _load_run(args, prep, load_embeddings(run_dir(prep, _train_config(args), args.artefacts_dir)))
+    run = find_run(args.dataset, args.artefacts_dir, args.run)
+    _load_run(args, run.load_data(), load_embeddings(run.directory))
     return 0
 
 

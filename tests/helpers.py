@@ -37,7 +37,7 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     import pandas as pd
 
     from rec_lib.data.text import search_key
-    from rec_lib.serving.embeddings import Embeddings
+    from rec_lib.serving.embeddings import Embeddings, QueryRule
 
     rng = np.random.default_rng(seed)
     ids = np.arange(1, n_movies + 1, dtype=np.int64)
@@ -45,7 +45,8 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     centres = rng.normal(size=(n_clusters, dim)) * 2
     vectors = (centres[cluster] + rng.normal(size=(n_movies, dim)) * 0.5).astype(np.float32)
     bias = (rng.normal(size=n_movies) * 0.1).astype(np.float32)
-    embeddings = Embeddings(ids, vectors, bias, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"})
+    rule = QueryRule((0.5, 0.3, 0.2))  # the latest of three picks counts most; older picks do not count
+    embeddings = Embeddings(ids, vectors, bias, rule, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"})
     titles = [TRICKY_TITLES.get(int(i), f"Movie {i} ({1980 + (i % 2) * 10 + i % 10})") for i in ids]
     rows = pd.DataFrame(
         {

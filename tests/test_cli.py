@@ -27,22 +27,34 @@ def test_preprocess_prints_statistics(ml1m_dir: Path, tmp_path: Path, capsys) ->
     assert "note: 1 users with fewer than 3 ratings" in out
 
 
-def test_demo_runs_preprocess_graph_training_and_evaluation(ml1m_dir: Path, tmp_path: Path, capsys) -> None:
+def test_pipeline_runs_every_step_without_notebooks(ml1m_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("MILVUS_URI", raising=False)
+    monkeypatch.delenv("MYSQL_URL", raising=False)
     assert (
         main(
             [
-                "demo",
+                "pipeline",
                 "--dataset",
                 ml1m_dir.name,
                 "--data-dir",
                 str(ml1m_dir.parent),
                 "--artefacts-dir",
                 str(tmp_path / "art"),
+                "--hidden-dims",
+                "8",
+                "--num-epochs",
+                "1",
+                "--batches-per-epoch",
+                "2",
+                "--device",
+                "cpu",
             ]
         )
         == 0
     )
-    assert "graph: 3 users, 4 movies, 5 training edges each way" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "graph: 3 users, 4 movies, 5 training edges each way" in out
+    assert "consistent:" in out and "recommendations for liked movies" in out
 
 
 def test_errors_are_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -96,7 +108,8 @@ def test_train_then_evaluate_prints_one_table_and_writes_json(ml1m_dir: Path, tm
     assert main(["train", *common]) == 0
     assert "epoch 1: loss" in capsys.readouterr().out
     out_file = tmp_path / "eval.json"
-    assert main(["evaluate", *common, "--out", str(out_file), "--ease-l2", "1"]) == 0
+    run = ["--dataset", ml1m_dir.name, "--artefacts-dir", str(tmp_path / "a")]
+    assert main(["evaluate", *run, "--out", str(out_file), "--ease-l2", "1"]) == 0
     printed = capsys.readouterr().out
     for model in ("pinsage", "most-popular", "item-knn", "ease"):
         assert model in printed
@@ -112,14 +125,12 @@ def test_evaluate_without_training_says_what_to_do(ml1m_dir: Path, tmp_path: Pat
             "evaluate",
             "--dataset",
             ml1m_dir.name,
-            "--data-dir",
-            str(ml1m_dir.parent),
             "--artefacts-dir",
             str(tmp_path / "empty"),
         ]
     )
     assert code == 2
-    assert "train first (python -m rec_lib train)" in capsys.readouterr().err
+    assert "train first (notebook 02 or python -m rec_lib train)" in capsys.readouterr().err
 
 
 def test_export_load_recommend(ml1m_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -128,11 +139,12 @@ def test_export_load_recommend(ml1m_dir: Path, tmp_path: Path, capsys, monkeypat
     common = ["--dataset", ml1m_dir.name, "--data-dir", str(ml1m_dir.parent), "--artefacts-dir", str(tmp_path / "a")]
     small = ["--hidden-dims", "8", "--num-epochs", "1", "--batches-per-epoch", "2", "--batch-size", "4"]
     assert main(["train", *common, *small, "--device", "cpu"]) == 0
-    assert main(["load", *common, *small]) == 2
+    run = ["--dataset", ml1m_dir.name, "--artefacts-dir", str(tmp_path / "a")]
+    assert main(["load", *run]) == 2
     assert "export first (python -m rec_lib export)" in capsys.readouterr().err
-    assert main(["export", *common, *small]) == 0
+    assert main(["export", *run, "--device", "cpu"]) == 0
     assert "finite" in capsys.readouterr().out
-    assert main(["load", *common, *small]) == 0
+    assert main(["load", *run]) == 0
     loaded = capsys.readouterr().out
     assert "consistent:" in loaded and "FLAT" in loaded
     assert main(["recommend", "--artefacts-dir", str(tmp_path / "a"), "--liked", "1", "-k", "2"]) == 0
@@ -141,3 +153,31 @@ def test_export_load_recommend(ml1m_dir: Path, tmp_path: Path, capsys, monkeypat
     assert len(table) == 3
     assert main(["recommend", "--artefacts-dir", str(tmp_path / "a"), "--liked", "424242"]) == 2
     assert "unknown movie ids: 424242" in capsys.readouterr().err
+
+
+def test_training_flags_parse_every_field_type(tmp_path: Path) -> None:
+    """Booleans can be switched off, choices are checked, numbers keep their type."""
+    import argparse
+
+    import pytest
+
+    from rec_lib.cli import _parser, _train_config
+
+    parser = _parser()
+    args = parser.parse_args(
+        ["train", "--use-bias", "False", "--logq-correction", "no", "--lr", "0.01", "--hidden-dims", "32",
+         "--loss", "margin", "--query-pooling", "fixed"]
+    )  # fmt: skip
+    config = _train_config(args)
+    assert config.use_bias is False and config.logq_correction is False
+    assert config.lr == 0.01 and config.hidden_dims == 32 and isinstance(config.hidden_dims, int)
+    assert config.loss == "margin" and config.query_pooling == "fixed"
+    assert _train_config(parser.parse_args(["train", "--use-bias", "TRUE"])).use_bias is True
+    for bad in (["--use-bias", "maybe"], ["--loss", "hinge"], ["--hidden-dims", "2.5"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["train", *bad])
+    assert isinstance(parser.parse_args(["train"]).use_bias, bool)
+    with pytest.raises(argparse.ArgumentTypeError):
+        from rec_lib.cli import parse_bool
+
+        parse_bool("2")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rec_lib.data import datasets
 from rec_lib.config import DATA_DIR_ENV, resolve_data_dir
+from rec_lib.data import datasets
 from rec_lib.data.datasets import DATASETS, DatasetSpec, download_dataset, locate_dataset
 from rec_lib.errors import ChecksumMismatchError, DatasetNotFoundError
 

@@ -13,7 +13,8 @@ from rec_lib.data.loaders import MovieLensData
 from rec_lib.data.preprocess import preprocess
 from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular, training_matrix
 from rec_lib.pinsage.config import EvalConfig
-from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate, evaluate_all
+from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate, evaluate_all, protocol_rule
+from rec_lib.serving.embeddings import QueryRule
 
 
 def _prep():
@@ -29,39 +30,64 @@ def _prep():
 
 class FixedScores:
     name = "fixed"
+    query_rule = None
 
     def __init__(self, table: list[list[float]]) -> None:
         self.table = torch.tensor(table)
 
-    def score(self, movies, weights):
+    def score(self, movies, weights, split="val"):
         return self.table.clone()
 
 
 def test_history_queries_latest_first() -> None:
     q = build_queries(_prep(), history_len=4)
     assert q.users.tolist() == [0, 1]
-    assert q.history[0, :3].tolist() == [2, 1, 0] and q.history_mask[0].tolist() == [1, 1, 1, 0]
-    assert q.targets["val"].tolist() == [3, 2] and q.targets["test"].tolist() == [4, 0]
-    a = q.weights("A", 0.5)
-    assert a[0].tolist() == [1, 0, 0, 0]
-    b = q.weights("B", 0.5)
-    assert b[0].tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0])
+    val = q.splits["val"]
+    assert val.history[0, :3].tolist() == [2, 1, 0] and val.history_mask[0].tolist() == [1, 1, 1, 0]
+    assert val.target.tolist() == [3, 2] and q.splits["test"].target.tolist() == [4, 0]
+    assert val.weights(QueryRule.latest())[0].tolist() == [1, 0, 0, 0]
+    assert val.weights(QueryRule.decay(4, 0.5))[0].tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0])
+
+
+def test_test_history_is_everything_before_the_test_movie() -> None:
+    """Standard leave-one-out: at test time the validation movie is history, in the query and masked."""
+    q = build_queries(_prep(), history_len=4)
+    val, test = q.splits["val"], q.splits["test"]
+    # user 0 watched 0, 1, 2 (train), 3 (val), 4 (test); user 1 watched 1, 5 (train), 2 (val), 0 (test)
+    assert test.history[0].tolist() == [3, 2, 1, 0] and test.history_mask[0].tolist() == [1, 1, 1, 1]
+    assert test.history[1, :3].tolist() == [2, 5, 1]
+    assert 3 not in val.history[0].tolist(), "validation history is training only"
+    seen = set(zip(test.seen_rows.tolist(), test.seen_cols.tolist(), strict=True))
+    assert (0, 3) in seen and (1, 2) in seen
+    assert (0, 3) not in set(zip(val.seen_rows.tolist(), val.seen_cols.tolist(), strict=True))
+    # a scorer that ranks the validation movie first for user 0: masked at test time, so test HR counts movie 4
+    scores = [[0, 0, 0, 9, 8, 1], [9, 0, 0, 0, 0, 0]]
+    result = evaluate(FixedScores(scores), q, "A", 6, EvalConfig(k=1))
+    assert result["test"].hr == 1.0 and result["val"].hr == 0.5
 
 
 def test_hit_rate_ndcg_coverage_and_masking_by_hand() -> None:
     prep = _prep()
     q = build_queries(prep, history_len=3)
-    # movie indices 0..5 = ids 10..15. User 0 has seen 0, 1, 2; user 1 has seen 1, 5.
+    # movie indices 0..5 = ids 10..15. Validation: user 0 has seen 0, 1, 2; user 1 has seen 1, 5.
+    # Test: the validation movie is seen too (3 for user 0, 2 for user 1).
     scores = [
-        [9, 9, 9, 1, 8, 7],  # unseen order: 4 (8), 5 (7), 3 (1): test 4 at rank 0, val 3 at rank 2
-        [5, 9, 6, 4, 3, 9],
-    ]  # unseen order: 2 (6), 0 (5), 3 (4), 4 (3): val 2 rank 0, test 0 rank 1
+        [9, 9, 9, 1, 8, 7],  # val order 4, 5, 3: val 3 at rank 2; test order 4, 5: test 4 at rank 0
+        [5, 9, 6, 4, 3, 9],  # val order 2, 0, 3: val 2 at rank 0; test order 0, 3, 4: test 0 at rank 0
+    ]
     result = evaluate(FixedScores(scores), q, "A", prep.n_movies, EvalConfig(k=2))
-    assert result["test"].hr == 1.0
-    assert result["test"].ndcg == pytest.approx((1 + 1 / math.log2(3)) / 2)
     assert result["val"].hr == 0.5 and result["val"].ndcg == pytest.approx(0.5)
     assert result["val"].recall == result["val"].hr
     assert result["val"].coverage == pytest.approx(4 / 6)  # top-2 lists {4, 5} and {2, 0}
+    assert result["test"].hr == 1.0 and result["test"].ndcg == pytest.approx(1.0)
+    scores[1] = [4, 9, 6, 5, 3, 9]  # test order 3, 0: test 0 at rank 1
+    result = evaluate(FixedScores(scores), q, "A", prep.n_movies, EvalConfig(k=2))
+    assert result["test"].ndcg == pytest.approx((1 + 1 / math.log2(3)) / 2)
+    assert result["test"].coverage == pytest.approx(4 / 6)  # top-2 lists {4, 5} and {3, 0}
+    # training interactions per movie: (1, 2, 1, 0, 0, 1), so percentiles 66.7, 100, 66.7, 25, 25, 66.7
+    percentile = q.popularity_percentile
+    assert percentile.tolist() == pytest.approx([400 / 6, 100, 400 / 6, 25, 25, 400 / 6])
+    assert result["test"].popularity == pytest.approx(float(percentile[[4, 5, 3, 0]].mean()))
 
 
 def test_baselines_match_their_definitions() -> None:
@@ -87,6 +113,13 @@ def test_embedding_scorer_is_weighted_dot_plus_bias() -> None:
     scorer = EmbeddingScorer("e", vectors, torch.tensor([0.0, 0.5, -1.0]))
     out = scorer.score(torch.tensor([[0, 1]]), torch.tensor([[0.5, 0.5]]))
     assert out[0].tolist() == pytest.approx([0.5, 1.0, 0.0])
+    per_split = EmbeddingScorer("e", {"val": vectors, "test": 2 * vectors}, query_rule=QueryRule((1.0, 1.0)))
+    assert per_split.score(torch.tensor([[2]]), torch.tensor([[1.0]]), "test")[0].tolist() == [4.0, 4.0, 8.0]
+    assert protocol_rule(per_split, "B", EvalConfig()) == QueryRule((1.0, 1.0))
+    assert protocol_rule(per_split, "A", EvalConfig()) == QueryRule.latest()
+    assert protocol_rule(MostPopular(_prep()), "B", EvalConfig(history_len=2, history_decay=0.5)) == QueryRule(
+        (1.0, 0.5)
+    )
 
 
 def test_table_has_every_model_protocol_and_split() -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import synthetic
 
 from rec_lib.pinsage.config import SamplerConfig
 from rec_lib.pinsage.layers import MovieInputProjector, WeightedSAGEConv
 from rec_lib.pinsage.model import PinSageModel
-from rec_lib.pinsage.sampler import Block, PairSampler, TorchPinSageSampler
+from rec_lib.pinsage.sampler import Block, PairSampler, SequenceSampler, TorchPinSageSampler
+from rec_lib.serving.embeddings import QueryRule
 
 
 def _block() -> Block:
@@ -52,15 +55,86 @@ def test_projector_uses_every_feature(tmp_path: Path) -> None:
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-def test_model_loss_and_gradients(tmp_path: Path) -> None:
+def test_pair_loss_is_the_hinge_of_its_scores_and_trains_every_parameter(tmp_path: Path) -> None:
     torch.manual_seed(0)
     _, graph = synthetic(tmp_path)
     sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=5))
     batch = PairSampler(sampler, sampler, num_layers=2).sample(32)
     model = PinSageModel(graph.features, graph.n_movies, hidden_dims=16, num_layers=2, dropout=0.0)
     loss = model(batch.blocks, batch.heads, batch.positives, batch.negatives)
-    assert loss.ndim == 0 and loss.item() >= 0
+    h, nodes = model.representation(batch.blocks), batch.blocks[-1].dst_nodes
+    margin = model.pair_scores(h, nodes, batch.heads, batch.negatives) - model.pair_scores(
+        h, nodes, batch.heads, batch.positives
+    )
+    assert loss.item() == pytest.approx((margin + 1).clamp(min=0).mean().item(), rel=1e-5)
     loss.backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
-    assert not missing
+    assert missing == ["position_logits"] or not missing
     assert model.bias.grad.abs().sum() > 0
+
+
+def _sequence_batch(tmp_path: Path, prep_graph=None):
+    prep, graph = prep_graph or synthetic(tmp_path)
+    train = prep.split("train")
+    sequences = torch.tensor(train[["user_idx", "movie_idx"]].to_numpy().T.copy())
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=5))
+    sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4, hard_negative_ratio=0.2)
+    return graph, sampler, sampler.sample(16, 24)
+
+
+def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    graph, _, batch = _sequence_batch(tmp_path)
+    model = PinSageModel(
+        graph.features,
+        graph.n_movies,
+        16,
+        2,
+        0.0,
+        temperature=0.1,
+        query_rule=QueryRule.decay(4, 0.9),
+        learn_query=True,
+    )
+    log_q = torch.rand(batch.candidate_ids.numel())
+    logits = model.sequence_logits(batch, log_q)
+    h = model.representation(batch.blocks)
+    assert torch.allclose(h.norm(dim=1), torch.tensor(0.1**-0.5)), "vectors are unit / sqrt(temperature)"
+    weights = torch.softmax(model.position_logits, 0)
+    row = 0
+    present = batch.history_mask[row] > 0
+    w = weights * present
+    query = (w[:, None] * h[batch.history[row]]).sum(0) / w.sum()
+    expected = query @ h[batch.candidates].T + model.bias[batch.candidate_ids] - log_q
+    for col in range(batch.candidate_ids.numel()):
+        if batch.candidate_ids[col] in batch.history_ids[row]:
+            assert logits[row, col] == -math.inf
+        else:
+            assert logits[row, col].item() == pytest.approx(expected[col].item(), rel=1e-4, abs=1e-5)
+    assert torch.isfinite(logits.gather(1, batch.targets[:, None])).all(), "a target is never masked"
+    loss = model.sequence_loss(batch, "softmax", log_q)
+    assert loss.item() == pytest.approx(torch.nn.functional.cross_entropy(logits, batch.targets).item(), rel=1e-5)
+    loss.backward()
+    assert model.position_logits.grad.abs().sum() > 0, "the query rule is learned"
+    assert model.query_rule().position_weights == pytest.approx(weights.tolist())
+
+
+def test_sequence_margin_loss_counts_only_unmasked_other_candidates(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    graph, _, batch = _sequence_batch(tmp_path)
+    model = PinSageModel(graph.features, graph.n_movies, 16, 2, 0.0, query_rule=QueryRule.decay(4, 0.9))
+    logits = model.sequence_logits(batch)
+    positive = logits.gather(1, batch.targets[:, None])
+    terms = [
+        max(0.0, 1 + logits[r, c].item() - positive[r, 0].item())
+        for r in range(logits.shape[0])
+        for c in range(logits.shape[1])
+        if c != batch.targets[r] and torch.isfinite(logits[r, c])
+    ]
+    assert model.sequence_loss(batch, "margin").item() == pytest.approx(sum(terms) / len(terms), rel=1e-4)
+    assert not isinstance(model.position_logits, torch.nn.Parameter), "a fixed rule is not learned"
+
+
+def test_without_bias_the_bias_is_zero_and_not_a_parameter(tmp_path: Path) -> None:
+    _, graph = synthetic(tmp_path)
+    model = PinSageModel(graph.features, graph.n_movies, 16, 2, use_bias=False)
+    assert "bias" not in dict(model.named_parameters()) and model.bias.abs().sum() == 0

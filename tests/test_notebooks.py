@@ -16,6 +16,7 @@ from rec_lib.reports.nbtools import read_notebook
 NOTEBOOKS = {
     "preprocess": PROJECT_ROOT / "notebooks" / "01_preprocess.ipynb",
     "train": PROJECT_ROOT / "notebooks" / "02_train.ipynb",
+    "export": PROJECT_ROOT / "notebooks" / "03_export_embeddings.ipynb",
 }
 CELL_TIMEOUT_S = 600
 
@@ -60,3 +61,33 @@ def test_notebook_01_on_ml1m_layout(ml1m_dir: Path, tmp_path: Path) -> None:
         artefacts_dir=str(tmp_path / "artefacts"),
     )
     assert recorded["n_ratings"] == 9 and recorded["split_sizes"]["test"] == 2
+
+
+def test_notebook_02_search_and_any_training_flag_flow_to_notebook_03(tmp_path: Path) -> None:
+    """The documented run_search path runs (a tiny grid), and 03 finds 02's run whatever settings trained it."""
+    from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
+    from rec_lib.pinsage.tuning import load_search
+
+    generate_ml1m(tmp_path / "data" / "syn", SyntheticConfig(n_users=200, n_movies=80, n_ratings=6_000, seed=3))
+    common = {"dataset": "syn", "artefacts_dir": str(tmp_path / "artefacts")}
+    overrides = {"hidden_dims": 8, "num_epochs": 1, "batches_per_epoch": 3, "batch_size": 16, "dropout": 0.3}
+    search_out = tmp_path / "tuning" / "syn.json"
+    trained = execute(
+        "train",
+        tmp_path / "02.ipynb",
+        **common,
+        data_dir=str(tmp_path / "data"),
+        short_users="drop",
+        train_overrides=overrides,
+        run_search=True,
+        search_ablations=["defaults", "no per-movie bias"],
+        search_seeds=[0, 1],
+        search_overrides={"num_epochs": 1, "batches_per_epoch": 2, "hidden_dims": 8, "batch_size": 16},
+        search_out=str(search_out),
+    )
+    assert trained["config"]["dropout"] == 0.3 and trained["search_rows"] == 2
+    summary = load_search("syn", search_out.parent)
+    assert summary["ablation"].tolist() == ["defaults", "no per-movie bias"] and summary["seeds"].tolist() == [2, 2]
+    exported = execute("export", tmp_path / "03.ipynb", **common)
+    assert exported["run_dir"] == trained["run_dir"]
+    assert exported["n_vectors"] == 80 and exported["dim"] == 8

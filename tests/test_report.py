@@ -91,12 +91,14 @@ def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_p
     assert observed["checked"]["n_ratings"] == 100_836
     assert observed["checked"]["consistent"] is True and observed["checked"]["milvus_count"] == 9_724
     assert observed["checked"]["n_recommendations"] == 10
-    assert 0 <= observed["checked"]["pinsage_test_hr_B"] <= 1
     train = observed["notebooks"]["02_train"]
+    rows = {(r["model"], r["protocol"], r["split"]): r for r in train["metrics"]}
+    assert observed["checked"]["pinsage_test_hr_B"] == rows["pinsage", "B", "test"]["hr"]
     assert len({(r["model"], r["protocol"], r["split"]) for r in train["metrics"]}) == 4 * 2 * 2
     assert train["config"]["hidden_dims"] == 16 and train["batches_per_s"] > 0
     export = observed["notebooks"]["03_export_embeddings"]
     assert (export["n_vectors"], export["dim"]) == (9_724, 16)
+    assert export["run_dir"] == train["run_dir"], "03 exports the run 02 trained"
     assert {row["query"] for row in export["neighbours"]} >= {"Toy Story (1995)", "Matrix, The (1999)"}
     load = observed["notebooks"]["04_load"]
     assert load["index_type"] == "FLAT" and load["sql_count"] == 9_724

@@ -43,6 +43,7 @@ def settings_for(backend: str, tmp_path: Path, request) -> StoreSettings:
         engine = sa.create_engine(sql_url)
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS movies"))
+            conn.execute(sa.text("DROP TABLE IF EXISTS settings"))
         engine.dispose()
     if backend == "milvus-server":
         milvus_uri = request.getfixturevalue("milvus_server").uri
@@ -110,7 +111,7 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
     liked = [3, 6, 9]  # all in cluster 0
     result = recommender.recommend(liked, k=10)
     stored = embeddings.store_vectors()
-    expected = ExactRecommender(embeddings.movie_ids, stored).recommend(liked, 10)
+    expected = ExactRecommender(embeddings.movie_ids, stored, embeddings.query_rule).recommend(liked, 10)
     assert result["movie_id"].tolist() == expected.tolist()
     assert not set(result["movie_id"]) & set(liked)
     assert (result["movie_id"] % 3 == 0).all(), "planted cluster structure"
@@ -121,7 +122,12 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
     assert result["score"].is_monotonic_decreasing
     position = {m: p for p, m in enumerate(embeddings.movie_ids)}
     top = result.iloc[0]
-    own = np.mean([stored[position[j], :-1] @ stored[position[top.movie_id], :-1] for j in liked])
+    weights = embeddings.query_rule.weights(len(liked))  # latest first: liked[-1] is the latest pick
+    latest_first = liked[::-1]
+    own = sum(
+        w * stored[position[j], :-1] @ stored[position[top.movie_id], :-1]
+        for w, j in zip(weights, latest_first, strict=True)
+    )
     assert top.score == pytest.approx(own + stored[position[top.movie_id], -1], rel=1e-4)
     for _, row in result.iterrows():
         closest = max(liked, key=lambda j: stored[position[j], :-1] @ stored[position[row.movie_id], :-1])
@@ -132,8 +138,32 @@ def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(
     stores, embeddings, _, _ = loaded
     liked = [3, 4, 5, 7]  # clusters 0, 1, 2 and 1
     result = Recommender(stores).recommend(liked, k=20)
-    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors()).recommend(liked, 20)
-    assert result["movie_id"].tolist() == expected.tolist()
+    exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.query_rule)
+    assert result["movie_id"].tolist() == exact.recommend(liked, 20).tolist()
+
+
+def test_recommend_ranks_as_evaluation_protocol_b_does(loaded) -> None:
+    """The product's query rule is the evaluated one: same weights by recency, same fused score, same top K."""
+    import torch
+
+    from rec_lib.pinsage.evaluation import EmbeddingScorer, SplitQueries
+
+    stores, embeddings, _, _ = loaded
+    liked = [4, 10, 3, 7, 5]  # picked in this order: 5 is the latest; only the latest three count
+    position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
+    history = torch.tensor([[position[m] for m in liked[::-1]]])
+    queries = SplitQueries(
+        history, torch.ones_like(history, dtype=torch.float32), history[:, 0], history[0], history[0]
+    )
+    scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
+    scores = scorer.score(history, queries.weights(embeddings.query_rule))[0]
+    scores[history[0]] = -float("inf")
+    evaluated = embeddings.movie_ids[torch.topk(scores, 15).indices.numpy()]
+    result = Recommender(stores).recommend(liked, k=15)
+    assert result["movie_id"].tolist() == evaluated.tolist()
+    assert result["score"].to_numpy() == pytest.approx(torch.topk(scores, 15).values.numpy(), rel=1e-4)
+    older_picks_changed = Recommender(stores).recommend([9, 8, *liked[2:]], k=15)
+    assert older_picks_changed["movie_id"].tolist() == evaluated.tolist(), "only the latest three picks count"
 
 
 def test_filters_are_applied_in_milvus(loaded) -> None:
@@ -148,7 +178,9 @@ def test_filters_are_applied_in_milvus(loaded) -> None:
         [bool({"Shared", "G1"} & set(by_id.loc[m, "genres"].split("|"))) and 1990 <= by_id.loc[m, "year"] <= 1995
          for m in embeddings.movie_ids]
     )  # fmt: skip
-    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors()).recommend([3, 6], 5, allowed)
+    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.query_rule).recommend(
+        [3, 6], 5, allowed
+    )
     assert result["movie_id"].tolist() == expected.tolist()
 
 

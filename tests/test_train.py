@@ -12,7 +12,7 @@ from helpers import synthetic
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.baselines import MostPopular
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate
+from rec_lib.pinsage.evaluation import build_queries, evaluate
 from rec_lib.pinsage.train import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint, train
 
 QUICK = TrainConfig(
@@ -32,14 +32,43 @@ def test_short_training_beats_random_and_most_popular(tmp_path: Path) -> None:
     result = train(prep, graph, QUICK)
     queries = build_queries(prep, QUICK.history_len)
     random_hr = QUICK.eval_k / graph.n_movies
-    pinsage = evaluate(EmbeddingScorer("pinsage", result.vectors, result.bias), queries, "B", graph.n_movies)
+    pinsage = evaluate(result.scorer(), queries, "B", graph.n_movies)
     popular = evaluate(MostPopular(prep), queries, "B", graph.n_movies)
     for split in ("val", "test"):
         assert pinsage[split].hr > popular[split].hr + 0.05, split
         assert pinsage[split].hr > 2 * random_hr, split
-    assert result.vectors.shape == (graph.n_movies, QUICK.hidden_dims)
+    assert result.vectors.shape == result.test_vectors.shape == (graph.n_movies, QUICK.hidden_dims)
     assert torch.isfinite(result.vectors).all()
     assert result.history[-1].loss < result.history[0].loss
+    assert not torch.equal(result.vectors, result.test_vectors), "test vectors see the validation edges"
+    assert len(result.query_rule.position_weights) == QUICK.history_len
+
+
+def test_test_vectors_come_from_the_graph_with_validation_edges(tmp_path: Path) -> None:
+    """Inductive scoring of the test movie: same model, neighbourhoods sampled on training + validation edges."""
+    from rec_lib.pinsage.graph import TEST_TIME_GRAPH, build_graph
+    from rec_lib.pinsage.sampler import TorchPinSageSampler
+    from rec_lib.pinsage.train import build_model, movie_vectors
+
+    prep, graph = synthetic(tmp_path)
+    result = train(prep, graph, replace(QUICK, num_epochs=1, batches_per_epoch=5), checkpoint_dir=tmp_path / "run")
+    _, model = load_checkpoint(tmp_path / "run" / CHECKPOINT_BEST, graph)
+    test_graph = build_graph(prep, TEST_TIME_GRAPH)
+    assert test_graph.graph.num_edges("watched") == graph.graph.num_edges("watched") + len(prep.split("val"))
+    generator = torch.Generator().manual_seed(QUICK.seed)
+    sampler = TorchPinSageSampler(test_graph, QUICK.sampler, generator=generator)
+    expected = movie_vectors(model, sampler, graph.n_movies, QUICK.num_layers, torch.device("cpu"))
+    assert expected.shape == result.test_vectors.shape
+    assert build_model(QUICK, graph).query_rule().length == QUICK.history_len
+
+
+def test_the_previous_pairs_recipe_still_trains(tmp_path: Path) -> None:
+    prep, graph = synthetic(tmp_path)
+    pairs = replace(QUICK, objective="pairs", loss="margin", query_pooling="fixed", num_epochs=1, batches_per_epoch=20)
+    result = train(prep, graph, pairs)
+    assert torch.isfinite(result.vectors).all()
+    fixed = result.query_rule.weights(3)
+    assert fixed.tolist() == pytest.approx([1 / 2.71, 0.9 / 2.71, 0.81 / 2.71], rel=1e-4), "0.9^age, not learned"
 
 
 def test_checkpoints_resume_where_they_stopped(tmp_path: Path) -> None:
@@ -57,14 +86,26 @@ def test_checkpoints_resume_where_they_stopped(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_model(tmp_path: Path) -> None:
+    """Bit for bit on one thread (with more, CPU reductions may sum in another order: ~1e-7 apart)."""
     prep, graph = synthetic(tmp_path)
     config = replace(QUICK, num_epochs=1, batches_per_epoch=10)
-    assert torch.equal(train(prep, graph, config).vectors, train(prep, graph, config).vectors)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert torch.equal(train(prep, graph, config).vectors, train(prep, graph, config).vectors)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_settings_are_validated() -> None:
     with pytest.raises(ConfigError, match="batch_size=0"):
         replace(QUICK, batch_size=0).validate()
+    with pytest.raises(ConfigError, match="objective='pairs' needs loss='margin'"):
+        replace(QUICK, objective="pairs").validate()
+    with pytest.raises(ConfigError, match="loss='hinge'"):
+        replace(QUICK, loss="hinge").validate()
+    with pytest.raises(ConfigError, match="temperature=0"):
+        replace(QUICK, temperature=0.0).validate()
     with pytest.raises(ConfigError, match="unknown TrainConfig settings: \\['hiden_dims'\\]"):
         TrainConfig.from_dict({"hiden_dims": 3})
     if not torch.cuda.is_available():

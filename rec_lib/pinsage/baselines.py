@@ -1,6 +1,7 @@
 """Baselines on the same split and protocols: most-popular, item-kNN (cosine) and EASE.
 
-Each is a :class:`rec_lib.pinsage.evaluation.MovieScorer` fitted on the training interactions only.
+Each is a :class:`rec_lib.pinsage.evaluation.MovieScorer` fitted on the training interactions only, and
+uses protocol B's fixed query rule; at test time its query history includes the validation movie.
 """
 
 from __future__ import annotations
@@ -24,12 +25,13 @@ class MostPopular:
     """Every user gets the movies with the most training interactions."""
 
     name = "most-popular"
+    query_rule = None
 
     def __init__(self, prep: Preprocessed) -> None:
         counts = np.asarray(training_matrix(prep).sum(axis=0)).ravel()
         self.popularity = torch.from_numpy(counts.astype(np.float32))
 
-    def score(self, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         return self.popularity.expand(movies.shape[0], -1).clone()
 
 
@@ -41,6 +43,7 @@ class ItemKNN:
     """
 
     name = "item-knn"
+    query_rule = None
 
     def __init__(self, prep: Preprocessed) -> None:
         matrix = training_matrix(prep)
@@ -49,7 +52,7 @@ class ItemKNN:
         self._columns = normalised.T.tocsr().astype(np.float32)
         self._matrix = normalised.tocsr().astype(np.float32)
 
-    def score(self, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         batch = movies.shape[0]
         query = sp.csr_matrix(
             (weights.numpy().ravel(), (np.repeat(np.arange(batch), movies.shape[1]), movies.numpy().ravel())),
@@ -64,6 +67,7 @@ class EASE:
 
     def __init__(self, prep: Preprocessed, l2: float = EASE_L2) -> None:
         self.name = "ease"
+        self.query_rule = None
         self.l2 = l2
         matrix = training_matrix(prep)
         gram = torch.from_numpy((matrix.T @ matrix).toarray()).float()
@@ -73,5 +77,5 @@ class EASE:
         weights.diagonal().zero_()
         self.weights = weights.float()
 
-    def score(self, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         return torch.einsum("bh,bhn->bn", weights, self.weights[movies])

@@ -44,9 +44,23 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run; saved inside every checkpoint."""
+    """Everything that decides a training run; saved inside every checkpoint.
+
+    ``objective="sequence"`` trains on next engagements: the pooled vectors of a user's latest
+    ``history_len`` movies (the query rule, learned when ``query_pooling="learned"``) must score the movie
+    they watched next above the batch's other targets and shared negatives, under ``loss`` ("softmax":
+    sampled softmax at ``temperature``, with the logQ correction; "margin": max-margin). ``"pairs"`` is
+    the earlier recipe: movie pairs (head, the movie watched right after it) under max-margin, scored
+    with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score.
+    """
 
     dataset: str = DEFAULT_DATASET
+    objective: Literal["sequence", "pairs"] = "sequence"
+    loss: Literal["softmax", "margin"] = "softmax"
+    temperature: float = 0.1
+    logq_correction: bool = True
+    query_pooling: Literal["learned", "fixed"] = "learned"
+    use_bias: bool = True
     hidden_dims: int = 256
     num_layers: int = 2
     dropout: float = 0.5
@@ -91,6 +105,18 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.device={self.device!r}: expected 'auto', 'cpu' or 'cuda'")
         if self.device == "cuda" and not _cuda_available():
             raise ConfigError("TrainConfig.device='cuda' but torch sees no CUDA device")
+        choices = {
+            "objective": ("sequence", "pairs"),
+            "loss": ("softmax", "margin"),
+            "query_pooling": ("learned", "fixed"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: expected one of {allowed}")
+        if self.objective == "pairs" and (self.loss != "margin" or self.query_pooling != "fixed"):
+            raise ConfigError("TrainConfig.objective='pairs' needs loss='margin' and query_pooling='fixed'")
+        if not self.temperature > 0:
+            raise ConfigError(f"TrainConfig.temperature={self.temperature} must be positive")
         if self.sampler_backend not in ("torch", "dgl"):
             raise ConfigError(f"TrainConfig.sampler_backend={self.sampler_backend!r}: expected 'torch' or 'dgl'")
 

@@ -1,17 +1,22 @@
-"""Ranking metrics under two query protocols, for any model that scores movies from movies.
+"""Ranking metrics under the standard leave-one-out protocol, for any model that scores movies from movies.
 
-Every evaluated user has one validation and one test movie (see :mod:`rec_lib.data.preprocess`). All
-movies are ranked; the user's training movies are masked out. The query is built from the user's
-*training* history, for validation and for test alike:
+Every evaluated user has one validation and one test movie (see :mod:`rec_lib.data.preprocess`). For
+each target, the user's **history is every interaction before it** (SASRec, BERT4Rec, RecBole): for
+validation that is the training interactions, for test the training interactions plus the validation
+movie. All movies are ranked and the history is masked. The query is built from the latest
+``history_len`` history movies:
 
-* **Protocol A** (DGL's ``LatestNNRecommender``): the query is the user's latest training movie.
-* **Protocol B** (history): the query is the user's last ``history_len`` training movies, fused by
-  a weighted sum of their score vectors, ``score(i) = Σ_j w_j · s(j, i)`` with
-  ``w_j ∝ history_decay ** age_j`` (age 0 is the latest movie) and ``Σ w_j = 1``.
+* **Protocol A** (DGL's ``LatestNNRecommender``): the latest history movie alone.
+* **Protocol B** (history): the latest ``history_len`` movies fused by a weighted sum of their score
+  vectors, ``score(i) = Σ_j w_j · s(j, i)``. The weights are the scorer's own :class:`QueryRule` when it
+  has one (PinSage's learned recency weights, the rule ``recommend()`` uses), else the fixed rule
+  ``w_j ∝ history_decay ** age_j`` (age 0 is the latest movie).
 
-Metrics at K, averaged over users: HR (the target is in the top K), NDCG (``1 / log2(rank + 2)``
-when it is), Recall (equal to HR here: one target per user), and catalogue coverage (the share of
-all movies that appear in at least one user's top K).
+Metrics at K, averaged over users: HR (the target is in the top K), NDCG (``1 / log2(rank + 2)`` when
+it is), Recall (equal to HR here: one target per user), catalogue coverage (the share of all movies
+in at least one user's top K) and popularity (the mean training-popularity percentile of the
+recommended movies: 50 is the median movie, 100 the most popular; it shows how much a model leans on
+popularity).
 """
 
 from __future__ import annotations
@@ -26,18 +31,27 @@ import torch
 
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.pinsage.config import EvalConfig
+from rec_lib.serving.embeddings import QueryRule
 
 QueryProtocol = Literal["A", "B"]
 PROTOCOLS: tuple[QueryProtocol, ...] = ("A", "B")
 EVAL_SPLITS = ("val", "test")
+HISTORY_SPLITS = {"val": ("train",), "test": ("train", "val")}
+"""What counts as history for each target: every interaction before it."""
 
 
 class MovieScorer(Protocol):
-    """Scores every movie for a batch of weighted query movies: ``(B, H), (B, H) -> (B, n_movies)``."""
+    """Scores every movie for a batch of weighted query movies: ``(B, H), (B, H) -> (B, n_movies)``.
+
+    ``split`` says which target is being predicted, for models whose movie vectors depend on the
+    interactions known at that point (PinSage's graph); ``query_rule`` (may be None) replaces
+    protocol B's fixed weights.
+    """
 
     name: str
+    query_rule: QueryRule | None
 
-    def score(self, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor: ...
+    def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -46,30 +60,38 @@ class Metrics:
     ndcg: float
     recall: float
     coverage: float
+    popularity: float
     users: int
 
 
 @dataclass(frozen=True)
-class Queries:
-    """Per evaluated user: padded history (latest first) with protocol weights, target, seen movies."""
+class SplitQueries:
+    """Per evaluated user, for one target split: history (latest first), target, and the masked movies."""
 
-    users: torch.Tensor
     history: torch.Tensor
     """(U, history_len) movie indices, latest first, padded with 0."""
     history_mask: torch.Tensor
-    targets: dict[str, torch.Tensor]
+    target: torch.Tensor
     seen_rows: torch.Tensor
     seen_cols: torch.Tensor
-    """Coordinates (position in ``users``, movie) of every training interaction of the evaluated users."""
+    """Coordinates (position in ``users``, movie) of every history interaction: masked when ranking."""
 
-    def weights(self, protocol: QueryProtocol, decay: float) -> torch.Tensor:
-        if protocol == "A":
-            w = torch.zeros_like(self.history_mask, dtype=torch.float32)
-            w[:, 0] = 1.0
-            return w
-        ages = torch.arange(self.history.shape[1], dtype=torch.float32)
-        w = (decay**ages).expand_as(self.history).clone() * self.history_mask
+    def weights(self, rule: QueryRule) -> torch.Tensor:
+        """``rule``'s weights over each user's present history positions, summing to one."""
+        length = self.history.shape[1]
+        position = torch.zeros(length)
+        used = torch.tensor(rule.position_weights[:length], dtype=torch.float32)
+        position[: used.numel()] = used
+        w = position.expand_as(self.history_mask) * self.history_mask
         return w / w.sum(1, keepdim=True).clamp(min=1e-12)
+
+
+@dataclass(frozen=True)
+class Queries:
+    users: torch.Tensor
+    splits: dict[str, SplitQueries]
+    popularity_percentile: torch.Tensor
+    """(n_movies,) each movie's training-popularity percentile, 0-100."""
 
 
 def build_queries(prep: Preprocessed, history_len: int) -> Queries:
@@ -78,73 +100,99 @@ def build_queries(prep: Preprocessed, history_len: int) -> Queries:
     evaluated = np.sort(inter.loc[inter["split"] == "test", "user_idx"].to_numpy())
     position = np.full(prep.n_users, -1)
     position[evaluated] = np.arange(len(evaluated))
-    train = inter[(inter["split"] == "train") & (position[inter["user_idx"].to_numpy()] >= 0)]
-    rows = position[train["user_idx"].to_numpy()]
-    cols = train["movie_idx"].to_numpy()
+    of_evaluated = position[inter["user_idx"].to_numpy()] >= 0
+    splits = {
+        split: _split_queries(inter, of_evaluated, position, split, history_len, len(evaluated))
+        for split in EVAL_SPLITS
+    }
+    counts = np.bincount(prep.split("train")["movie_idx"].to_numpy(), minlength=prep.n_movies)
+    percentile = pd.Series(counts).rank(pct=True).to_numpy() * 100.0
+    return Queries(
+        users=torch.from_numpy(evaluated),
+        splits=splits,
+        popularity_percentile=torch.tensor(percentile, dtype=torch.float32),
+    )
+
+
+def _split_queries(
+    inter: pd.DataFrame, of_evaluated: np.ndarray, position: np.ndarray, split: str, history_len: int, n_users: int
+) -> SplitQueries:
+    history_rows = inter[inter["split"].isin(HISTORY_SPLITS[split]).to_numpy() & of_evaluated]
+    rows = position[history_rows["user_idx"].to_numpy()]
+    cols = history_rows["movie_idx"].to_numpy()
     # interactions are sorted by user then time, so counting from each user's end gives the age
     ends = pd.Series(np.arange(len(rows))).groupby(rows).transform("max").to_numpy()
     age = ends - np.arange(len(rows))
     keep = age < history_len
-    history = torch.zeros((len(evaluated), history_len), dtype=torch.int64)
-    mask = torch.zeros((len(evaluated), history_len), dtype=torch.float32)
+    history = torch.zeros((n_users, history_len), dtype=torch.int64)
+    mask = torch.zeros((n_users, history_len), dtype=torch.float32)
     history[rows[keep], age[keep]] = torch.tensor(cols[keep])
     mask[rows[keep], age[keep]] = 1.0
-    targets = {}
-    for split in EVAL_SPLITS:
-        part = inter[inter["split"] == split]
-        target = np.empty(len(evaluated), dtype=np.int64)
-        target[position[part["user_idx"].to_numpy()]] = part["movie_idx"].to_numpy()
-        targets[split] = torch.from_numpy(target)
-    return Queries(
-        users=torch.from_numpy(evaluated),
-        history=history,
-        history_mask=mask,
-        targets=targets,
-        seen_rows=torch.tensor(rows),
-        seen_cols=torch.tensor(cols),
-    )
+    part = inter[inter["split"] == split]
+    target = np.empty(n_users, dtype=np.int64)
+    target[position[part["user_idx"].to_numpy()]] = part["movie_idx"].to_numpy()
+    return SplitQueries(history, mask, torch.from_numpy(target), torch.tensor(rows), torch.tensor(cols))
+
+
+def protocol_rule(scorer: MovieScorer, protocol: QueryProtocol, config: EvalConfig) -> QueryRule:
+    """``protocol``'s rule for ``scorer``: the latest movie (A); the scorer's own rule, else the fixed one (B)."""
+    if protocol == "A":
+        return QueryRule.latest()
+    return getattr(scorer, "query_rule", None) or QueryRule.decay(config.history_len, config.history_decay)
 
 
 def evaluate(
-    scorer: MovieScorer, queries: Queries, protocol: QueryProtocol, n_movies: int, config: EvalConfig | None = None
+    scorer: MovieScorer,
+    queries: Queries,
+    protocol: QueryProtocol,
+    n_movies: int,
+    config: EvalConfig | None = None,
+    splits: tuple[str, ...] = EVAL_SPLITS,
 ) -> dict[str, Metrics]:
-    """Metrics on validation and test for one scorer under one protocol."""
+    """Metrics on each of ``splits`` for one scorer under one protocol."""
     config = config or EvalConfig()
-    weights = queries.weights(protocol, config.history_decay)
+    rule = protocol_rule(scorer, protocol, config)
+    return {split: _evaluate_split(scorer, queries, split, rule, n_movies, config) for split in splits}
+
+
+def _evaluate_split(
+    scorer: MovieScorer, queries: Queries, split: str, rule: QueryRule, n_movies: int, config: EvalConfig
+) -> Metrics:
+    q = queries.splits[split]
+    weights = q.weights(rule)
     n_users = queries.users.numel()
-    hits = {split: torch.zeros(n_users, dtype=torch.bool) for split in EVAL_SPLITS}
-    gains = {split: torch.zeros(n_users) for split in EVAL_SPLITS}
+    hits = torch.zeros(n_users, dtype=torch.bool)
+    gains = torch.zeros(n_users)
+    popularity = torch.zeros(n_users)
     recommended = torch.zeros(n_movies, dtype=torch.bool)
     k = min(config.k, n_movies)
     discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
     for start in range(0, n_users, config.batch_users):
         stop = min(start + config.batch_users, n_users)
-        scores = scorer.score(queries.history[start:stop], weights[start:stop]).float().cpu()
-        in_batch = (queries.seen_rows >= start) & (queries.seen_rows < stop)
-        scores[queries.seen_rows[in_batch] - start, queries.seen_cols[in_batch]] = -math.inf
+        scores = scorer.score(q.history[start:stop], weights[start:stop], split).float().cpu()
+        in_batch = (q.seen_rows >= start) & (q.seen_rows < stop)
+        scores[q.seen_rows[in_batch] - start, q.seen_cols[in_batch]] = -math.inf
         top = torch.topk(scores, k, dim=1).indices
         recommended[top.flatten()] = True
-        for split in EVAL_SPLITS:
-            match = top == queries.targets[split][start:stop, None]
-            hits[split][start:stop] = match.any(1)
-            gains[split][start:stop] = (match.float() * discount).sum(1)
-    coverage = float(recommended.float().mean())
-    return {
-        split: Metrics(
-            hr=float(hits[split].float().mean()),
-            ndcg=float(gains[split].mean()),
-            recall=float(hits[split].float().mean()),
-            coverage=coverage,
-            users=n_users,
-        )
-        for split in EVAL_SPLITS
-    }
+        match = top == q.target[start:stop, None]
+        hits[start:stop] = match.any(1)
+        gains[start:stop] = (match.float() * discount).sum(1)
+        popularity[start:stop] = queries.popularity_percentile[top].mean(1)
+    hr = float(hits.float().mean())
+    return Metrics(
+        hr=hr,
+        ndcg=float(gains.mean()),
+        recall=hr,
+        coverage=float(recommended.float().mean()),
+        popularity=float(popularity.mean()),
+        users=n_users,
+    )
 
 
 def evaluate_all(
     scorers: list[MovieScorer], queries: Queries, n_movies: int, config: EvalConfig | None = None
 ) -> pd.DataFrame:
-    """One row per (model, protocol, split), with HR, NDCG, Recall and coverage at K."""
+    """One row per (model, protocol, split), with HR, NDCG, Recall, coverage and popularity at K."""
     config = config or EvalConfig()
     rows = []
     for scorer in scorers:
@@ -157,13 +205,26 @@ def evaluate_all(
 
 
 class EmbeddingScorer:
-    """Scores by the model's own rule: ``h_query · h_movie + bias_movie``, fused over the query movies."""
+    """Scores by the model's own rule: ``h_query · h_movie + bias_movie``, fused over the query movies.
 
-    def __init__(self, name: str, vectors: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+    ``vectors`` may be one tensor, or one per split (PinSage's vectors computed on the graph of the
+    interactions known before that split's target); ``query_rule`` is the model's protocol-B rule.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        vectors: torch.Tensor | dict[str, torch.Tensor],
+        bias: torch.Tensor | None = None,
+        query_rule: QueryRule | None = None,
+    ) -> None:
         self.name = name
-        self.vectors = vectors.float()
-        self.bias = bias.float() if bias is not None else torch.zeros(vectors.shape[0])
+        self.vectors = {s: v.float() for s, v in vectors.items()} if isinstance(vectors, dict) else vectors.float()
+        any_vectors = next(iter(self.vectors.values())) if isinstance(self.vectors, dict) else self.vectors
+        self.bias = bias.float() if bias is not None else torch.zeros(any_vectors.shape[0])
+        self.query_rule = query_rule
 
-    def score(self, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        query = (self.vectors[movies] * weights.unsqueeze(-1)).sum(1)
-        return query @ self.vectors.T + self.bias
+    def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
+        vectors = self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
+        query = (vectors[movies] * weights.unsqueeze(-1)).sum(1)
+        return query @ vectors.T + self.bias

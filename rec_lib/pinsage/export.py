@@ -32,7 +32,11 @@ def export_embeddings(
     batch_size: int = 1024,
     progress: bool = True,
 ) -> Embeddings:
-    """Compute every movie's vector with the run's best model, validate, and save beside the run."""
+    """Compute every movie's vector with the run's best model, validate, and save beside the run.
+
+    ``graph`` gives the neighbourhoods: the product passes the graph of every interaction
+    (``build_graph(prep, FULL_GRAPH)``), since PinSage needs no retraining to use new edges.
+    """
     checkpoint = Path(run_directory) / CHECKPOINT_BEST
     if not checkpoint.is_file():
         raise RecLibError(f"{checkpoint} is missing: train first (python -m rec_lib train)")
@@ -47,6 +51,7 @@ def export_embeddings(
         movie_ids=prep.movies["movie_id"].to_numpy(dtype=np.int64),
         vectors=vectors.numpy().astype(np.float32),
         bias=model.bias.detach().cpu().numpy().astype(np.float32),
+        query_rule=model.query_rule(),
         fingerprint=_fingerprint(Path(run_directory).name, checkpoint),
         metadata={
             "run_dir": str(run_directory),

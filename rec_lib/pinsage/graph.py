@@ -250,9 +250,20 @@ def movie_features(movies: pd.DataFrame) -> MovieFeatures:
     )
 
 
-def build_graph(prep: Preprocessed) -> UserMovieGraph:
-    """The users–movies graph of the training interactions, with rating and timestamp on every edge."""
-    train = prep.split("train")
+TRAINING_GRAPH = ("train",)
+TEST_TIME_GRAPH = ("train", "val")
+FULL_GRAPH = ("train", "val", "test")
+"""Which splits' interactions are edges: training (and validation targets), test targets, the product."""
+
+
+def build_graph(prep: Preprocessed, splits: tuple[str, ...] = TRAINING_GRAPH) -> UserMovieGraph:
+    """The users–movies graph of the interactions in ``splits``, with rating and timestamp on every edge.
+
+    Training and validation use the training interactions; the test target's vectors come from the
+    graph of every interaction before it (training + validation), and the product's from all of them:
+    PinSage is inductive, so a bigger graph needs no retraining.
+    """
+    train = prep.interactions[prep.interactions["split"].isin(splits)]
     builder = GraphBuilder()
     builder.add_entities(prep.users, "user_idx", USER)
     builder.add_entities(prep.movies, "movie_idx", MOVIE)

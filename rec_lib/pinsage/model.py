@@ -1,33 +1,73 @@
-"""The PinSage model: input projection + SAGE layers + a residual, scored by dot product plus bias."""
+"""The PinSage model: input projection + SAGE layers + a residual, scored by dot product plus bias.
+
+A movie's vector is ``h = x + SAGE(neighbourhood)``; with a ``temperature`` (the softmax loss) it is
+L2-normalised and scaled by ``1/sqrt(temperature)``, so a dot product is a cosine over the temperature.
+The score of a candidate ``i`` for a query ``q`` is ``q · h_i + b_i``. A query from several movies is
+their weighted mean under the model's :class:`~rec_lib.serving.embeddings.QueryRule`: recency weights
+over the latest ``history_len`` movies, fixed (``0.9 ** age``) or learned with the rest of the model.
+"""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from rec_lib.pinsage.graph import MovieFeatures
 from rec_lib.pinsage.layers import MovieInputProjector, SAGENet
-from rec_lib.pinsage.sampler import Block
+from rec_lib.pinsage.sampler import Block, SequenceBatch
+from rec_lib.serving.embeddings import QueryRule
 
 
 class PinSageModel(nn.Module):
-    """Movie representations from sampled neighbourhoods, trained with a max-margin loss.
-
-    ``score(a, b) = h_a · h_b + bias_a + bias_b``, and the loss is ``max(0, 1 + score(h, neg) - score(h, pos))``.
-    """
+    """Movie representations from sampled neighbourhoods, a per-movie bias and a query rule."""
 
     def __init__(
-        self, features: MovieFeatures, n_movies: int, hidden_dims: int, num_layers: int, dropout: float = 0.5
+        self,
+        features: MovieFeatures,
+        n_movies: int,
+        hidden_dims: int,
+        num_layers: int,
+        dropout: float = 0.5,
+        *,
+        temperature: float | None = None,
+        use_bias: bool = True,
+        query_rule: QueryRule | None = None,
+        learn_query: bool = False,
     ) -> None:
         super().__init__()
         self.projector = MovieInputProjector(features, n_movies, hidden_dims)
         self.sage = SAGENet(hidden_dims, num_layers, dropout)
-        self.bias = nn.Parameter(torch.zeros(n_movies))
+        self.scale = None if temperature is None else 1.0 / math.sqrt(temperature)
+        if use_bias:
+            self.bias = nn.Parameter(torch.zeros(n_movies))
+        else:
+            self.register_buffer("bias", torch.zeros(n_movies))
+        rule = query_rule or QueryRule.latest()
+        logits = torch.log(torch.tensor(rule.position_weights, dtype=torch.float32))
+        if learn_query:
+            self.position_logits = nn.Parameter(logits)
+        else:
+            self.register_buffer("position_logits", logits)
 
     def representation(self, blocks: list[Block]) -> torch.Tensor:
         """Vectors of the output nodes of ``blocks``: their own input vector plus the SAGE output."""
         h_input = self.projector(blocks[0].src_nodes)
-        return self.projector(blocks[-1].dst_nodes) + self.sage(blocks, h_input)
+        z = self.projector(blocks[-1].dst_nodes) + self.sage(blocks, h_input)
+        return z if self.scale is None else F.normalize(z, dim=1) * self.scale
+
+    def query_rule(self) -> QueryRule:
+        """The recency weights as a plain rule, for evaluation and for ``recommend()``."""
+        return QueryRule(tuple(torch.softmax(self.position_logits.detach().cpu(), 0).tolist()))
+
+    def pool(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Queries ``Σ w_j h_j`` from (B, H, d) history vectors, weights softmaxed over present positions."""
+        length = history.shape[1]
+        logits = self.position_logits[:length].expand_as(mask).masked_fill(mask == 0, -math.inf)
+        weights = torch.softmax(logits, dim=1).nan_to_num(0.0)
+        return (weights.unsqueeze(-1) * history).sum(1)
 
     def pair_scores(self, h: torch.Tensor, nodes: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Scores of pairs (a, b) given as positions into ``h`` whose global ids are ``nodes``."""
@@ -42,8 +82,9 @@ class PinSageModel(nn.Module):
         *,
         shared_negatives: bool = False,
     ) -> torch.Tensor:
-        """Mean max-margin loss of a batch.
+        """Mean max-margin loss of a batch of movie pairs (the ``pairs`` objective).
 
+        ``score(a, b) = h_a · h_b + bias_a + bias_b`` and the loss is ``max(0, 1 + score(h, neg) - score(h, pos))``.
         With ``shared_negatives`` every head is scored against every negative of the batch (the PinSage
         paper shares one set of negatives per minibatch), else against its own negative only.
         """
@@ -55,3 +96,28 @@ class PinSageModel(nn.Module):
             return (negative - positive[:, None] + 1.0).clamp(min=0.0).mean()
         negative = self.pair_scores(h, nodes, heads, negatives)
         return (negative - positive + 1.0).clamp(min=0.0).mean()
+
+    def sequence_logits(self, batch: SequenceBatch, log_q: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, C) scores of every candidate for every pooled history; history movies masked to -inf.
+
+        ``log_q`` (C,) is subtracted: the log of how often each candidate is drawn (Yi et al., RecSys 2019),
+        so popular movies are not pushed down merely for being sampled as negatives more often.
+        """
+        h = self.representation(batch.blocks)
+        query = self.pool(h[batch.history], batch.history_mask)
+        logits = query @ h[batch.candidates].T + self.bias[batch.candidate_ids]
+        if log_q is not None:
+            logits = logits - log_q
+        seen = (batch.history_ids.unsqueeze(-1) == batch.candidate_ids).any(1)
+        return logits.masked_fill(seen, -math.inf)
+
+    def sequence_loss(self, batch: SequenceBatch, loss: str, log_q: torch.Tensor | None = None) -> torch.Tensor:
+        """Next-engagement loss of pooled histories: sampled softmax, or max-margin against every candidate."""
+        logits = self.sequence_logits(batch, log_q)
+        if loss == "softmax":
+            return F.cross_entropy(logits, batch.targets)
+        positive = logits.gather(1, batch.targets[:, None])
+        others = torch.ones_like(logits, dtype=torch.bool).scatter(1, batch.targets[:, None], False)
+        others &= torch.isfinite(logits)
+        hinge = (logits - positive + 1.0).clamp(min=0.0)
+        return (hinge * others).sum() / others.sum().clamp(min=1)

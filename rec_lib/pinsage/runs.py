@@ -3,31 +3,98 @@
 A training run lives in ``<artefacts>/<dataset>/pinsage-<fingerprint>/``, the fingerprint covering
 the preprocessed data and every setting that changes the model. It holds ``last.pt`` and
 ``best.pt`` (checkpoints, with the config inside), ``history.json`` (one row per epoch),
-``vectors.pt`` (the best model's movie vectors and biases with their movie ids) and
-``curves.png``. Running the same config again resumes from ``last.pt``.
+``vectors.pt`` (the best model's movie vectors on the training graph and on the test-time graph, its
+biases and query rule, with the movie ids) and ``curves.png``. Running the same config again resumes from ``last.pt``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from rec_lib.config import resolve_artefacts_dir
-from rec_lib.data.preprocess import Preprocessed, fingerprint
+from rec_lib.data.preprocess import MANIFEST_NAME, Preprocessed, fingerprint, load_preprocessed, save_preprocessed
 from rec_lib.errors import RecLibError
 from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular
 from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
 from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate_all
 from rec_lib.pinsage.graph import UserMovieGraph
 from rec_lib.pinsage.train import TrainResult, config_identity, train
+from rec_lib.serving.embeddings import QueryRule
 
 VECTORS_NAME = "vectors.pt"
 HISTORY_NAME = "history.json"
 CURVES_NAME = "curves.png"
+RUN_INFO_NAME = "run.json"
+LATEST_RUN_NAME = "latest-run.json"
+"""``<artefacts>/<dataset>/latest-run.json`` names the run that training wrote last: what export, load and
+notebooks 03–05 use when no run is named."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished training run: its directory, its config, and the preprocessed data it was trained on."""
+
+    directory: Path
+    config: TrainConfig
+    preprocessed: Path
+
+    def load_data(self) -> Preprocessed:
+        """The exact preprocessed artefacts the run was trained on."""
+        if not (self.preprocessed / MANIFEST_NAME).is_file():
+            raise RecLibError(
+                f"{self.preprocessed} is gone: the run {self.directory.name} was trained on it; "
+                "preprocess again with the same settings (python -m rec_lib preprocess) or train again"
+            )
+        return load_preprocessed(self.preprocessed)
+
+
+def find_run(dataset: str, artefacts_dir: str | Path | None = None, run: str | None = None) -> Run:
+    """The run named ``run`` (a directory name under ``<artefacts>/<dataset>/`` or a path), else the latest one."""
+    root = resolve_artefacts_dir(artefacts_dir)
+    if run:
+        directory = Path(run) if Path(run).is_absolute() else root / dataset / run
+    else:
+        pointer = root / dataset / LATEST_RUN_NAME
+        if not pointer.is_file():
+            raise RecLibError(
+                f"no trained run for {dataset} under {root}: train first (notebook 02 or python -m rec_lib train)"
+            )
+        directory = root / dataset / json.loads(pointer.read_text())["run"]
+    info = directory / RUN_INFO_NAME
+    if not info.is_file():
+        raise RecLibError(f"{directory} is not a finished training run (no {RUN_INFO_NAME}): train first")
+    payload = json.loads(info.read_text())
+    return Run(directory, TrainConfig.from_dict(payload["config"]), root / payload["preprocessed"])
+
+
+def _record_run(directory: Path, prep: Preprocessed, config: TrainConfig, artefacts_dir: str | Path | None) -> None:
+    """Write ``run.json`` (config, data) and point ``latest-run.json`` at the run.
+
+    Data preprocessed in memory (not through :func:`run_preprocess`) is saved inside the run.
+    """
+    root = resolve_artefacts_dir(artefacts_dir)
+    data = prep.path
+    if data is None or not data.resolve().is_relative_to(root):
+        data = directory / "preprocessed"
+        save_preprocessed(replace(prep, manifest={"counts": asdict(prep.stats), **prep.manifest}), data)
+    info = {
+        "config": asdict(config),
+        "preprocessed": str(data.resolve().relative_to(root)),
+        "data_fingerprint": prep.manifest.get("fingerprint"),
+    }
+    _write_json(directory / RUN_INFO_NAME, info)
+    _write_json(root / config.dataset / LATEST_RUN_NAME, {"run": directory.name})
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    tmp.replace(path)
 
 
 def run_dir(prep: Preprocessed, config: TrainConfig, artefacts_dir: str | Path | None = None) -> Path:
@@ -53,7 +120,9 @@ def train_run(
     torch.save(
         {
             "vectors": result.vectors,
+            "test_vectors": result.test_vectors,
             "bias": result.bias,
+            "query_rule": list(result.query_rule.position_weights),
             "movie_ids": torch.tensor(prep.movies["movie_id"].to_numpy()),
             "config": asdict(config),
             "best_epoch": result.best_epoch,
@@ -70,16 +139,18 @@ def train_run(
     (directory / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")
     figure = training_curves(result.history)
     figure.savefig(directory / CURVES_NAME, dpi=110, bbox_inches="tight")
+    _record_run(directory, prep, config, artefacts_dir)
     return result
 
 
-def load_vectors(directory: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(vectors, bias, movie_ids) of a finished run."""
+def load_scorer(directory: Path, name: str = "pinsage") -> EmbeddingScorer:
+    """A finished run as an evaluation scorer: per-split vectors, biases and its query rule."""
     path = Path(directory) / VECTORS_NAME
     if not path.is_file():
         raise RecLibError(f"{path} is missing: train first (python -m rec_lib train) or check --run-dir")
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    return payload["vectors"], payload["bias"], payload["movie_ids"]
+    vectors = {"val": payload["vectors"], "test": payload["test_vectors"]}
+    return EmbeddingScorer(name, vectors, payload["bias"], QueryRule(tuple(payload["query_rule"])))
 
 
 def evaluation_table(
@@ -94,10 +165,6 @@ def evaluation_table(
 
 def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2) -> list:
     return [MostPopular(prep), ItemKNN(prep), EASE(prep, ease_l2)]
-
-
-def pinsage_scorer(vectors: torch.Tensor, bias: torch.Tensor) -> EmbeddingScorer:
-    return EmbeddingScorer("pinsage", vectors, bias)
 
 
 def write_table(table: pd.DataFrame, path: Path, metadata: dict | None = None) -> Path:

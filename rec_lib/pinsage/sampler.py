@@ -327,3 +327,97 @@ class PairSampler:
         )
         n = batch_size
         return TrainingBatch(inverse[:n], inverse[n : 2 * n], inverse[2 * n :], blocks)
+
+
+@dataclass(frozen=True)
+class SequenceBatch:
+    """Next-engagement examples: each row's history (latest first) and the movie watched next.
+
+    ``history`` and ``targets`` are positions among the output nodes of ``blocks``; ``candidates``
+    are the positions of every movie scored (the batch's targets and its shared negatives, each once)
+    and ``candidate_ids`` their movie indices.
+    """
+
+    history: torch.Tensor
+    """(B, H) positions, latest first; 0 where ``history_mask`` is 0."""
+    history_mask: torch.Tensor
+    targets: torch.Tensor
+    """(B,) index of each row's target in ``candidates``."""
+    candidates: torch.Tensor
+    candidate_ids: torch.Tensor
+    history_ids: torch.Tensor
+    """(B, H) movie indices of the history, PAD where masked: these are masked among the candidates."""
+    blocks: list[Block]
+
+
+class SequenceSampler:
+    """Draws (history → next movie) examples from the training sequences, with shared negatives.
+
+    A row is a uniform training interaction that has at least one earlier interaction of the same user;
+    its history is the user's up to ``history_len`` earlier movies. Negatives are uniform over movies,
+    ``hard_negative_ratio`` of them the end of a longer walk from the target. Edges between the target
+    and every history movie are removed from the batch's neighbourhoods, so the graph never shows the
+    model the engagement it must predict.
+    """
+
+    def __init__(
+        self,
+        walker: TorchPinSageSampler,
+        neighbours: NeighbourSampler,
+        num_layers: int,
+        sequences: torch.Tensor,
+        history_len: int,
+        *,
+        hard_negative_ratio: float = 0.0,
+        hard_negative_walk: int = 3,
+    ) -> None:
+        if not 0.0 <= hard_negative_ratio <= 1.0:
+            raise ConfigError(f"hard_negative_ratio={hard_negative_ratio} must lie in [0, 1]")
+        self.walker = walker
+        self.neighbours = neighbours
+        self.num_layers = num_layers
+        self.history_len = history_len
+        self.hard_negative_ratio = hard_negative_ratio
+        self.hard_negative_walk = hard_negative_walk
+        users, movies = sequences.to(walker.device)
+        self.movies = movies
+        starts = torch.ones_like(users, dtype=torch.bool)
+        starts[1:] = users[1:] != users[:-1]
+        self.user_start = torch.cummax(torch.where(starts, torch.arange(users.numel(), device=users.device), 0), 0)[0]
+        self.rows = torch.nonzero(~starts).flatten()
+        if self.rows.numel() == 0:
+            raise ConfigError("no user has two training interactions: nothing to learn a next movie from")
+        target_counts = torch.bincount(movies[self.rows], minlength=walker.n_movies).float()
+        self.target_share = target_counts / target_counts.sum()
+        """Each movie's share of the targets: how often it shows up as an in-batch candidate (logQ)."""
+
+    def sample(self, batch_size: int, n_negatives: int) -> SequenceBatch:
+        gen, device = self.walker.generator, self.walker.device
+        rows = self.rows[torch.randint(0, self.rows.numel(), (batch_size,), generator=gen, device=device)]
+        targets = self.movies[rows]
+        back = rows[:, None] - 1 - torch.arange(self.history_len, device=device)
+        mask = back >= self.user_start[rows, None]
+        history_ids = torch.where(mask, self.movies[back.clamp(min=0)], PAD)
+        negatives = torch.randint(0, self.walker.n_movies, (n_negatives,), generator=gen, device=device)
+        if self.hard_negative_ratio > 0 and n_negatives > 0:
+            hard = torch.rand(n_negatives, generator=gen, device=device) < self.hard_negative_ratio
+            source = targets[torch.randint(0, batch_size, (n_negatives,), generator=gen, device=device)]
+            far = source
+            for _ in range(self.hard_negative_walk):
+                far, _ = self.walker.walk_once(far)
+            negatives = torch.where(hard, far, negatives)
+        candidate_ids, candidate_inverse = torch.unique(torch.cat([targets, negatives]), return_inverse=True)
+        seeds, inverse = torch.unique(torch.cat([candidate_ids, history_ids[mask]]), return_inverse=True)
+        pair_heads = targets[:, None].expand_as(history_ids)[mask]
+        blocks = sample_blocks(self.neighbours, seeds, self.num_layers, exclude_pairs=(pair_heads, history_ids[mask]))
+        history = torch.zeros_like(history_ids)
+        history[mask] = inverse[candidate_ids.numel() :]
+        return SequenceBatch(
+            history=history,
+            history_mask=mask.float(),
+            targets=candidate_inverse[:batch_size],
+            candidates=inverse[: candidate_ids.numel()],
+            candidate_ids=candidate_ids,
+            history_ids=history_ids,
+            blocks=blocks,
+        )

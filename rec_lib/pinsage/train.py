@@ -1,9 +1,11 @@
-"""Training PinSage: one typed config for the notebook, the CLI and the checkpoint.
+"""Training PinSage: one typed config (:class:`rec_lib.pinsage.config.TrainConfig`) for the notebook,
+the CLI and the checkpoint.
 
-Defaults follow the PinSage paper where it differs from DGL's example, because that measured better
-here (see ``reports/tuning``): positives are movies a user watched right after the head movie
-(``positive_sampling="next"``; DGL's random co-watch is ``"walk"``), every head is scored against
-all negatives of its batch (``shared_negatives``), and a fifth of the negatives are hard ones.
+By default the model learns from next engagements (``objective="sequence"``): the pooled vectors of a
+user's latest training movies must pick the movie watched next out of the batch's targets and shared
+negatives under a sampled softmax with the logQ correction; the recency weights of that pooling are
+learned too, and they are the query rule that evaluation and ``recommend()`` use. The earlier recipe
+(``objective="pairs"``: the PinSage paper's movie pairs under max-margin) stays for the ablation.
 
 The loop samples batches, steps Adam, and at the end of each epoch computes every movie's vector,
 measures validation HR@K under protocol B (:mod:`rec_lib.pinsage.evaluation`), checkpoints, and stops
@@ -27,10 +29,11 @@ from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.evaluation import EmbeddingScorer, Queries, build_queries, evaluate
-from rec_lib.pinsage.graph import UserMovieGraph
+from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
 from rec_lib.pinsage.model import PinSageModel
-from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, TorchPinSageSampler, sample_blocks
+from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, SequenceSampler, TorchPinSageSampler, sample_blocks
 from rec_lib.progress import progress as progress_bar
+from rec_lib.serving.embeddings import QueryRule
 
 CHECKPOINT_LAST = "last.pt"
 CHECKPOINT_BEST = "best.pt"
@@ -56,8 +59,16 @@ class TrainResult:
     best_val_hr: float = -1.0
     stopped_early: bool = False
     vectors: torch.Tensor | None = None
+    """Movie vectors on the training graph (what validation targets are scored with)."""
+    test_vectors: torch.Tensor | None = None
+    """Movie vectors on the graph of training + validation interactions (what test targets are scored with)."""
     bias: torch.Tensor | None = None
+    query_rule: QueryRule | None = None
     checkpoint_dir: Path | None = None
+
+    def scorer(self, name: str = "pinsage") -> EmbeddingScorer:
+        """The trained model as an evaluation scorer: per-split vectors, bias and query rule."""
+        return EmbeddingScorer(name, {"val": self.vectors, "test": self.test_vectors}, self.bias, self.query_rule)
 
 
 def set_seed(seed: int) -> None:
@@ -69,7 +80,17 @@ def set_seed(seed: int) -> None:
 
 
 def build_model(config: TrainConfig, graph: UserMovieGraph) -> PinSageModel:
-    return PinSageModel(graph.features, graph.n_movies, config.hidden_dims, config.num_layers, config.dropout)
+    return PinSageModel(
+        graph.features,
+        graph.n_movies,
+        config.hidden_dims,
+        config.num_layers,
+        config.dropout,
+        temperature=config.temperature if config.loss == "softmax" else None,
+        use_bias=config.use_bias,
+        query_rule=QueryRule.decay(config.history_len, config.history_decay),
+        learn_query=config.query_pooling == "learned",
+    )
 
 
 def make_neighbour_sampler(config: TrainConfig, graph: UserMovieGraph, walker: TorchPinSageSampler) -> NeighbourSampler:
@@ -121,19 +142,9 @@ def train(
     generator.manual_seed(config.seed)
     walker = TorchPinSageSampler(graph, config.sampler, device=device, generator=generator)
     neighbours = make_neighbour_sampler(config, graph, walker)
-    sequences = None
-    if config.positive_sampling == "next":
-        train_rows = prep.split("train")
-        sequences = torch.tensor(train_rows[["user_idx", "movie_idx"]].to_numpy().T.copy())
-    pairs = PairSampler(
-        walker,
-        neighbours,
-        config.num_layers,
-        hard_negative_ratio=config.hard_negative_ratio,
-        head_sampling=config.head_sampling,
-        sequences=sequences,
-        window=config.positive_window,
-    )
+    train_rows = prep.split("train")
+    sequences = torch.tensor(train_rows[["user_idx", "movie_idx"]].to_numpy().T.copy())
+    draw = _batch_drawer(config, walker, neighbours, sequences)
     model = build_model(config, graph).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     queries = queries or build_queries(prep, config.history_len)
@@ -155,11 +166,7 @@ def train(
         total = 0.0
         bar = tqdm(range(config.batches_per_epoch), desc=f"epoch {epoch + 1}/{config.num_epochs}", leave=False)
         for _ in bar:
-            batch = pairs.sample(config.batch_size)
-            blocks = [b.to(device) for b in batch.blocks]
-            loss = model(
-                blocks, batch.heads, batch.positives, batch.negatives, shared_negatives=config.shared_negatives
-            )
+            loss = draw(model)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -167,9 +174,8 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         train_seconds = time.perf_counter() - started
         vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
-        metrics = evaluate(
-            EmbeddingScorer("pinsage", vectors, model.bias.detach().cpu()), queries, "B", graph.n_movies, config.eval
-        )["val"]
+        scorer = EmbeddingScorer("pinsage", vectors, model.bias.detach().cpu(), model.query_rule())
+        metrics = evaluate(scorer, queries, "B", graph.n_movies, config.eval, splits=("val",))["val"]
         epoch_result = EpochResult(
             epoch=epoch,
             loss=total / config.batches_per_epoch,
@@ -192,8 +198,60 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
+    test_graph = build_graph(prep, TEST_TIME_GRAPH)
+    test_walker = TorchPinSageSampler(test_graph, config.sampler, device=device, generator=generator)
+    test_neighbours = make_neighbour_sampler(config, test_graph, test_walker)
+    result.test_vectors = movie_vectors(model, test_neighbours, graph.n_movies, config.num_layers, device)
     result.bias = model.bias.detach().cpu().clone()
+    result.query_rule = model.query_rule()
     return result
+
+
+def _batch_drawer(
+    config: TrainConfig, walker: TorchPinSageSampler, neighbours: NeighbourSampler, sequences: torch.Tensor
+) -> Callable[[PinSageModel], torch.Tensor]:
+    """A function that samples one batch of ``config.objective`` and returns the model's loss on it."""
+    device = walker.device
+    if config.objective == "pairs":
+        pairs = PairSampler(
+            walker,
+            neighbours,
+            config.num_layers,
+            hard_negative_ratio=config.hard_negative_ratio,
+            head_sampling=config.head_sampling,
+            sequences=sequences if config.positive_sampling == "next" else None,
+            window=config.positive_window,
+        )
+
+        def pair_loss(model: PinSageModel) -> torch.Tensor:
+            batch = pairs.sample(config.batch_size)
+            blocks = [b.to(device) for b in batch.blocks]
+            return model(
+                blocks, batch.heads, batch.positives, batch.negatives, shared_negatives=config.shared_negatives
+            )
+
+        return pair_loss
+
+    examples = SequenceSampler(
+        walker,
+        neighbours,
+        config.num_layers,
+        sequences,
+        config.history_len,
+        hard_negative_ratio=config.hard_negative_ratio,
+    )
+    n_negatives = config.batch_size
+    uniform_share = n_negatives * (1.0 - config.hard_negative_ratio) / walker.n_movies
+
+    def sequence_loss(model: PinSageModel) -> torch.Tensor:
+        batch = examples.sample(config.batch_size, n_negatives)
+        log_q = None
+        if config.logq_correction:
+            expected = config.batch_size * examples.target_share[batch.candidate_ids] + uniform_share
+            log_q = torch.log(expected)
+        return model.sequence_loss(batch, config.loss, log_q)
+
+    return sequence_loss
 
 
 def _save(

@@ -1,36 +1,66 @@
-"""A small hyper-parameter search for PinSage, judged on validation HR@K under protocol B.
+"""The ablation search for PinSage: each switch of the defaults, judged on validation only.
 
-The committed results live in ``reports/tuning/<dataset>.json`` so notebook 02 can show them
-without re-running the search; :func:`run_search` re-runs it and rewrites that file.
+Every entry of :data:`ABLATIONS` changes the default :class:`~rec_lib.pinsage.config.TrainConfig` in one
+way; each is trained over several seeds and scored on validation *and* test under both protocols, so
+the table shows the spread. Settings are chosen on validation HR@K / NDCG@K (protocol B); the test
+columns are reported, never used to choose.
+
+The reference results live in ``reports/tuning/<dataset>.json`` (committed), so notebook 02 shows them
+without re-running; :func:`run_search` re-runs the search in-process and rewrites that file, and
+``bench/pinsage_ablation.py`` runs the same rows in parallel processes (on a GPU machine).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from rec_lib.config import PROJECT_ROOT
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.evaluation import build_queries, evaluate
 from rec_lib.pinsage.graph import UserMovieGraph
-from rec_lib.pinsage.train import train
 
 TUNING_DIR = PROJECT_ROOT / "reports" / "tuning"
 
-SEARCH_GRID: tuple[dict, ...] = (
-    {"positive_sampling": "walk", "shared_negatives": False},
-    {"shared_negatives": False},
-    {},
-    {"positive_window": 3},
-    {"lr": 3e-3},
-    {"hidden_dims": 64},
-    {"num_neighbors": 10, "num_random_walks": 50},
-    {"hard_negative_ratio": 0.2},
-)
-"""Each entry changes the base config; the first is DGL's recipe, ``{}`` is the base itself."""
+ABLATIONS: dict[str, dict] = {
+    "defaults": {},
+    "max-margin loss": {"loss": "margin"},
+    "no logQ correction": {"logq_correction": False},
+    "fixed recency weights (0.9^age)": {"query_pooling": "fixed"},
+    "no per-movie bias": {"use_bias": False},
+    "temperature 0.05": {"temperature": 0.05},
+    "temperature 0.2": {"temperature": 0.2},
+    "no hard negatives": {"hard_negative_ratio": 0.0},
+    "batch 128": {"batch_size": 128},
+    "150 batches per epoch": {"batches_per_epoch": 150},
+    "previous recipe: movie pairs, max-margin": {"objective": "pairs", "loss": "margin", "query_pooling": "fixed"},
+}
+"""Name → change from the defaults; ``"defaults"`` is the defaults themselves."""
+
+
+def ablation_row(
+    prep: Preprocessed, graph: UserMovieGraph, base: TrainConfig, name: str, change: dict, seed: int, queries=None
+) -> dict:
+    """Train one ablation for one seed; its validation and test metrics under both protocols."""
+    from rec_lib.pinsage.train import train
+
+    config = replace(base, **change, seed=seed)
+    queries = queries or build_queries(prep, config.history_len)
+    result = train(prep, graph, config, queries=queries)
+    row = {"name": name, "change": change, "seed": seed, "best_epoch": result.best_epoch + 1}
+    scorer = result.scorer()
+    for protocol in ("A", "B"):
+        for split, metrics in evaluate(scorer, queries, protocol, prep.n_movies, config.eval).items():
+            for metric in ("hr", "ndcg", "coverage", "popularity"):
+                row[f"{split}_{metric}_{protocol}"] = getattr(metrics, metric)
+    row["batches_per_s"] = sum(h.batches_per_s for h in result.history) / len(result.history)
+    return row
 
 
 def run_search(
@@ -38,33 +68,41 @@ def run_search(
     graph: UserMovieGraph,
     base: TrainConfig,
     *,
-    grid: tuple[dict, ...] = SEARCH_GRID,
+    ablations: dict[str, dict] | None = None,
+    seeds: tuple[int, ...] = (0,),
     save_to: Path | None = None,
 ) -> pd.DataFrame:
-    """Train every variant of ``base`` in ``grid`` and tabulate their best validation HR@K."""
-    rows = []
-    for change in grid:
-        config = replace(base, **change)
-        result = train(prep, graph, config)
-        label = ", ".join(f"{k}={v}" for k, v in change.items()) or "base (the defaults)"
-        rows.append(
-            {
-                "change": label,
-                "best_val_hr": result.best_val_hr,
-                "best_epoch": result.best_epoch + 1,
-                "batches_per_s": sum(h.batches_per_s for h in result.history) / len(result.history),
-            }
-        )
-    table = pd.DataFrame(rows)
-    target = save_to or TUNING_DIR / f"{base.dataset}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps({"base": asdict(base), "rows": rows}, indent=2) + "\n")
-    return table
+    """Train every ablation of ``base`` for every seed, write the rows, and return :func:`summarise` of them."""
+    ablations = ABLATIONS if ablations is None else ablations
+    queries = build_queries(prep, base.history_len)
+    jobs = [(name, change, seed) for name, change in ablations.items() for seed in seeds]
+    rows = [ablation_row(prep, graph, base, *job, queries=queries) for job in tqdm(jobs, desc="ablations")]
+    write_search(rows, base, save_to or TUNING_DIR / f"{base.dataset}.json")
+    return summarise(rows)
+
+
+def write_search(rows: list[dict], base: TrainConfig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"base": asdict(base), "rows": rows}, indent=2) + "\n")
+    return path
+
+
+def summarise(rows: list[dict]) -> pd.DataFrame:
+    """One line per ablation: mean ± sd over seeds of validation (choice) and test (report) metrics."""
+    table = []
+    for name, group in pd.DataFrame(rows).groupby("name", sort=False):
+        line = {"ablation": name, "seeds": len(group)}
+        for column in ("val_hr_B", "val_ndcg_B", "test_hr_B", "test_ndcg_B", "test_coverage_B", "test_popularity_B"):
+            values = group[column].tolist()
+            line[column] = statistics.mean(values)
+            line[f"{column}_sd"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        table.append(line)
+    return pd.DataFrame(table)
 
 
 def load_search(dataset: str, directory: Path = TUNING_DIR) -> pd.DataFrame:
-    """The committed search results for ``dataset`` (an empty table when there are none)."""
+    """The committed search results for ``dataset``, summarised (an empty table when there are none)."""
     path = directory / f"{dataset}.json"
     if not path.is_file():
         return pd.DataFrame()
-    return pd.DataFrame(json.loads(path.read_text())["rows"])
+    return summarise(json.loads(path.read_text())["rows"])

@@ -43,7 +43,7 @@ def training_curves(history) -> plt.Figure:
     epochs = [h.epoch + 1 for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
     left.plot(epochs, [h.loss for h in history], marker="o", color="#4c72b0")
-    left.set(title="Training loss (max-margin)", xlabel="epoch", ylabel="loss")
+    left.set(title="Training loss", xlabel="epoch", ylabel="loss")
     right.plot(epochs, [h.val_hr for h in history], marker="o", label="HR", color="#dd8452")
     right.plot(epochs, [h.val_ndcg for h in history], marker="s", label="NDCG", color="#55a868")
     right.set(title="Validation, protocol B", xlabel="epoch", ylabel="metric @ K")
@@ -91,30 +91,41 @@ def embedding_projection(points: np.ndarray, genres: list[list[str]], top: int =
     return fig
 
 
-def latency_histogram(samples_ms: dict[str, np.ndarray]) -> plt.Figure:
-    """Latency distributions side by side, with p50 and p99 in the legend."""
-    fig, axis = plt.subplots(figsize=(7.5, 3.6))
-    top = max(float(np.percentile(s, 99.5)) for s in samples_ms.values())
-    bins = np.linspace(0, top, 60)
-    for name, samples in samples_ms.items():
-        p50, p99 = np.percentile(samples, [50, 99])
-        axis.hist(np.clip(samples, 0, top), bins=bins, alpha=0.6, label=f"{name}: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
-    axis.set(title="recommend() latency", xlabel="ms", ylabel="queries")
-    axis.legend(fontsize=8)
+def query_weights(rule, decay: float) -> plt.Figure:
+    """How much each of the latest movies counts in a query: the model's rule against ``decay ** age``."""
+    learned = np.asarray(rule.position_weights, dtype=float)
+    learned = learned / learned.sum()
+    fixed = decay ** np.arange(len(learned))
+    fixed = fixed / fixed.sum()
+    ages = np.arange(len(learned))
+    fig, axis = plt.subplots(figsize=(7.5, 3.2))
+    axis.bar(ages - 0.2, learned, 0.4, label="PinSage's query rule", color="#4c72b0")
+    axis.bar(ages + 0.2, fixed, 0.4, label=f"fixed rule ({decay}^age)", color="#cccccc")
+    axis.set(title="Weight of each history movie in the query", xlabel="age (0 = the latest movie)", ylabel="weight")
+    axis.legend()
     fig.tight_layout()
     return fig
 
 
 def recommendation_scores(result) -> plt.Figure:
-    """Recommended movies as horizontal bars of their score, coloured by the liked movie they came from."""
+    """Recommended movies as horizontal bars of their score, coloured by the liked movie they came from.
+
+    The axis starts just below the lowest score, so the differences between neighbours show; the legend sits
+    below the bars, where it covers none of them.
+    """
     reasons = list(dict.fromkeys(result["because"].fillna("")))
     colours = plt.get_cmap("tab10")
-    fig, axis = plt.subplots(figsize=(7.5, 0.3 * len(result) + 1.2))
+    fig, axis = plt.subplots(figsize=(7.5, 0.3 * len(result) + 1.6))
     titles = [t if len(t) <= 45 else t[:44] + "…" for t in result["title"]]
-    axis.barh(titles[::-1], result["score"].to_numpy()[::-1],
+    scores = result["score"].to_numpy(dtype=float)
+    axis.barh(titles[::-1], scores[::-1],
               color=[colours(reasons.index(r) % 10) for r in result["because"].fillna("")][::-1])  # fmt: skip
+    if len(scores):
+        span = max(float(scores.max() - scores.min()), 1e-6)
+        axis.set_xlim(float(scores.min()) - 0.15 * span, float(scores.max()) + 0.05 * span)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 10)) for i in range(len(reasons))]
-    axis.legend(handles, [f"because: {r[:40]}" for r in reasons], fontsize=7, loc="lower right")
+    axis.legend(handles, [f"because: {r[:40]}" for r in reasons], fontsize=7, loc="upper center",
+                bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(result), 1)), ncol=2, frameon=False)  # fmt: skip
     axis.set(xlabel="score", title="Recommendations")
     fig.tight_layout()
     plt.close(fig)

@@ -45,11 +45,12 @@ NOTEBOOK_TIMEOUT_S = 3600
 
 PROFILES: dict[str, dict] = {
     "default": {},
-    "smoke": {"hidden_dims": 16, "num_epochs": 2, "batches_per_epoch": 60, "batch_size": 64},
+    "smoke": {"train_overrides": {"hidden_dims": 16, "num_epochs": 2, "batches_per_epoch": 30, "batch_size": 64}},
 }
-"""Parameter sets: ``default`` is the notebooks' own defaults; ``smoke`` trains for seconds (CI, tests)."""
-_TRAINING_NOTEBOOKS = ("02_train", "03_export_embeddings", "04_load")
-"""The notebooks that take the profile's training parameters (they name the run by them)."""
+"""Notebook parameters per profile: ``default`` is the notebooks' own defaults; ``smoke`` trains for seconds.
+
+Only notebook 02 trains; notebooks 03-05 find its run by themselves (``latest-run.json``), so the training
+settings of a profile, whatever they are, flow through to export, load and recommend."""
 
 CHECKED_METRICS = {
     "n_ratings": "01_preprocess",
@@ -185,14 +186,13 @@ def run_notebooks(
         raise ConfigError(f"profile={profile!r}: expected one of {sorted(PROFILES)}")
     for sub in ("notebooks", "logs", "html", "figures"):
         (out_dir / sub).mkdir(parents=True, exist_ok=True)
-    common = {"dataset": dataset, "data_dir": data_dir, "artefacts_dir": artefacts_dir}
-    training = {**PROFILES[profile], **(extra or {})}
+    offered = {"dataset": dataset, "data_dir": data_dir, "artefacts_dir": artefacts_dir, **PROFILES[profile]}
+    offered.update(extra or {})
     recorded: dict[str, dict] = {}
     seconds: dict[str, float] = {}
     for name in NOTEBOOKS:
-        parameters = {**common, **(training if name in _TRAINING_NOTEBOOKS else {})}
-        if name == "02_train":
-            parameters["run_search"] = False
+        declared = notebook_parameters(name)
+        parameters = {key: value for key, value in offered.items() if key in declared}
         started = time.perf_counter()
         executed = _execute(name, out_dir, parameters, cell_timeout_s, notebook_timeout_s)
         seconds[name] = round(time.perf_counter() - started, 1)
@@ -202,7 +202,7 @@ def run_notebooks(
     metrics = {
         "dataset": dataset,
         "profile": profile,
-        "parameters": training,
+        "parameters": {key: value for key, value in offered.items() if key not in ("data_dir", "artefacts_dir")},
         "git_commit": git_commit(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": seconds,
@@ -211,6 +211,13 @@ def run_notebooks(
     }
     (out_dir / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n")
     return metrics
+
+
+def notebook_parameters(name: str) -> set[str]:
+    """The names a notebook's ``parameters`` cell declares: a report passes each notebook only those."""
+    import papermill
+
+    return set(papermill.inspect_notebook(str(PROJECT_ROOT / "notebooks" / f"{name}.ipynb")))
 
 
 def _execute(name: str, out_dir: Path, parameters: dict, cell_timeout_s: int, notebook_timeout_s: int) -> Path:

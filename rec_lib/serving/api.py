@@ -17,9 +17,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, field_validator
 
+from rec_lib import __version__
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR
-from rec_lib.serving.recommend import RecommendConfig, Recommender
+from rec_lib.serving.recommend import MAX_K, RecommendConfig, Recommender
 from rec_lib.serving.stores import StoreSettings, open_stores
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -42,7 +43,7 @@ class Recommendation(Movie):
 
 class RecommendRequest(BaseModel):
     liked: list[int] = Field(default_factory=list, max_length=RecommendConfig.max_liked, description="MovieLens ids")
-    k: int = Field(10, ge=1, le=100)
+    k: int = Field(10, ge=1, le=MAX_K)
     genres: list[str] | None = Field(None, description="keep movies with any of these genres")
     years: tuple[int, int] | None = Field(None, description="inclusive year range [first, last]")
 
@@ -93,7 +94,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     app = FastAPI(
         title="rec_lib movie recommendations",
         description="PinSage movie vectors in Milvus, movie details in SQL.",
-        version="0.1.0",
+        version=__version__,
         lifespan=lifespan,
     )
 

@@ -7,6 +7,9 @@ then exactly the model's score (:func:`store_vectors`, :func:`query_vectors`).
 
 An export lives beside its run: ``<run dir>/embeddings.npz`` (movie ids, vectors, biases) and
 ``<run dir>/embeddings.json`` (fingerprint, config, counts). :mod:`rec_lib.pinsage.export` writes it.
+
+The file also carries the model's :class:`QueryRule`: how several liked movies become one query vector.
+Evaluation (protocol B) and ``recommend()`` both use it, so the product ranks exactly as evaluated.
 """
 
 from __future__ import annotations
@@ -18,10 +21,58 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rec_lib.errors import InvalidVectorsError, RecLibError
+from rec_lib.errors import ConfigError, InvalidVectorsError, RecLibError
 
 EMBEDDINGS_NAME = "embeddings.npz"
 EMBEDDINGS_META_NAME = "embeddings.json"
+
+
+@dataclass(frozen=True)
+class QueryRule:
+    """Weights by recency for a list of movies, latest first; the query is their weighted mean.
+
+    Only the first ``len(position_weights)`` movies count; the weights of those present are
+    normalised to sum to one, so ``[Σ w_j h_j, 1] · [h_i, b_i] = Σ w_j (h_j · h_i) + b_i``.
+
+    >>> [round(float(w), 3) for w in QueryRule.decay(3, 0.5).weights(2)]
+    [0.667, 0.333]
+    >>> QueryRule.latest().weights(4).tolist()
+    [1.0]
+    """
+
+    position_weights: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        weights = np.asarray(self.position_weights, dtype=np.float64)
+        if weights.ndim != 1 or weights.size == 0 or not np.isfinite(weights).all() or (weights < 0).any():
+            raise ConfigError(f"a query rule needs finite, non-negative weights, got {self.position_weights!r}")
+        if weights[0] <= 0:
+            raise ConfigError("a query rule must give the latest movie a positive weight")
+
+    @classmethod
+    def decay(cls, length: int, decay: float) -> QueryRule:
+        """``w_age ∝ decay ** age`` over the latest ``length`` movies (protocol B's fixed rule)."""
+        return cls(tuple(float(decay**age) for age in range(length)))
+
+    @classmethod
+    def latest(cls) -> QueryRule:
+        """The latest movie alone (protocol A)."""
+        return cls((1.0,))
+
+    @property
+    def length(self) -> int:
+        return len(self.position_weights)
+
+    def weights(self, n: int) -> np.ndarray:
+        """Normalised weights of the latest ``min(n, length)`` of ``n`` movies, latest first."""
+        used = np.asarray(self.position_weights[: max(min(n, self.length), 0)], dtype=np.float32)
+        return used / max(float(used.sum()), 1e-12)
+
+    def query(self, latest_first: np.ndarray) -> np.ndarray:
+        """The query ``[Σ w_j h_j, 1]`` for stored rows ``[h_j, b_j]`` given latest first."""
+        weights = self.weights(len(latest_first))
+        pooled = weights @ np.asarray(latest_first[: len(weights)], dtype=np.float32)
+        return query_vectors(pooled[None, :])
 
 
 @dataclass
@@ -34,6 +85,8 @@ class Embeddings:
     """float32, (N, hidden_dims)"""
     bias: np.ndarray
     """float32, (N,)"""
+    query_rule: QueryRule
+    """How several liked movies become one query (what evaluation's protocol B used)."""
     fingerprint: str
     """Identifies the model: its run and the exact checkpoint it came from."""
     metadata: dict
@@ -99,7 +152,13 @@ def save_embeddings(embeddings: Embeddings, directory: Path) -> Path:
     arrays = directory / EMBEDDINGS_NAME
     tmp = directory / f".{EMBEDDINGS_NAME}.tmp"
     with tmp.open("wb") as handle:
-        np.savez(handle, movie_ids=embeddings.movie_ids, vectors=embeddings.vectors, bias=embeddings.bias)
+        np.savez(
+            handle,
+            movie_ids=embeddings.movie_ids,
+            vectors=embeddings.vectors,
+            bias=embeddings.bias,
+            query_rule=np.asarray(embeddings.query_rule.position_weights, dtype=np.float64),
+        )
     meta = {
         **embeddings.metadata,
         "fingerprint": embeddings.fingerprint,
@@ -120,10 +179,13 @@ def load_embeddings(directory: Path) -> Embeddings:
         raise RecLibError(f"{arrays} is missing: export first (python -m rec_lib export)")
     metadata = json.loads(meta.read_text())
     with np.load(arrays) as data:
+        if "query_rule" not in data:
+            raise RecLibError(f"{arrays} predates query rules: export again (python -m rec_lib export)")
         embeddings = Embeddings(
             movie_ids=data["movie_ids"],
             vectors=data["vectors"],
             bias=data["bias"],
+            query_rule=QueryRule(tuple(float(w) for w in data["query_rule"])),
             fingerprint=metadata.pop("fingerprint"),
             metadata=metadata,
         )

@@ -14,7 +14,7 @@ import pandas as pd
 
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
-from rec_lib.serving.recommend import Recommender
+from rec_lib.serving.recommend import MAX_K, Recommender
 
 DEFAULT_K = 10
 SEARCH_LIMIT = 20
@@ -109,7 +109,7 @@ class PickerWidgets:
         self.genres = w.SelectMultiple(description="Genres", options=picker.recommender.known_genres(), rows=6)
         self.use_years = w.Checkbox(description="Filter by year", value=False)
         self.years = w.IntRangeSlider(description="Years", min=year_range[0], max=year_range[1], value=year_range)
-        self.k = w.IntSlider(description="K", min=1, max=50, value=DEFAULT_K)
+        self.k = w.IntSlider(description="K", min=1, max=MAX_K, value=DEFAULT_K)
         self.recommend_button = w.Button(description="Recommend", button_style="primary", icon="film")
         self.status = w.HTML()
         self.output = w.Output()

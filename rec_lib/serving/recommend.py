@@ -1,13 +1,14 @@
-"""Recommendations for a set of liked movies, as the original design describes them.
+"""Recommendations for a set of liked movies, ranked by the rule that evaluation measured.
 
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
-2. search once, under the filters (the liked movies themselves, optional genres and years);
-3. fuse by the rule ``score(i) = mean_j (h_j · h_i) + b_i`` (the model's protocol-B rule with equal
-   weights, :mod:`rec_lib.pinsage.evaluation`). The rule is linear in the query, so it equals the inner product
-   of the stored ``[h_i, b_i]`` with the averaged query ``[mean_j h_j, 1]``: one search with that query
-   ranks the whole catalogue exactly as searching per liked movie and fusing complete result lists
-   would, with no candidate list to cut short. Each result credits the liked movie ``j`` with the
-   largest ``h_j · h_i`` ("because you liked …");
+2. pool them with the loaded model's :class:`~rec_lib.serving.embeddings.QueryRule` (read from SQL, written
+   by the same load): the liked list is in the order the person picked, the last pick counts as the
+   latest, and ``w_j`` are the model's recency weights over the latest ``rule.length`` picks. The fused
+   score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.pinsage.evaluation`
+   exactly; it is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with
+   ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
+3. search once, under the filters (the liked movies themselves, optional genres and years). Each result
+   credits the liked movie ``j`` with the largest ``h_j · h_i`` ("because you liked …");
 4. join titles, years and genres from SQL.
 
 An empty selection returns the most-rated movies that pass the filters, credited to :data:`POPULAR`.
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.errors import ConfigError, ConsistencyError, UnknownMoviesError
-from rec_lib.serving.embeddings import query_vectors
+from rec_lib.serving.embeddings import QueryRule
 from rec_lib.serving.stores import Stores
 from rec_lib.serving.vector_store import filter_expression
 
@@ -31,10 +32,14 @@ POPULAR = "popular"
 RESULT_COLUMNS = ["movie_id", "title", "year", "genres", "score", "because_id", "because"]
 
 
+MAX_K = 100
+"""The most recommendations one call returns: the API, the CLI and the picker all cap K here."""
+
+
 @dataclass(frozen=True)
 class RecommendConfig:
     max_liked: int = 200
-    max_k: int = 500
+    max_k: int = MAX_K
 
 
 @dataclass(frozen=True)
@@ -76,14 +81,14 @@ class Recommender:
         if unknown:
             raise UnknownMoviesError(unknown)
         liked_vectors = np.stack([stored[i] for i in liked_ids])
-        query = query_vectors(liked_vectors).mean(axis=0, keepdims=True)
+        query = self.stores.metadata.query_rule().query(liked_vectors[::-1])
         expression = filter_expression(liked_ids, list(filters.genres), filters.years)
         (hits,) = self.stores.vectors.search(query, k, expression)
         if not hits:
             return self._table([], [], [])
         found = np.stack([h.vector for h in hits])
         similarity = liked_vectors[:, :-1] @ found[:, :-1].T
-        fused = similarity.mean(axis=0) + found[:, -1]
+        fused = found @ query[0]
         order = np.argsort(-fused, kind="stable")
         because = np.asarray(liked_ids)[similarity.argmax(axis=0)]
         return self._table([hits[i].movie_id for i in order], fused[order].tolist(), because[order].tolist())
@@ -144,19 +149,19 @@ class Recommender:
 class ExactRecommender:
     """The same fused score computed over every movie in memory with numpy: the reference for recall and latency.
 
-    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``.
+    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``; ``rule`` is the loaded model's query rule.
     """
 
-    def __init__(self, movie_ids: np.ndarray, stored: np.ndarray) -> None:
+    def __init__(self, movie_ids: np.ndarray, stored: np.ndarray, rule: QueryRule) -> None:
         self.movie_ids = np.asarray(movie_ids)
-        self.vectors = np.ascontiguousarray(stored[:, :-1])
-        self.bias = stored[:, -1].copy()
+        self.stored = np.ascontiguousarray(stored, dtype=np.float32)
+        self.rule = rule
         self.position = pd.Series(np.arange(len(movie_ids)), index=self.movie_ids)
 
     def recommend(self, liked: list[int], k: int, allowed: np.ndarray | None = None) -> np.ndarray:
-        """Movie ids of the best ``k`` by ``mean_j h_j · h_i + b_i``, liked movies and ``~allowed`` excluded."""
+        """Movie ids of the best ``k`` by ``Σ_j w_j h_j · h_i + b_i``, liked movies and ``~allowed`` excluded."""
         rows = self.position.loc[liked].to_numpy()
-        fused = self.vectors @ self.vectors[rows].mean(axis=0) + self.bias
+        fused = self.stored @ self.rule.query(self.stored[rows][::-1])[0]
         fused[rows] = -np.inf
         if allowed is not None:
             fused[~allowed] = -np.inf

@@ -40,12 +40,15 @@ class StoreSettings:
     vector: VectorStoreConfig = field(default_factory=VectorStoreConfig)
 
     @classmethod
-    def from_env(cls, artefacts_dir: str | Path | None = None) -> StoreSettings:
-        """``MILVUS_URI`` and ``MYSQL_URL`` when set, else the embedded stores under the artefacts dir."""
+    def from_env(
+        cls, artefacts_dir: str | Path | None = None, *, milvus_uri: str | None = None, sql_url: str | None = None
+    ) -> StoreSettings:
+        """Each store: the explicit setting, else ``MILVUS_URI`` / ``MYSQL_URL``, else the embedded store under the
+        artefacts dir. Notebooks 04 and 05, the CLI and the API all resolve their stores through this."""
         root = resolve_artefacts_dir(artefacts_dir)
         return cls(
-            milvus_uri=os.environ.get(MILVUS_URI_ENV) or str(root / LITE_DATA_DIR_NAME),
-            sql_url=os.environ.get(MYSQL_URL_ENV) or f"sqlite:///{root / SQLITE_NAME}",
+            milvus_uri=milvus_uri or os.environ.get(MILVUS_URI_ENV) or str(root / LITE_DATA_DIR_NAME),
+            sql_url=sql_url or os.environ.get(MYSQL_URL_ENV) or f"sqlite:///{root / SQLITE_NAME}",
         )
 
 
@@ -158,7 +161,7 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in rows["genres"]]
     name = stores.vectors.build(embeddings.movie_ids, stored, years, genres, embeddings.fingerprint)
     try:
-        count = stores.metadata.load(rows.reset_index())
+        count = stores.metadata.load(rows.reset_index(), embeddings.query_rule)
     except BaseException:
         stores.vectors.drop(name)
         raise

@@ -34,13 +34,17 @@ PROFILE   ?= default
 HOST      ?= 127.0.0.1
 PORT      ?= 8000
 
-.PHONY: demo test test-dgl system-packages serve lint format bench-data clean
+.PHONY: demo test test-fast test-dgl system-packages serve lint format bench-data clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m rec_lib report --dataset $(DATASET) --profile $(PROFILE)
 
 test: system-packages $(VENV)/.installed
 	tests/isolated.sh $(BIN)/python -m pytest
+
+# The edit loop: the unit tier only (no servers, no notebooks), about a minute on 2 cores.
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest -m unit -q
 
 system-packages:
 	tests/system-packages.sh
@@ -65,7 +69,7 @@ bench-data: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[notebooks,serve,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[pinsage,serve,notebooks,dev]'
 	touch $@
 
 $(DGL_VENV)/.installed: requirements/dgl.txt pyproject.toml

@@ -10,6 +10,23 @@ import pytest
 from rec_lib.config import PROJECT_ROOT
 
 REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
+INTEGRATION_FILES = {"test_stores.py", "test_api.py", "test_browser.py"}
+NOTEBOOK_FILES = {"test_notebooks.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Test tiers: files that start servers are ``integration``, notebook runs ``notebooks``, the rest ``unit``.
+
+    ``make test-fast`` runs the unit tier; ``make test`` and CI run every tier.
+    """
+    for item in items:
+        name = item.path.name
+        if name in INTEGRATION_FILES:
+            item.add_marker(pytest.mark.integration)
+        if name in NOTEBOOK_FILES or item.get_closest_marker("notebooks"):
+            item.add_marker(pytest.mark.notebooks)
+        if not item.get_closest_marker("integration") and not item.get_closest_marker("notebooks"):
+            item.add_marker(pytest.mark.unit)
 
 
 def write(path: Path, text: str, encoding: str = "utf-8", newline: str = "\n") -> Path:

@@ -60,7 +60,7 @@ def test_movie_features(tiny) -> None:
     assert f.year_vocab[int(f.year_index[matrix_row])] == 1999
     start = int(f.title_offsets[matrix_row])
     end = int(f.title_offsets[matrix_row + 1]) if matrix_row + 1 < prep.n_movies else len(f.title_tokens)
-    assert [f.title_vocab[t] for t in f.title_tokens[start:end].tolist()] == ["matrix", "the"]
+    assert [f.title_vocab[t] for t in f.title_tokens[start:end].tolist()] == ["the", "matrix"]
 
 
 def test_builder_names_unknown_keys_and_unregistered_columns() -> None:

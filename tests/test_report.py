@@ -79,6 +79,7 @@ def test_accepting_keeps_tolerances_and_writes_a_reviewable_file(tmp_path: Path,
         Baseline.read(tmp_path / "nowhere.json")
 
 
+@pytest.mark.notebooks
 def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_path: Path, monkeypatch) -> None:
     """Notebooks 01→05 on ml-latest-small with the smoke profile, as `make demo` runs them with the default one."""
     monkeypatch.delenv("MILVUS_URI", raising=False)

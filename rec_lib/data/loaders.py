@@ -24,6 +24,7 @@ import pandas as pd
 
 from rec_lib.config import DEFAULT_DATASET, resolve_data_dir
 from rec_lib.data.datasets import Layout, detect_layout, locate_dataset
+from rec_lib.data.text import YEAR_AT_END
 from rec_lib.errors import DataFormatError
 
 ML1M_GENRES = (
@@ -49,7 +50,6 @@ ML1M_GENRES = (
 """The genre names of MovieLens-1M (and of ml-100k, which adds "unknown" first)."""
 ML100K_GENRES = ("unknown", *ML1M_GENRES)
 NO_GENRES = "(no genres listed)"
-_YEAR_AT_END = r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
 _FIELD_SEP = "\x1f"  # stands in for '::', which the C parser cannot split on
 
 
@@ -108,7 +108,7 @@ def parse_years(titles: pd.Series) -> pd.Series:
     >>> parse_years(pd.Series(["Toy Story (1995)", "Fawlty Towers (1975-1979)", "Babylon 5"])).tolist()
     [1995, 1975, <NA>]
     """
-    return pd.to_numeric(titles.str.strip().str.extract(_YEAR_AT_END, expand=False)).astype("Int64")
+    return pd.to_numeric(titles.str.strip().str.extract(YEAR_AT_END, expand=False)).astype("Int64")
 
 
 def _load_ml1m(folder: Path) -> MovieLensData:

@@ -18,7 +18,9 @@ ARTICLES = (
 _TRAILING_ARTICLE = re.compile(
     r"^(?P<title>.+?), (?P<article>" + "|".join(re.escape(a) for a in ARTICLES) + r")$", re.IGNORECASE
 )
-_YEAR = re.compile(r"\s*\(\d{4}(?:\s*[-–]\s*\d{0,4})?\)\s*$")
+YEAR_AT_END = r"\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)\s*$"
+"""A title's trailing release year, "(1995)" or a range "(1975-1979)"; group 1 is the first year."""
+_YEAR = re.compile(r"\s*" + YEAR_AT_END)
 _NOT_WORD = re.compile(r"[\W_]+")
 
 
@@ -65,3 +67,12 @@ def search_key(text: str) -> str:
     """
     words = _NOT_WORD.sub(" ", strip_accents(display_title(text)).casefold())
     return " ".join(words.split())
+
+
+def title_words(title: str) -> list[str]:
+    """The words of a title as the model reads them: those of :func:`search_key`, so search and model agree.
+
+    >>> title_words("Matrix, The (1999)")
+    ['the', 'matrix']
+    """
+    return search_key(title).split()

@@ -20,7 +20,6 @@ primary key, then relations between keys, then build.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -29,12 +28,11 @@ import pandas as pd
 import torch
 
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError, DataFormatError
 
 USER, MOVIE = "user", "movie"
 WATCHED, WATCHED_BY = "watched", "watched-by"
-_TOKEN = re.compile(r"[^\W\d_]+|\d+", re.UNICODE)
-_YEAR_SUFFIX = re.compile(r"\s*\(\d{4}(?:\s*[-–]\s*\d{0,4})?\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -212,15 +210,6 @@ class UserMovieGraph:
         return self.graph.csr(WATCHED)
 
 
-def title_tokens(title: str) -> list[str]:
-    """Lower-case word tokens of a title without its trailing year.
-
-    >>> title_tokens("Matrix, The (1999)")
-    ['matrix', 'the']
-    """
-    return _TOKEN.findall(_YEAR_SUFFIX.sub("", title).lower())
-
-
 def movie_features(movies: pd.DataFrame) -> MovieFeatures:
     """Build the feature tensors for ``movies`` (row ``i`` is movie node ``i``)."""
     genre_vocab = tuple(sorted({g for genres in movies["genres"] for g in genres}))
@@ -232,7 +221,7 @@ def movie_features(movies: pd.DataFrame) -> MovieFeatures:
     year_vocab = (0, *sorted(int(y) for y in years.dropna().unique()))
     year_pos = {y: i for i, y in enumerate(year_vocab)}
     year_index = torch.tensor([0 if pd.isna(y) else year_pos[int(y)] for y in years], dtype=torch.int64)
-    tokens = [title_tokens(t) or ["<empty>"] for t in movies["title"]]
+    tokens = [title_words(t) or ["<empty>"] for t in movies["title"]]
     title_vocab = ("<empty>", *sorted({tok for toks in tokens for tok in toks} - {"<empty>"}))
     token_pos = {tok: i for i, tok in enumerate(title_vocab)}
     flat = [token_pos[tok] for toks in tokens for tok in toks]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -61,6 +60,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--only", nargs="*", default=None, help="ablation names to run (default: all)")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--by-row", action="store_true", help="every seed of a row before the next row")
     parser.add_argument(
         "--num-epochs", type=int, default=TrainConfig.num_epochs, help="a shorter budget for a smoke run"
     )
@@ -76,18 +76,28 @@ def main() -> None:
     baselines.write_text(json.dumps(baseline_rows(prep, base), indent=2) + "\n")
     names = args.only or list(ABLATIONS)
     jobs = [(name, ABLATIONS[name], seed) for seed in args.seeds for name in names]
+    if args.by_row:
+        jobs.sort(key=lambda job: names.index(job[0]))
     partial = args.out.with_suffix(".jsonl")
     rows = []
-    context = get_context("spawn")
-    initargs = (args.dataset, args.data_dir, args.artefacts_dir)
-    with ProcessPoolExecutor(args.workers, mp_context=context, initializer=_start, initargs=initargs) as pool:
-        futures = [pool.submit(_run, replace(base), *job) for job in jobs]
-        for future in as_completed(futures):
-            row = future.result()
-            rows.append(row)
-            with partial.open("a") as handle:
-                handle.write(json.dumps(row) + "\n")
-            print(f"{row['name']:<42} seed {row['seed']}  val B {row['val_hr_B']:.4f}  test B {row['test_hr_B']:.4f}")
+
+    def keep(row: dict) -> None:
+        rows.append(row)
+        with partial.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(f"{row['name']:<42} seed {row['seed']}  val B {row['val_hr_B']:.4f}  test B {row['test_hr_B']:.4f}")
+
+    if args.workers == 1:
+        _start(args.dataset, args.data_dir, args.artefacts_dir)
+        for job in jobs:
+            keep(_run(base, *job))
+    else:
+        initargs = (args.dataset, args.data_dir, args.artefacts_dir)
+        with ProcessPoolExecutor(
+            args.workers, mp_context=get_context("spawn"), initializer=_start, initargs=initargs
+        ) as pool:
+            for future in as_completed([pool.submit(_run, base, *job) for job in jobs]):
+                keep(future.result())
     write_search(rows, base, args.out)
     print(summarise(rows).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 

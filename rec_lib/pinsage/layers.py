@@ -44,6 +44,26 @@ def _padded_titles(features: MovieFeatures, n_movies: int, pad: int) -> torch.Te
     return matrix
 
 
+class UniformDropout(nn.Module):
+    """Dropout with the same distribution as ``nn.Dropout``, drawn from uniform numbers.
+
+    On the CPU, ``torch.dropout`` draws its Bernoulli mask about three times slower than ``rand`` + compare,
+    and the SAGE layers drop out every input vector of a batch: this is a third of a training step on 2 cores.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability {p} must lie in [0, 1)")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep / (1.0 - self.p)
+
+
 class WeightedSAGEConv(nn.Module):
     """Neighbour messages averaged by visit count, concatenated with the node itself, L2-normalised."""
 
@@ -51,7 +71,7 @@ class WeightedSAGEConv(nn.Module):
         super().__init__()
         self.message = nn.Linear(in_dims, hidden_dims)
         self.update = nn.Linear(in_dims + hidden_dims, out_dims)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = UniformDropout(dropout)
         gain = nn.init.calculate_gain("relu")
         for linear in (self.message, self.update):
             nn.init.xavier_uniform_(linear.weight, gain=gain)

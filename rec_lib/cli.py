@@ -392,7 +392,12 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     out_dir = args.out_dir or REPORTS_DIR / args.dataset / new_run_id()
     metrics = run_notebooks(
-        args.dataset, args.profile, out_dir, data_dir=args.data_dir, artefacts_dir=args.artefacts_dir
+        args.dataset,
+        args.profile,
+        out_dir,
+        data_dir=args.data_dir,
+        artefacts_dir=args.artefacts_dir,
+        extra={"short_users": args.short_users},
     )
     comparison = compare(metrics, Baseline.read(target)) if target.is_file() else None
     summary = write_summary(out_dir, metrics, comparison, target)

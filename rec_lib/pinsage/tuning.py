@@ -34,10 +34,6 @@ ABLATIONS: dict[str, dict] = {
     "no logQ correction": {"logq_correction": False},
     "fixed recency weights (0.9^age)": {"query_pooling": "fixed"},
     "no per-movie bias": {"use_bias": False},
-    "temperature 0.05": {"temperature": 0.05},
-    "temperature 0.2": {"temperature": 0.2},
-    "no hard negatives": {"hard_negative_ratio": 0.0},
-    "batch 128": {"batch_size": 128},
     "150 batches per epoch": {"batches_per_epoch": 150},
     "previous recipe: movie pairs, max-margin": {"objective": "pairs", "loss": "margin", "query_pooling": "fixed"},
 }
@@ -54,6 +50,7 @@ def ablation_row(
     queries = queries or build_queries(prep, config.history_len)
     result = train(prep, graph, config, queries=queries)
     row = {"name": name, "change": change, "seed": seed, "best_epoch": result.best_epoch + 1}
+    row["device"] = str(config.resolved_device())
     scorer = result.scorer()
     for protocol in ("A", "B"):
         for split, metrics in evaluate(scorer, queries, protocol, prep.n_movies, config.eval).items():

@@ -102,6 +102,7 @@ def query_weights(rule, decay: float) -> plt.Figure:
     axis.bar(ages - 0.2, learned, 0.4, label="PinSage's query rule", color="#4c72b0")
     axis.bar(ages + 0.2, fixed, 0.4, label=f"fixed rule ({decay}^age)", color="#cccccc")
     axis.set(title="Weight of each history movie in the query", xlabel="age (0 = the latest movie)", ylabel="weight")
+    axis.set_xticks(ages[:: max(1, len(ages) // 10)])
     axis.legend()
     fig.tight_layout()
     return fig

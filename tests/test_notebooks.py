@@ -85,7 +85,7 @@ def test_notebook_02_search_and_any_training_flag_flow_to_notebook_03(tmp_path: 
         search_overrides={"num_epochs": 1, "batches_per_epoch": 2, "hidden_dims": 8, "batch_size": 16},
         search_out=str(search_out),
     )
-    assert trained["config"]["dropout"] == 0.3 and trained["search_rows"] == 2
+    assert trained["config"]["dropout"] == 0.3 and trained["search_rows"] == 2 and trained["search_ran"] is True
     summary = load_search("syn", search_out.parent)
     assert summary["ablation"].tolist() == ["defaults", "no per-movie bias"] and summary["seeds"].tolist() == [2, 2]
     exported = execute("export", tmp_path / "03.ipynb", **common)

@@ -97,6 +97,7 @@ def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_p
     assert observed["checked"]["pinsage_test_hr_B"] == rows["pinsage", "B", "test"]["hr"]
     assert len({(r["model"], r["protocol"], r["split"]) for r in train["metrics"]}) == 4 * 2 * 2
     assert train["config"]["hidden_dims"] == 16 and train["batches_per_s"] > 0
+    assert train["search_ran"] is False, "a report shows the committed search, it does not re-run it"
     export = observed["notebooks"]["03_export_embeddings"]
     assert (export["n_vectors"], export["dim"]) == (9_724, 16)
     assert export["run_dir"] == train["run_dir"], "03 exports the run 02 trained"

@@ -34,7 +34,6 @@ ABLATIONS: dict[str, dict] = {
     "no logQ correction": {"logq_correction": False},
     "fixed recency weights (0.9^age)": {"query_pooling": "fixed"},
     "no per-movie bias": {"use_bias": False},
-    "150 batches per epoch": {"batches_per_epoch": 150},
     "previous recipe: movie pairs, max-margin": {"objective": "pairs", "loss": "margin", "query_pooling": "fixed"},
 }
 """Name → change from the defaults; ``"defaults"`` is the defaults themselves."""

@@ -263,7 +263,28 @@ def _sequence_pairs(sequences: torch.Tensor, window: int) -> torch.Tensor:
     return torch.stack([torch.cat(heads), torch.cat(tails)])
 
 
-class PairSampler:
+class _ExampleSampler:
+    """What both training samplers share: the walker that draws examples and hard negatives, the neighbour
+    sampler that builds their blocks, and the share of hard negatives."""
+
+    def __init__(
+        self,
+        walker: TorchPinSageSampler,
+        neighbours: NeighbourSampler,
+        num_layers: int,
+        hard_negative_ratio: float,
+        hard_negative_walk: int,
+    ) -> None:
+        if not 0.0 <= hard_negative_ratio <= 1.0:
+            raise ConfigError(f"hard_negative_ratio={hard_negative_ratio} must lie in [0, 1]")
+        self.walker = walker
+        self.neighbours = neighbours
+        self.num_layers = num_layers
+        self.hard_negative_ratio = hard_negative_ratio
+        self.hard_negative_walk = hard_negative_walk
+
+
+class PairSampler(_ExampleSampler):
     """Draws (head, positive, negative) triples and their leakage-free blocks.
 
     Positives are one movie → user → movie step away (DGL's example), or, given ``sequences``, a movie
@@ -283,13 +304,7 @@ class PairSampler:
         sequences: torch.Tensor | None = None,
         window: int = 1,
     ) -> None:
-        if not 0.0 <= hard_negative_ratio <= 1.0:
-            raise ConfigError(f"hard_negative_ratio={hard_negative_ratio} must lie in [0, 1]")
-        self.walker = walker
-        self.neighbours = neighbours
-        self.num_layers = num_layers
-        self.hard_negative_ratio = hard_negative_ratio
-        self.hard_negative_walk = hard_negative_walk
+        super().__init__(walker, neighbours, num_layers, hard_negative_ratio, hard_negative_walk)
         self.window = window
         self._sequence_pairs = None
         if sequences is not None:
@@ -350,7 +365,7 @@ class SequenceBatch:
     blocks: list[Block]
 
 
-class SequenceSampler:
+class SequenceSampler(_ExampleSampler):
     """Draws (history → next movie) examples from the training sequences, with shared negatives.
 
     A row is a uniform training interaction that has at least one earlier interaction of the same user;
@@ -371,14 +386,8 @@ class SequenceSampler:
         hard_negative_ratio: float = 0.0,
         hard_negative_walk: int = 3,
     ) -> None:
-        if not 0.0 <= hard_negative_ratio <= 1.0:
-            raise ConfigError(f"hard_negative_ratio={hard_negative_ratio} must lie in [0, 1]")
-        self.walker = walker
-        self.neighbours = neighbours
-        self.num_layers = num_layers
+        super().__init__(walker, neighbours, num_layers, hard_negative_ratio, hard_negative_walk)
         self.history_len = history_len
-        self.hard_negative_ratio = hard_negative_ratio
-        self.hard_negative_walk = hard_negative_walk
         users, movies = sequences.to(walker.device)
         self.movies = movies
         starts = torch.ones_like(users, dtype=torch.bool)

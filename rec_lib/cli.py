@@ -99,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--artefacts-dir", default=None, help="where the embedded stores live (default artefacts/)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes, each with its own store clients; above 1 needs MILVUS_URI (a Milvus server)",
+    )
     serve.set_defaults(handler=_serve)
 
     synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
@@ -313,7 +319,7 @@ def _load_run(args: argparse.Namespace, prep, embeddings) -> None:
 
     stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
     report = load_stores(stores, embeddings, movie_rows(prep))
-    print(f"Milvus {stores.vectors.uri}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
+    print(f"Milvus {stores.vectors.where}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
     print(f"SQL {stores.metadata.where}: {report.movies} movies")
     check = report.consistency
     print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
@@ -417,14 +423,47 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
 def _serve(args: argparse.Namespace) -> int:
+    """Check the stores hold a load, then serve; every problem is one clear line, before "serving on"."""
     import uvicorn
 
-    from rec_lib.serving.api import create_app
-    from rec_lib.serving.stores import StoreSettings
+    from rec_lib.config import ARTEFACTS_DIR_ENV
+    from rec_lib.errors import ConfigError
+    from rec_lib.serving.stores import StoreSettings, close_stores, open_loaded_stores
 
-    print(f"serving on http://{args.host}:{args.port}/ (API docs at /docs)", flush=True)
-    uvicorn.run(create_app(StoreSettings.from_env(args.artefacts_dir)), host=args.host, port=args.port)
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: expected at least 1")
+    settings = StoreSettings.from_env(args.artefacts_dir)
+    stores = open_loaded_stores(settings)
+    if args.workers > 1 and stores.vectors.is_lite:
+        raise ConfigError(
+            f"--workers {args.workers} needs a Milvus server: Milvus Lite allows one process per data dir. Set "
+            "MILVUS_URI to a Milvus server, or share the data dir (python -m rec_lib milvus-lite) and set MILVUS_URI "
+            "to the address it prints"
+        )
+    if args.host not in LOOPBACK_HOSTS:
+        print(
+            f"warning: listening on {args.host}: the API has no authentication, so anyone who can reach this port "
+            "can use it. Keep the default 127.0.0.1, or put an authenticating proxy in front.",
+            file=sys.stderr,
+        )
+    print(
+        f"serving {stores.vectors.where} and {stores.metadata.where} on http://{args.host}:{args.port}/ "
+        f"with {args.workers} worker(s) (API docs at /docs)",
+        flush=True,
+    )
+    if args.workers == 1:
+        from rec_lib.serving.api import create_app
+
+        uvicorn.run(create_app(settings), host=args.host, port=args.port)
+        return 0
+    close_stores(settings)
+    if args.artefacts_dir is not None:
+        os.environ[ARTEFACTS_DIR_ENV] = str(Path(args.artefacts_dir).resolve())
+    uvicorn.run("rec_lib.serving.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

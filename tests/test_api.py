@@ -24,7 +24,9 @@ def client(tmp_path: Path):
 
 def test_health(client: TestClient) -> None:
     body = client.get("/health").json()
-    assert body["status"] == "ok" and body["movies"] == 90 and body["sql"].startswith("sqlite:///")
+    assert body == {"status": "ok", "milvus": "milvus.db", "sql": "sqlite:///movies.sqlite", "movies": 90}, (
+        "no absolute path of the embedded stores"
+    )
 
 
 def test_search_get_and_random(client: TestClient) -> None:
@@ -83,7 +85,97 @@ def test_a_store_that_is_down_gives_503(client: TestClient) -> None:
     assert client.get("/health").status_code == 503
     stores.metadata.engine = sa.create_engine("sqlite:////nonexistent/dir/movies.sqlite")
     response = client.get("/movies/1")
-    assert response.status_code == 503 and "SQL store sqlite:////nonexistent" in response.json()["detail"]
+    assert response.status_code == 503 and "SQL store sqlite:///movies.sqlite failed" in response.json()["detail"]
+    assert "/" + str(Path.cwd()).strip("/") not in response.text, "no absolute path in an answer"
+
+
+def test_sql_and_milvus_credentials_never_reach_an_answer(client: TestClient) -> None:
+    from rec_lib.serving.metadata_store import MetadataStore
+
+    stores = client.app.state.stores
+    stores.metadata = MetadataStore("mysql+pymysql://rec:hunter2@127.0.0.1:1/movies?connect_timeout=1")
+    for response in (client.get("/movies/1"), client.get("/health"), client.post("/recommend", json={})):
+        assert response.status_code == 503, response.text
+        assert "mysql+pymysql://127.0.0.1:1/movies" in response.json()["detail"]
+        assert "hunter2" not in response.text and "rec:" not in response.text
+
+
+def test_a_table_that_was_never_loaded_says_what_to_run(client: TestClient) -> None:
+    with client.app.state.stores.metadata.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE movies"))
+    response = client.get("/movies/1")
+    assert response.status_code == 503 and "python -m rec_lib load" in response.json()["detail"]
+
+
+# Each input a careful probe sent: none may give a 500, a plain-text body or an unbounded echo.
+PROBES = [
+    ("get", "/movies/9223372036854775808", None, 422),
+    ("get", "/movies/-9223372036854775809", None, 422),
+    ("get", "/movies/" + "9" * 100, None, 422),
+    ("get", "/movies/-1", None, 422),
+    ("post", "/recommend", '{"liked": [], "years": [-1e20, 1e20]}', 422),
+    ("post", "/recommend", '{"liked": [1], "years": [-1e20, 1e20]}', 422),
+    ("post", "/recommend", '{"liked": [1], "years": [-100000000000000000000, 100000000000000000000]}', 422),
+    ("post", "/recommend", '{"liked": [1], "years": [0, 2000]}', 422),
+    ("post", "/recommend", '{"k": NaN}', 422),
+    ("post", "/recommend", '{"k": Infinity}', 422),
+    ("post", "/recommend", '{"liked": [1e400]}', 422),
+    ("post", "/recommend", '{"liked": [9223372036854775808]}', 422),
+    ("post", "/recommend", '{"liked": [true]}', 422),
+    ("post", "/recommend", '{"liked": [3.0]}', 422),
+    ("post", "/recommend", '{"liked": ' + str(list(range(10_000))) + "}", 422),
+    ("post", "/recommend", '{"liked": [3], "genres": ["' + "x" * 20_000 + '"]}', 422),
+    ("post", "/recommend", '{"liked": [3], "genres": ' + str(["G0"] * 51).replace("'", '"') + "}", 422),
+    ("post", "/recommend", "{not json", 422),
+    ("post", "/recommend", "[]", 422),
+    ("post", "/recommend", '{"liked": [3], "years": [1990]}', 422),
+    ("post", "/recommend", "x" * 100_000, 413),
+    ("get", "/no/such/path", None, 404),
+    ("put", "/recommend", "{}", 405),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status"), PROBES, ids=lambda v: str(v)[:40])
+def test_bad_requests_get_a_bounded_json_error(client, method, path, body, status) -> None:
+    response = client.request(method.upper(), path, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status, response.text[:500]
+    assert response.headers["content-type"] == "application/json"
+    assert "detail" in response.json()
+    assert len(response.content) < 2_500, "an error echoes at most a bounded part of the input"
+
+
+def test_validation_errors_name_the_field_and_count_every_problem(client: TestClient) -> None:
+    as_json = {"content-type": "application/json"}
+    body = client.post("/recommend", content='{"liked": [1], "years": [-1e20, 1e20]}', headers=as_json).json()
+    assert body["problems"] == 2 and body["detail"][0]["loc"] == ["body", "years", 0]
+    ids = client.post("/recommend", json={"liked": [-1] * 150}).json()
+    assert ids["problems"] == 150 and len(ids["detail"]) == 10
+    nan = client.post("/recommend", content='{"k": NaN}', headers=as_json).json()
+    assert nan["detail"][0]["loc"] == ["body", "k"] and nan["detail"][0]["input"] == "NaN"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_too(client: TestClient) -> None:
+    def chunks():
+        for _ in range(100):
+            yield b" " * 1024
+
+    response = client.post("/recommend", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["detail"] == "request body over 65536 bytes"
+
+
+def test_every_answer_says_nosniff_and_the_page_has_a_content_security_policy(client: TestClient) -> None:
+    for path in ("/", "/static/app.js", "/health", "/movies/424242", "/docs"):
+        response = client.get(path)
+        assert response.headers["x-content-type-options"] == "nosniff", path
+    policy = client.get("/").headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self';" in policy and "unsafe-inline" not in policy
+
+
+def test_docs_use_local_swagger_files_not_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "cdn" not in page.lower() and "/static/swagger/swagger-ui-bundle.js" in page
+    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/swagger/swagger-ui.css").status_code == 200
 
 
 def test_docs_and_web_page_are_served(client: TestClient) -> None:

@@ -78,3 +78,33 @@ def test_search_tick_recommend_and_reload(browser, site: str) -> None:
     assert browser.find_element(By.ID, "who").text == "Logged in as Ada."
     labels = {label.get_attribute("for") for label in browser.find_elements(By.CSS_SELECTOR, "label[for]")}
     assert {"name", "query", "k", "genre"} <= labels
+
+
+def test_a_corrupt_saved_selection_is_discarded_and_the_page_still_opens(browser, site: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + "/")
+    for corrupt in ("{not json", '{"a": 1}', '[[1, "x"], "oops"]'):
+        browser.execute_script(
+            "localStorage.setItem('rec_lib.user', 'Bo'); localStorage.setItem('rec_lib.liked.Bo', arguments[0]);",
+            corrupt,
+        )
+        browser.refresh()
+        WebDriverWait(browser, 20).until(ec.visibility_of_element_located((By.ID, "query")))
+        assert browser.find_element(By.ID, "who").text == "Logged in as Bo."
+        assert browser.find_element(By.ID, "liked-count").text in ("", "(0)")
+        assert "could not be read" in browser.find_element(By.ID, "search-status").text
+        assert browser.execute_script("return localStorage.getItem('rec_lib.liked.Bo')") is None
+
+
+def test_api_docs_render_without_network(browser, site: str) -> None:
+    """The tests run without a route to the internet: Swagger UI renders from the server's own files."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + "/docs")
+    WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+    paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
+    assert {"/recommend", "/health"} <= paths

@@ -135,3 +135,39 @@ def test_missing_file_is_named(ml1m_dir: Path) -> None:
         load_folder(ml1m_dir, "ml-1m")
     with pytest.raises(DataFormatError, match="holds no MovieLens layout"):
         load_folder(ml1m_dir)
+
+
+@pytest.mark.parametrize(
+    ("ratings", "line", "problem"),
+    [
+        ("userId,movieId,rating,timestamp\n", None, "holds a header but no data lines"),
+        (
+            "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n99999999999999999999999,2,3.5,964981247\n",
+            3,
+            "userId 99999999999999999999999 is outside the 64-bit integer range",
+        ),
+        (
+            "userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,2,3.5,96498",
+            3,
+            "the last line has no line end, so the file looks cut short",
+        ),
+    ],
+)
+def test_bad_ratings_files_are_refused_and_nothing_is_cached(
+    csv_dir: Path, tmp_path: Path, ratings: str, line: int | None, problem: str
+) -> None:
+    from rec_lib.data.preprocess import run_preprocess
+
+    (csv_dir / "ratings.csv").write_text(ratings)
+    for _ in range(2):  # a rerun meets the same error: no half-made preprocess was cached
+        with pytest.raises(DataFormatError) as caught:
+            run_preprocess(data_dir=csv_dir.parent, artefacts_dir=tmp_path / "art", config=_csv_config(csv_dir))
+        assert caught.value.path.name == "ratings.csv" and caught.value.line == line
+        assert problem in str(caught.value)
+    assert not list((tmp_path / "art").rglob("manifest.json"))
+
+
+def _csv_config(folder: Path):
+    from rec_lib.data.preprocess import PreprocessConfig
+
+    return PreprocessConfig(dataset=folder.name)

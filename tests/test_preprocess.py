@@ -116,3 +116,9 @@ def test_real_ml_latest_small_counts(real_data_dir: Path, tmp_path: Path) -> Non
     assert (prep.stats.users, prep.stats.movies_rated, prep.stats.ratings) == (610, 9_724, 100_836)
     assert prep.stats.movies_unrated == 18
     assert prep.stats.val == prep.stats.test == 610
+
+
+def test_dropping_every_user_is_a_clear_error_not_an_empty_split(ml1m_dir: Path) -> None:
+    config = PreprocessConfig(short_users="drop", min_user_interactions=1000)
+    with pytest.raises(ConfigError, match=r"ratings.dat: no ratings left to split \(short_users='drop' removed all"):
+        preprocess(load_folder(ml1m_dir), config)

@@ -290,6 +290,13 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
     if not path.is_file():
         raise DataFormatError(path, "file is missing")
     text = _decode(path, path.read_bytes(), spec.encoding)
+    if text and not text.endswith("\n"):
+        raise DataFormatError(
+            path,
+            "the last line has no line end, so the file looks cut short (an interrupted download or copy); "
+            "fetch the file again, or end the line if it is complete",
+            line=text.count("\n") + 1,
+        )
     separator = spec.separator
     if separator == "::":
         text = text.replace("::", _FIELD_SEP)
@@ -317,6 +324,8 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
         if missing:
             raise DataFormatError(path, f"header lacks column(s) {missing}; expected {','.join(spec.columns)}", line=1)
         frame = frame[list(spec.columns)]
+    if frame.empty:
+        raise DataFormatError(path, "holds a header but no data lines" if spec.header else "file is empty")
     required = [c for c in spec.columns if c not in spec.optional_columns]
     empty = frame[required].isna()
     short = empty.any(axis=1).to_numpy()
@@ -347,7 +356,15 @@ def _convert(values: pd.Series, path: Path, column: str, first_line: int, *, int
         row = int(np.flatnonzero(bad)[0])
         kind = "an integer" if integer else "a number"
         raise DataFormatError(path, f"{column} {values.iloc[row]!r} is not {kind}", line=row + first_line)
-    return numbers.astype("int64") if integer else numbers.astype("float64")
+    if not integer:
+        return numbers.astype("float64")
+    too_large = np.abs(as_float) >= 2.0**63
+    if too_large.any():
+        row = int(np.flatnonzero(too_large)[0])
+        raise DataFormatError(
+            path, f"{column} {values.iloc[row]} is outside the 64-bit integer range", line=row + first_line
+        )
+    return numbers.astype("int64")
 
 
 def _parser_line(message: str) -> int | None:

@@ -129,6 +129,12 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
     if config.short_users == "drop":
         ratings = ratings[~is_short]
         is_short = np.zeros(len(ratings), dtype=bool)
+    if ratings.empty:
+        source = data.files.get("ratings", data.name)
+        raise ConfigError(
+            f"{source}: no ratings left to split"
+            + (f" (short_users='drop' removed all {short_users} users)" if short_ratings else "")
+        )
 
     user_ids = np.unique(ratings["user_id"].to_numpy())
     movie_ids = np.unique(ratings["movie_id"].to_numpy())

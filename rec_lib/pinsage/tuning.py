@@ -56,6 +56,7 @@ def ablation_row(
             for metric in ("hr", "ndcg", "coverage", "popularity"):
                 row[f"{split}_{metric}_{protocol}"] = getattr(metrics, metric)
     row["batches_per_s"] = sum(h.batches_per_s for h in result.history) / len(result.history)
+    row["val_hr_by_epoch"] = [h.val_hr for h in result.history]
     return row
 
 

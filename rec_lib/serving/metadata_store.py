@@ -23,6 +23,7 @@ from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import search_key
 from rec_lib.errors import RecLibError, StoreUnavailableError
 from rec_lib.serving.embeddings import QueryRule
+from rec_lib.serving.redact import public_location
 
 GENRE_SEPARATOR = "|"
 LIKE_ESCAPE = "!"
@@ -96,11 +97,17 @@ class MetadataStore:
 
     @property
     def where(self) -> str:
-        """The URL without its password, for messages."""
-        return self.engine.url.render_as_string(hide_password=True)
+        """The URL without credentials or an absolute path: what messages, /health and logs show."""
+        return public_location(self.url)
 
     def _fail(self, exc: Exception) -> StoreUnavailableError:
-        return StoreUnavailableError(f"SQL store {self.where} failed: {type(exc).__name__}: {exc}".splitlines()[0])
+        text = str(exc)
+        if "no such table" in text or "doesn't exist" in text:
+            return StoreUnavailableError(
+                f"SQL store {self.where} holds no loaded movies ({text.splitlines()[0]}): "
+                "load the stores first (python -m rec_lib load)"
+            )
+        return StoreUnavailableError(f"SQL store {self.where} failed: {type(exc).__name__}: {text}".splitlines()[0])
 
     def ping(self) -> None:
         try:

@@ -34,6 +34,10 @@ RESULT_COLUMNS = ["movie_id", "title", "year", "genres", "score", "because_id", 
 
 MAX_K = 100
 """The most recommendations one call returns: the API, the CLI and the picker all cap K here."""
+MOVIE_ID_RANGE = (0, 2**63 - 1)
+"""Movie ids the stores can hold: Milvus's INT64 primary key and SQL's BIGINT (MovieLens ids are positive)."""
+YEAR_RANGE = (1, 9999)
+"""Years a filter may name: titles carry four-digit years; 0 stands for "no year" in Milvus and never matches."""
 
 
 @dataclass(frozen=True)
@@ -97,22 +101,27 @@ class Recommender:
         values = list(liked or [])
         bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | np.integer)]
         if bad:
-            raise ConfigError(f"liked movie ids must be integers, got {bad}")
+            raise ConfigError(f"liked movie ids must be integers, got {_shown(bad)}")
         ids = list(dict.fromkeys(int(v) for v in values))
+        outside = [i for i in ids if not MOVIE_ID_RANGE[0] <= i <= MOVIE_ID_RANGE[1]]
+        if outside:
+            raise ConfigError(f"liked movie ids {_shown(outside)} are outside {list(MOVIE_ID_RANGE)}")
         if len(ids) > self.config.max_liked:
             raise ConfigError(f"{len(ids)} liked movies: at most {self.config.max_liked} are allowed")
         return ids
 
     def _check_filters(self, k: int, genres: Iterable[str] | None, years: tuple[int, int] | None) -> Filters:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= self.config.max_k:
-            raise ConfigError(f"k={k!r}: expected an integer from 1 to {self.config.max_k}")
+            raise ConfigError(f"k={_shown_one(k)}: expected an integer from 1 to {self.config.max_k}")
         wanted = tuple(dict.fromkeys(genres or ()))
         unknown = [g for g in wanted if g not in self.known_genres()]
         if unknown:
-            raise ConfigError(f"unknown genres {unknown}; known: {', '.join(self.known_genres())}")
+            raise ConfigError(f"unknown genres {_shown(unknown)}; known: {', '.join(self.known_genres())}")
         if years is not None:
             if len(years) != 2 or any(isinstance(y, bool) or not isinstance(y, int | np.integer) for y in years):
                 raise ConfigError(f"years={years!r}: expected two integers (first, last)")
+            if not all(YEAR_RANGE[0] <= y <= YEAR_RANGE[1] for y in years):
+                raise ConfigError(f"years={tuple(years)!r}: each year must lie in {list(YEAR_RANGE)}")
             if years[0] > years[1]:
                 raise ConfigError(f"years={tuple(years)!r}: the first year is after the last")
             years = (int(years[0]), int(years[1]))
@@ -144,6 +153,23 @@ class Recommender:
             },
             columns=RESULT_COLUMNS,
         )
+
+
+def _shown(values: list, most: int = 10) -> str:
+    """A bounded echo of bad input for an error message: the first ``most`` values, each cut short.
+
+    >>> _shown(["x" * 100, 2, 3], most=2)
+    "['xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…, 2, … 1 more]"
+    """
+    parts = [_shown_one(v) for v in values[:most]]
+    if len(values) > most:
+        parts.append(f"… {len(values) - most} more")
+    return "[" + ", ".join(parts) + "]"
+
+
+def _shown_one(value: object, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class ExactRecommender:

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.config import resolve_artefacts_dir
-from rec_lib.errors import ConsistencyError
+from rec_lib.errors import ConsistencyError, StoreUnavailableError
 from rec_lib.serving.embeddings import Embeddings
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
-from rec_lib.serving.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig
+from rec_lib.serving.redact import public_location
+from rec_lib.serving.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig, is_server_uri
 
 MILVUS_URI_ENV = "MILVUS_URI"
 MYSQL_URL_ENV = "MYSQL_URL"
@@ -72,13 +73,42 @@ def open_stores(settings: StoreSettings | None = None) -> Stores:
     settings = settings or StoreSettings.from_env()
     with _open_lock:
         if settings not in _open:
-            if not settings.milvus_uri.startswith(("http://", "https://", "tcp://", "unix:")):
+            if not is_server_uri(settings.milvus_uri):
                 Path(settings.milvus_uri).parent.mkdir(parents=True, exist_ok=True)
             if settings.sql_url.startswith("sqlite:///"):
                 Path(settings.sql_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             vectors = VectorStore(settings.milvus_uri, settings.vector)
             _open[settings] = Stores(settings, vectors, MetadataStore(settings.sql_url))
         return _open[settings]
+
+
+def open_loaded_stores(settings: StoreSettings) -> Stores:
+    """The stores of ``settings``, checked to hold a load: what ``serve`` opens before it answers anything.
+
+    An embedded store that does not exist is not created (a mistyped ``--artefacts-dir`` would otherwise
+    serve empty stores); a store without the loaded collection, movies or query rule is refused. Both
+    errors say what to run.
+    """
+    absent = [
+        public_location(location)
+        for location, embedded in (
+            (settings.milvus_uri, not is_server_uri(settings.milvus_uri)),
+            (settings.sql_url.removeprefix("sqlite:///"), settings.sql_url.startswith("sqlite:///")),
+        )
+        if embedded and not Path(location).exists()
+    ]
+    if absent:
+        raise StoreUnavailableError(
+            f"nothing is loaded here: {' and '.join(absent)} do not exist. Load the stores first (python -m rec_lib "
+            "load, with the same --artefacts-dir, MILVUS_URI and MYSQL_URL), or point serve at where they are"
+        )
+    stores = open_stores(settings)
+    stores.metadata.query_rule()
+    if stores.metadata.count() == 0 or stores.vectors.count() == 0:
+        raise StoreUnavailableError(
+            f"the stores {stores.vectors.where} and {stores.metadata.where} hold no movies: run python -m rec_lib load"
+        )
+    return stores
 
 
 def close_stores(settings: StoreSettings | None = None) -> None:

@@ -30,6 +30,7 @@ import numpy as np
 from rec_lib.errors import InvalidVectorsError, StoreBusyError, StoreUnavailableError
 from rec_lib.progress import progress
 from rec_lib.serving.embeddings import validate_vectors
+from rec_lib.serving.redact import public_location
 
 ID_FIELD = "movie_id"
 VECTOR_FIELD = "vector"
@@ -72,25 +73,22 @@ class VectorStore:
         from pymilvus.exceptions import MilvusException
 
         self.uri = uri
+        self.where = public_location(uri)
+        """The URI without credentials or an absolute path: what messages, /health and logs show."""
         self.config = config or VectorStoreConfig()
         self._dim: int | None = None
         """The published collection's dimension, read once per publish (every search checks queries against it)."""
         # every pymilvus failure is re-raised below as one error naming the store; its own log lines would repeat it
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-        self.is_lite = not uri.startswith(("http://", "https://", "tcp://", "unix:"))
+        self.is_lite = not is_server_uri(uri)
         try:
             if self.is_lite and _lite_data_dir_busy(uri):
                 raise LiteDataDirBusy
             self.client = MilvusClient(uri=uri, timeout=self.config.timeout_s)
         except (MilvusException, LiteDataDirBusy) as exc:
             if self.is_lite and (isinstance(exc, LiteDataDirBusy) or _lite_data_dir_busy(uri)):
-                raise StoreBusyError(
-                    f"the Milvus Lite data dir {uri} is open in another process (a notebook kernel, the CLI or "
-                    "the API). Milvus Lite allows one process per data dir: stop that process, or share the data "
-                    f"dir through Milvus Lite's server mode (python -m rec_lib milvus-lite --data-dir {uri}) and "
-                    "point every process at it with MILVUS_URI=http://127.0.0.1:19530"
-                ) from exc
-            raise StoreUnavailableError(f"cannot connect to Milvus at {uri}: {exc.message or exc}") from exc
+                raise StoreBusyError(busy_advice(uri)) from exc
+            raise StoreUnavailableError(f"cannot connect to Milvus at {self.where}: {exc.message or exc}") from exc
 
     def _call(self, what: str, function, *args, **kwargs):
         from pymilvus.exceptions import MilvusException
@@ -107,13 +105,13 @@ class VectorStore:
         except MilvusException as exc:
             if exc.code == _NOT_FOUND_CODE or "not exist" in (exc.message or "") or "not found" in (exc.message or ""):
                 raise StoreUnavailableError(
-                    f"Milvus at {self.uri} has no collection {self.config.alias!r} ({what}): "
+                    f"Milvus at {self.where} has no collection {self.config.alias!r} ({what}): "
                     "load it first (python -m rec_lib load)"
                 ) from exc
-            raise StoreUnavailableError(f"Milvus at {self.uri} failed to {what}: {exc.message or exc}") from exc
+            raise StoreUnavailableError(f"Milvus at {self.where} failed to {what}: {exc.message or exc}") from exc
         except Exception as exc:  # grpc and socket errors when a server goes away mid-run
             if type(exc).__module__.startswith(("grpc", "pymilvus")) or isinstance(exc, ConnectionError):
-                raise StoreUnavailableError(f"Milvus at {self.uri} is unreachable ({what}): {exc}") from exc
+                raise StoreUnavailableError(f"Milvus at {self.where} is unreachable ({what}): {exc}") from exc
             raise
 
     # -- loading -------------------------------------------------------------------------------
@@ -204,7 +202,7 @@ class VectorStore:
         for field in described["fields"]:
             if field["name"] == VECTOR_FIELD:
                 return int(field["params"]["dim"])
-        raise StoreUnavailableError(f"Milvus collection {self.config.alias!r} at {self.uri} has no vector field")
+        raise StoreUnavailableError(f"Milvus collection {self.config.alias!r} at {self.where} has no vector field")
 
     def count(self) -> int:
         result = self._call("count", self.client.query, self.config.alias, filter="", output_fields=["count(*)"])
@@ -303,6 +301,46 @@ def filter_expression(
 def _hit_id(hit: dict) -> int:
     """A search hit's primary key: servers call it ``id``, Milvus Lite uses the field's name."""
     return int(hit["id"] if "id" in hit else hit[ID_FIELD])
+
+
+def is_server_uri(uri: str) -> bool:
+    """Whether ``uri`` names a Milvus server (else it is a Milvus Lite data dir)."""
+    return uri.startswith(("http://", "https://", "tcp://", "unix:"))
+
+
+def busy_advice(data_dir: str) -> str:
+    """What to do when another process holds a Milvus Lite data dir, naming the port of the Lite server that
+    serves it when there is one (:func:`lite_server_port`)."""
+    shown = public_location(data_dir)
+    port = lite_server_port(data_dir)
+    if port is not None:
+        return (
+            f"the Milvus Lite data dir {shown} is served by a Milvus Lite server on port {port}: point this "
+            f"process at it with MILVUS_URI=http://127.0.0.1:{port}"
+        )
+    return (
+        f"the Milvus Lite data dir {shown} is open in another process (a notebook kernel, the CLI or the API). "
+        "Milvus Lite allows one process per data dir: stop that process, or share the data dir through Milvus "
+        f"Lite's server mode (python -m rec_lib milvus-lite --data-dir {shown} --port PORT) and point every "
+        "process at it with MILVUS_URI=http://127.0.0.1:PORT"
+    )
+
+
+def lite_server_port(data_dir: str) -> int | None:
+    """The port of a running ``milvus-lite server`` process whose ``--data-dir`` is ``data_dir`` (Linux /proc)."""
+    wanted = Path(data_dir).resolve()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "server" not in args or "--data-dir" not in args[:-1] or "--port" not in args[:-1]:
+            continue
+        if Path(args[args.index("--data-dir") + 1]).resolve() == wanted:
+            port = args[args.index("--port") + 1]
+            if port.isdigit():
+                return int(port)
+    return None
 
 
 class LiteDataDirBusy(Exception):

@@ -12,11 +12,30 @@ function save() {
   localStorage.setItem(storageKey(), JSON.stringify([...state.liked]));
 }
 
+// A saved selection as [[movie_id, title], ...]; anything else (a hand-edited or corrupt entry) is
+// discarded with a note, so the page still opens for that name.
+function savedSelection() {
+  const raw = localStorage.getItem(storageKey());
+  if (raw === null) return { liked: new Map(), lost: false };
+  try {
+    const pairs = JSON.parse(raw);
+    const valid = Array.isArray(pairs) && pairs.every((pair) =>
+      Array.isArray(pair) && pair.length === 2 && Number.isSafeInteger(pair[0]) && typeof pair[1] === "string");
+    if (valid) return { liked: new Map(pairs), lost: false };
+  } catch (error) {
+    // fall through: the entry is not JSON
+  }
+  localStorage.removeItem(storageKey());
+  return { liked: new Map(), lost: true };
+}
+
 function restore(user) {
   state.user = user;
-  state.liked = new Map(JSON.parse(localStorage.getItem(storageKey()) || "[]"));
+  const saved = savedSelection();
+  state.liked = saved.liked;
   $("who").textContent = `Logged in as ${user}.`;
   $("app").hidden = false;
+  say("search-status", saved.lost ? "Your saved selection could not be read, so it starts empty." : "", saved.lost);
   renderLiked();
 }
 

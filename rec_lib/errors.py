@@ -54,6 +54,10 @@ class StoreUnavailableError(RecLibError):
     """A store (Milvus or SQL) cannot be reached or is not loaded; names the store and what to do."""
 
 
+class CollectionMissingError(StoreUnavailableError):
+    """The Milvus collection asked for does not exist (never loaded, or dropped by a reload)."""
+
+
 class StoreBusyError(StoreUnavailableError):
     """A Milvus Lite data dir is already open in another process."""
 

@@ -181,3 +181,77 @@ def test_training_flags_parse_every_field_type(tmp_path: Path) -> None:
         from rec_lib.cli import parse_bool
 
         parse_bool("2")
+
+
+def _serve(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MYSQL_URL", "REC_ARTEFACTS_DIR")}
+    return subprocess.run(
+        [sys.executable, "-m", "rec_lib", "serve", "--port", "9", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**clean, **(env or {})},
+    )
+
+
+def test_serve_refuses_a_dir_with_nothing_loaded_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "artefacts-typo"
+    result = _serve("--artefacts-dir", str(typo))
+    assert result.returncode == 2 and "serving on" not in result.stdout
+    assert result.stderr.startswith("error: nothing is loaded here: ") and "python -m rec_lib load" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and str(tmp_path) not in result.stderr
+    assert not typo.exists(), "no empty stores were created"
+
+
+def _loaded_artefacts(folder: Path) -> None:
+    script = (
+        "import sys; sys.path.insert(0, 'tests'); from helpers import store_data; "
+        "from rec_lib.serving.stores import *; e, r = store_data(); "
+        f"load_stores(open_stores(StoreSettings.from_env({str(folder)!r})), e, r)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+
+
+def test_serve_on_a_busy_lite_data_dir_prints_only_the_clear_error(tmp_path: Path) -> None:
+    _loaded_artefacts(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({str(tmp_path / 'milvus.db')!r}); "
+         "import sys; print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        result = _serve("--artefacts-dir", str(tmp_path))
+    finally:
+        holder.communicate("")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("error: the Milvus Lite data dir milvus.db is open in another process")
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_serve_with_workers_needs_a_milvus_server(tmp_path: Path) -> None:
+    _loaded_artefacts(tmp_path)
+    result = _serve("--artefacts-dir", str(tmp_path), "--workers", "2")
+    assert result.returncode == 2 and "--workers 2 needs a Milvus server" in result.stderr
+    assert "serving on" not in result.stdout
+
+
+def test_serve_beyond_loopback_warns_that_there_is_no_authentication(tmp_path: Path) -> None:
+    from servers import free_port
+
+    _loaded_artefacts(tmp_path)
+    clean = {k: v for k, v in __import__("os").environ.items() if k not in ("MILVUS_URI", "MYSQL_URL")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rec_lib", "serve", "--artefacts-dir", str(tmp_path), "--host", "0.0.0.0",
+         "--port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean,
+    )  # fmt: skip
+    try:
+        assert server.stdout.readline().startswith("serving milvus.db and sqlite:///movies.sqlite on http://0.0.0.0")
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=30)
+    assert "warning: listening on 0.0.0.0: the API has no authentication" in err

@@ -134,6 +134,44 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
         assert row.because_id == closest
 
 
+def test_a_warm_recommend_is_one_milvus_search_and_no_sql(loaded, monkeypatch) -> None:
+    stores, *_ = loaded
+    recommender = Recommender(stores)
+    recommender.recommend([3, 6], k=5, genres=["G0"])
+    calls: list[str] = []
+
+    def counted(name: str):
+        original = getattr(stores.vectors, name)
+        return lambda *args, **kwargs: (calls.append(name), original(*args, **kwargs))[1]
+
+    for name in ("fetch", "search", "collection", "dim"):
+        monkeypatch.setattr(stores.vectors, name, counted(name))
+
+    def on_sql(*args) -> None:
+        calls.append("sql")
+
+    sa.event.listen(stores.metadata.engine, "before_cursor_execute", on_sql)
+    try:
+        again = recommender.recommend([3, 6], k=5, genres=["G0"])
+    finally:
+        sa.event.remove(stores.metadata.engine, "before_cursor_execute", on_sql)
+    assert calls == ["search"] and len(again) == 5
+
+
+def test_a_reload_is_seen_at_the_next_request(loaded) -> None:
+    stores, _, rows, _ = loaded
+    recommender = Recommender(stores)
+    before = recommender.recommend([3], k=5)
+    other, _ = store_data(seed=1)
+    renamed = rows.assign(title=rows["title"].where(rows["movie_id"] % 3 != 0, "Renamed (1999)"))
+    load_stores(stores, other, renamed)
+    after = recommender.recommend([3], k=5)
+    assert after.equals(Recommender(stores).recommend([3], k=5)), (
+        "the same as a recommender that never saw the old load"
+    )
+    assert not after["movie_id"].equals(before["movie_id"]) and set(after["title"]) == {"Renamed (1999)"}
+
+
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
     stores, embeddings, _, _ = loaded
     liked = [3, 4, 5, 7]  # clusters 0, 1, 2 and 1
@@ -294,7 +332,7 @@ def test_sql_server_going_down_mid_run_is_a_clear_error(mariadb, tmp_path: Path,
     load_stores(stores, embeddings, rows)
     mariadb.stop()
     try:
-        with pytest.raises(StoreUnavailableError, match=r"SQL store mysql\+pymysql://rec_lib:\*\*\*@127.0.0.1"):
+        with pytest.raises(StoreUnavailableError, match=r"SQL store mysql\+pymysql://127.0.0.1"):
             Recommender(stores).recommend([3], k=3)
     finally:
         mariadb.restart()
@@ -304,15 +342,18 @@ def test_sql_server_going_down_mid_run_is_a_clear_error(mariadb, tmp_path: Path,
 
 def test_milvus_server_going_down_mid_run_is_a_clear_error(milvus_server, tmp_path: Path, request) -> None:
     settings = settings_for("milvus-server", tmp_path, request)
-    settings = replace(settings, vector=replace(settings.vector, timeout_s=3))
+    with_credentials = settings.milvus_uri.replace("http://", "http://root:s3cret-pw@")
+    settings = replace(settings, milvus_uri=with_credentials, vector=replace(settings.vector, timeout_s=3))
     stores = open_stores(settings)
+    assert stores.vectors.where == milvus_server.uri, "credentials are not part of what the store shows"
     embeddings, rows = store_data()
     load_stores(stores, embeddings, rows)
     assert len(Recommender(stores).recommend([3], k=3)) == 3
     milvus_server.stop()
     try:
-        with pytest.raises(StoreUnavailableError, match=r"Milvus at http://127\.0\.0\.1"):
+        with pytest.raises(StoreUnavailableError, match=r"Milvus at http://127\.0\.0\.1") as caught:
             Recommender(stores).recommend([3], k=3)
+        assert "s3cret-pw" not in str(caught.value) and "root" not in str(caught.value)
     finally:
         close_stores(settings)
         milvus_server.start()
@@ -349,6 +390,11 @@ def test_milvus_lite_server_mode_lets_two_processes_share_a_data_dir(tmp_path: P
         assert other.stdout.strip() == "4"
         assert len(Recommender(stores).recommend([3], k=4)) == 4
         close_stores(settings)
+        embedded = StoreSettings(str(tmp_path / "milvus.db"), settings.sql_url)
+        with pytest.raises(
+            StoreBusyError, match=rf"port {port}: point this process at it with MILVUS_URI=http://127\.0\.0\.1:{port}$"
+        ):
+            open_stores(embedded)
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -11,20 +11,24 @@
    credits the liked movie ``j`` with the largest ``h_j · h_i`` ("because you liked …");
 4. join titles, years and genres from SQL.
 
-An empty selection returns the most-rated movies that pass the filters, credited to :data:`POPULAR`.
-``bench/bench_recommend.py`` measures latency and the recall against an exact in-memory search.
+Steps 1, 2 and 4 read what one load published, which never changes until the next load: the
+:class:`Recommender` reads the rule once per published collection and caches vectors and details, so a
+warm call costs one Milvus search. An empty selection returns the most-rated movies that pass the
+filters, credited to :data:`POPULAR`. ``bench/bench_recommend.py`` measures latency against the bare
+search and recall against an exact in-memory search.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from rec_lib.errors import ConfigError, ConsistencyError, UnknownMoviesError
+from rec_lib.errors import CollectionMissingError, ConfigError, ConsistencyError, UnknownMoviesError
 from rec_lib.serving.embeddings import QueryRule
+from rec_lib.serving.metadata_store import MovieDetails
 from rec_lib.serving.stores import Stores
 from rec_lib.serving.vector_store import filter_expression
 
@@ -36,6 +40,8 @@ MAX_K = 100
 """The most recommendations one call returns: the API, the CLI and the picker all cap K here."""
 MOVIE_ID_RANGE = (0, 2**63 - 1)
 """Movie ids the stores can hold: Milvus's INT64 primary key and SQL's BIGINT (MovieLens ids are positive)."""
+CACHED_MOVIES = 100_000
+"""Most movies whose vectors (or details) one process keeps per published collection (~100 MB at 256-d)."""
 YEAR_RANGE = (1, 9999)
 """Years a filter may name: titles carry four-digit years; 0 stands for "no year" in Milvus and never matches."""
 
@@ -54,18 +60,45 @@ class Filters:
     years: tuple[int, int] | None = None
 
 
+@dataclass
+class _Published:
+    """What one load published, read once: its collection and query rule, and caches of its movies' stored
+    vectors and details, which never change while that collection exists (a reload builds a new one)."""
+
+    collection: str
+    rule: QueryRule
+    vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    details: dict[int, MovieDetails] = field(default_factory=dict)
+    genres: list[str] | None = None
+
+
 class Recommender:
-    """recommend() over one process's stores (see :func:`rec_lib.serving.stores.open_stores`)."""
+    """recommend() over one process's stores (see :func:`rec_lib.serving.stores.open_stores`).
+
+    It pins the collection the alias points at and reads the query rule once, then caches the liked movies'
+    vectors and the shown movies' details, so a warm call is one Milvus search and no SQL. A reload (by this
+    or another process) drops the pinned collection: the next call finds it gone, pins the new one, and
+    reads the rule and details again, so it is seen at the first request after it.
+    """
 
     def __init__(self, stores: Stores, config: RecommendConfig | None = None) -> None:
         self.stores = stores
         self.config = config or RecommendConfig()
-        self._genres: list[str] | None = None
+        self._published: _Published | None = None
+
+    def _pinned(self) -> _Published:
+        published = self._published
+        if published is None:
+            collection = self.stores.vectors.collection()
+            published = _Published(collection, self.stores.metadata.query_rule())
+            self._published = published
+        return published
 
     def known_genres(self) -> list[str]:
-        if self._genres is None:
-            self._genres = self.stores.metadata.genres()
-        return self._genres
+        published = self._pinned()
+        if published.genres is None:
+            published.genres = self.stores.metadata.genres()
+        return published.genres
 
     def recommend(
         self,
@@ -77,25 +110,56 @@ class Recommender:
     ) -> pd.DataFrame:
         """The ``k`` best movies for the liked ones: movie_id, title, year, genres, score, because_id, because."""
         liked_ids = self._check_liked(liked)
-        filters = self._check_filters(k, genres, years)
-        if not liked_ids:
-            return self._popular(k, filters)
-        stored = self.stores.vectors.fetch(liked_ids)
+        for attempt in range(2):
+            published = self._pinned()
+            try:
+                filters = self._check_filters(k, genres, years)
+                if not liked_ids:
+                    return self._popular(published, k, filters)
+                return self._ranked(published, liked_ids, k, filters)
+            except CollectionMissingError:
+                self._published = None  # a reload dropped the pinned collection: pin the new one, once
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _ranked(self, published: _Published, liked_ids: list[int], k: int, filters: Filters) -> pd.DataFrame:
+        stored = self._liked_vectors(published, liked_ids)
         unknown = [i for i in liked_ids if i not in stored]
         if unknown:
             raise UnknownMoviesError(unknown)
         liked_vectors = np.stack([stored[i] for i in liked_ids])
-        query = self.stores.metadata.query_rule().query(liked_vectors[::-1])
+        query = published.rule.query(liked_vectors[::-1])
         expression = filter_expression(liked_ids, list(filters.genres), filters.years)
-        (hits,) = self.stores.vectors.search(query, k, expression)
+        (hits,) = self.stores.vectors.search(query, k, expression, collection=published.collection)
         if not hits:
-            return self._table([], [], [])
+            return self._table(published, [], [], [])
         found = np.stack([h.vector for h in hits])
         similarity = liked_vectors[:, :-1] @ found[:, :-1].T
         fused = found @ query[0]
         order = np.argsort(-fused, kind="stable")
         because = np.asarray(liked_ids)[similarity.argmax(axis=0)]
-        return self._table([hits[i].movie_id for i in order], fused[order].tolist(), because[order].tolist())
+        return self._table(published, [hits[i].movie_id for i in order], fused[order].tolist(), because[order].tolist())
+
+    def _liked_vectors(self, published: _Published, liked_ids: list[int]) -> dict[int, np.ndarray]:
+        cache = published.vectors
+        missing = [i for i in liked_ids if i not in cache]
+        if missing:
+            fetched = self.stores.vectors.fetch(missing, collection=published.collection)
+            if len(cache) + len(fetched) > CACHED_MOVIES:
+                cache.clear()
+            cache.update(fetched)
+        return {i: cache[i] for i in liked_ids if i in cache}
+
+    def _details(self, published: _Published, movie_ids: list[int]) -> dict[int, MovieDetails]:
+        cache = published.details
+        missing = [i for i in dict.fromkeys(movie_ids) if i not in cache]
+        if missing:
+            fetched = self.stores.metadata.details(missing)
+            if len(cache) + len(fetched) > CACHED_MOVIES:
+                cache.clear()
+            cache.update(fetched)
+        return {i: cache[i] for i in movie_ids if i in cache}
 
     def _check_liked(self, liked: Iterable[int]) -> list[int]:
         values = list(liked or [])
@@ -127,13 +191,15 @@ class Recommender:
             years = (int(years[0]), int(years[1]))
         return Filters(wanted, years)
 
-    def _popular(self, k: int, filters: Filters) -> pd.DataFrame:
+    def _popular(self, published: _Published, k: int, filters: Filters) -> pd.DataFrame:
         rows = self.stores.metadata.popular(k, genres=list(filters.genres), years=filters.years)
-        return self._table(rows["movie_id"].tolist(), rows["n_ratings"].astype(float).tolist(), None)
+        return self._table(published, rows["movie_id"].tolist(), rows["n_ratings"].astype(float).tolist(), None)
 
-    def _table(self, movie_ids: list[int], scores: list[float], because_ids: list[int] | None) -> pd.DataFrame:
+    def _table(
+        self, published: _Published, movie_ids: list[int], scores: list[float], because_ids: list[int] | None
+    ) -> pd.DataFrame:
         """The result table: SQL details joined to the ranked ids; ``because_ids`` None means popular."""
-        details = self.stores.metadata.details(movie_ids + (because_ids or []))
+        details = self._details(published, movie_ids + (because_ids or []))
         missing = [i for i in movie_ids if i not in details]
         if missing:
             raise ConsistencyError(

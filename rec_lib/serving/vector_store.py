@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_lib.errors import InvalidVectorsError, StoreBusyError, StoreUnavailableError
+from rec_lib.errors import CollectionMissingError, InvalidVectorsError, StoreBusyError, StoreUnavailableError
 from rec_lib.progress import progress
 from rec_lib.serving.embeddings import validate_vectors
 from rec_lib.serving.redact import public_location
@@ -76,8 +76,8 @@ class VectorStore:
         self.where = public_location(uri)
         """The URI without credentials or an absolute path: what messages, /health and logs show."""
         self.config = config or VectorStoreConfig()
-        self._dim: int | None = None
-        """The published collection's dimension, read once per publish (every search checks queries against it)."""
+        self._dims: dict[str, int] = {}
+        """Each searched collection's dimension, read once (every search checks its queries against it)."""
         # every pymilvus failure is re-raised below as one error naming the store; its own log lines would repeat it
         logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         self.is_lite = not is_server_uri(uri)
@@ -90,9 +90,12 @@ class VectorStore:
                 raise StoreBusyError(busy_advice(uri)) from exc
             raise StoreUnavailableError(f"cannot connect to Milvus at {self.where}: {exc.message or exc}") from exc
 
-    def _call(self, what: str, function, *args, **kwargs):
+    def _call(self, what: str, function, *args, collection: str | None = None, **kwargs):
+        """``function(*args, **kwargs)`` with every failure as one error naming the store; ``collection`` (default:
+        the alias) is the one a released collection is loaded again for, and the one a not-found error names."""
         from pymilvus.exceptions import MilvusException
 
+        target = collection or self.config.alias
         try:
             try:
                 return function(*args, **kwargs)
@@ -100,12 +103,12 @@ class VectorStore:
                 if exc.code != _NOT_LOADED_CODE:
                     raise
                 # a reopened Lite data dir or a restarted server holds the collection released: load, retry once
-                self.client.load_collection(self.config.alias)
+                self.client.load_collection(target)
                 return function(*args, **kwargs)
         except MilvusException as exc:
             if exc.code == _NOT_FOUND_CODE or "not exist" in (exc.message or "") or "not found" in (exc.message or ""):
-                raise StoreUnavailableError(
-                    f"Milvus at {self.where} has no collection {self.config.alias!r} ({what}): "
+                raise CollectionMissingError(
+                    f"Milvus at {self.where} has no collection {target!r} ({what}): "
                     "load it first (python -m rec_lib load)"
                 ) from exc
             raise StoreUnavailableError(f"Milvus at {self.where} failed to {what}: {exc.message or exc}") from exc
@@ -161,7 +164,6 @@ class VectorStore:
 
     def publish(self, name: str) -> None:
         """Point the alias at ``name``, then drop every other collection of this alias."""
-        self._dim = None
         aliases = self._call("list aliases", self.client.list_aliases).get("aliases", [])
         if self.config.alias in aliases:
             self._call("switch the alias", self.client.alter_alias, name, self.config.alias)
@@ -197,8 +199,12 @@ class VectorStore:
         described = self._call("describe the index", self.client.describe_index, self.config.alias, VECTOR_FIELD)
         return described.get("index_type", "")
 
-    def dim(self) -> int:
-        described = self._call("describe the collection", self.client.describe_collection, self.config.alias)
+    def dim(self, collection: str | None = None) -> int:
+        """The vector dimension of ``collection`` (default: the published one)."""
+        target = collection or self.config.alias
+        described = self._call(
+            "describe the collection", self.client.describe_collection, target, collection=collection
+        )
         for field in described["fields"]:
             if field["name"] == VECTOR_FIELD:
                 return int(field["params"]["dim"])
@@ -221,29 +227,35 @@ class VectorStore:
         finally:
             iterator.close()
 
-    def fetch(self, movie_ids: list[int]) -> dict[int, np.ndarray]:
-        """Stored vectors of the ids that exist (absent ids are simply missing from the result)."""
+    def fetch(self, movie_ids: list[int], collection: str | None = None) -> dict[int, np.ndarray]:
+        """Stored vectors of the ids that exist in ``collection`` (default: the published one); absent ids are
+        simply missing from the result."""
         if not movie_ids:
             return {}
         rows = self._call(
-            "fetch vectors", self.client.get, self.config.alias, ids=[int(i) for i in movie_ids],
-            output_fields=[VECTOR_FIELD], consistency_level=HOT_PATH_CONSISTENCY,
+            "fetch vectors", self.client.get, collection or self.config.alias, ids=[int(i) for i in movie_ids],
+            output_fields=[VECTOR_FIELD], consistency_level=HOT_PATH_CONSISTENCY, collection=collection,
         )  # fmt: skip
         return {int(r[ID_FIELD]): np.asarray(r[VECTOR_FIELD], dtype=np.float32) for r in rows}
 
-    def search(self, queries: np.ndarray, limit: int, filter_expression: str = "") -> list[list[Hit]]:
-        """The ``limit`` best movies per query under the filter, with their stored vectors."""
+    def search(
+        self, queries: np.ndarray, limit: int, filter_expression: str = "", collection: str | None = None
+    ) -> list[list[Hit]]:
+        """The ``limit`` best movies per query under the filter, with their stored vectors, in ``collection``
+        (default: the published one)."""
         queries = np.asarray(queries, dtype=np.float32)
-        if self._dim is None:
-            self._dim = self.dim()
-        dim = self._dim
+        target = collection or self.config.alias
+        if collection is None or target not in self._dims:
+            self._dims[target] = self.dim(collection)
+        dim = self._dims[target]
         if queries.ndim != 2 or queries.shape[1] != dim:
             raise InvalidVectorsError(f"query vectors have shape {queries.shape}, the collection holds {dim}-d", [])
         limit = max(1, min(int(limit), MAX_SEARCH_LIMIT))
         results = self._call(
             "search",
             self.client.search,
-            self.config.alias,
+            target,
+            collection=collection,
             data=queries.tolist(),
             limit=limit,
             filter=filter_expression,

@@ -15,7 +15,8 @@ NOTEBOOK_FILES = {"test_notebooks.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Test tiers: files that start servers are ``integration``, notebook runs ``notebooks``, the rest ``unit``.
+    """Test tiers: files that start servers (and tests marked so, like the slow real-data ones) are ``integration``,
+    notebook runs ``notebooks``, the rest ``unit``.
 
     ``make test-fast`` runs the unit tier; ``make test`` and CI run every tier.
     """

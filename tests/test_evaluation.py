@@ -11,6 +11,7 @@ import torch
 
 from rec_lib.data.loaders import MovieLensData
 from rec_lib.data.preprocess import preprocess
+from rec_lib.errors import ConfigError
 from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular, training_matrix
 from rec_lib.pinsage.config import EvalConfig
 from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate, evaluate_all, protocol_rule
@@ -106,6 +107,83 @@ def test_baselines_match_their_definitions() -> None:
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     assert EASE(prep, l2).score(movies, weights)[1].numpy() == pytest.approx(b[5], abs=1e-5)
+
+
+def test_item_knn_sparse_neighbour_lists_sum_over_each_movies_top_k() -> None:
+    prep = _prep()
+    x = training_matrix(prep).toarray()
+    norms = np.sqrt(x.sum(0))
+    cosine = (x.T @ x) / np.maximum(np.outer(norms, norms), 1e-12)
+    knn = ItemKNN(prep, max_dense_bytes=0, neighbours=2)
+    assert not knn.dense and (np.diff(knn.similarity.indptr) == 2).all()
+    kept = np.zeros_like(cosine)
+    for row in range(len(cosine)):
+        top = np.argsort(-cosine[row], kind="stable")[:2]
+        kept[row, top] = cosine[row, top]
+    movies, weights = torch.tensor([[2, 1]]), torch.tensor([[0.75, 0.25]])
+    # ties inside a row may keep either movie: compare the sums, which do not depend on which tied one is kept
+    assert knn.score(movies, weights)[0].sum().item() == pytest.approx((0.75 * kept[2] + 0.25 * kept[1]).sum())
+
+
+def test_ease_is_refused_before_it_starts_when_it_would_not_fit(monkeypatch) -> None:
+    from rec_lib.pinsage import baselines
+    from rec_lib.pinsage.runs import baseline_scorers
+
+    with pytest.raises(ConfigError, match=r"EASE on 6 movies needs about 0 GiB .* over its 0 GiB limit"):
+        EASE(_prep(), max_bytes=100)
+    monkeypatch.setattr(baselines, "EASE_MAX_BYTES", 100)
+    with pytest.warns(UserWarning, match="EASE left out of the evaluation: EASE on 6 movies needs"):
+        scorers = baseline_scorers(_prep())
+    assert [s.name for s in scorers] == ["most-popular", "item-knn"]
+
+
+class _PerBatchSparseItemKNN:
+    """The scoring item-kNN used before the dense/top-k paths (a per-batch sparse product through users):
+    the reference the new paths must reproduce."""
+
+    name, query_rule = "item-knn", None
+
+    def __init__(self, prep) -> None:
+        import scipy.sparse as sp
+
+        matrix = training_matrix(prep)
+        norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel())
+        normalised = matrix @ sp.diags(1.0 / np.maximum(norms, 1e-12))
+        self.columns, self.matrix = normalised.T.tocsr().astype(np.float32), normalised.tocsr().astype(np.float32)
+
+    def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
+        import scipy.sparse as sp
+
+        batch = movies.shape[0]
+        query = sp.csr_matrix(
+            (weights.numpy().ravel(), (np.repeat(np.arange(batch), movies.shape[1]), movies.numpy().ravel())),
+            shape=(batch, self.columns.shape[0]),
+        )
+        return torch.from_numpy(np.asarray(((query @ self.columns) @ self.matrix).todense(), dtype=np.float32))
+
+
+@pytest.mark.integration
+def test_scaled_scoring_paths_give_the_same_metrics_on_ml_latest_small(real_data_dir, tmp_path) -> None:
+    from rec_lib.data.preprocess import run_preprocess
+
+    prep = run_preprocess(data_dir=real_data_dir, artefacts_dir=tmp_path)
+    queries = build_queries(prep, 20)
+
+    def table(scorer) -> pd.DataFrame:
+        return evaluate_all([scorer], queries, prep.n_movies).drop(columns="model")
+
+    reference = table(_PerBatchSparseItemKNN(prep))
+    pd.testing.assert_frame_equal(table(ItemKNN(prep)), reference)
+    pd.testing.assert_frame_equal(table(ItemKNN(prep, max_dense_bytes=0, neighbours=prep.n_movies)), reference)
+    ease = EASE(prep)
+
+    class GatheredEASE:  # the earlier (batch × history × movies) gather of the same weights
+        name, query_rule = "ease", None
+
+        def score(self, movies, weights, split="val"):
+            return torch.einsum("bh,bhn->bn", weights, ease.weights[movies])
+
+    pd.testing.assert_frame_equal(table(ease), table(GatheredEASE()))
 
 
 def test_embedding_scorer_is_weighted_dot_plus_bias() -> None:

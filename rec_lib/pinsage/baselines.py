@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.errors import ConfigError
 from rec_lib.pinsage.config import EASE_L2
 
 
@@ -35,47 +36,114 @@ class MostPopular:
         return self.popularity.expand(movies.shape[0], -1).clone()
 
 
-class ItemKNN:
-    """Cosine similarity between movie columns of the interaction matrix, over all neighbours.
+DENSE_SIMILARITY_BYTES = 2 * 2**30
+"""Item-kNN keeps its movies × movies similarities dense up to this size (about 23,000 movies), else each movie's
+top :data:`KNN_NEIGHBOURS` as sparse rows."""
+KNN_NEIGHBOURS = 200
+EASE_MAX_BYTES = 12 * 2**30
+"""EASE holds three dense movies × movies float32 matrices while it solves (about 32,000 movies at this limit)."""
+_SIMILARITY_BLOCK = 1024
 
-    ``s(j, i) = x_j · x_i / (|x_j| |x_i|)``, computed per query batch as a sparse product, so the
-    movies × movies matrix is never materialised.
+
+class ItemKNN:
+    """Cosine similarity between movie columns of the interaction matrix.
+
+    ``s(j, i) = x_j · x_i / (|x_j| |x_i|)``. The similarities are computed once, in blocks of movies, and kept
+    dense when ``n_movies² × 4`` bytes is within ``max_dense_bytes`` (every neighbour counts, the exact
+    score); above that each movie keeps its ``neighbours`` most similar movies as sparse rows, and the
+    score sums over those. A batch's fused score ``Σ_h w_h s(j_h, ·)`` is a sparse (batch × movies) query
+    times the similarities: its cost grows with ``batch × history × movies``, never ``users × interactions``.
     """
 
     name = "item-knn"
     query_rule = None
 
-    def __init__(self, prep: Preprocessed) -> None:
+    def __init__(
+        self, prep: Preprocessed, max_dense_bytes: int = DENSE_SIMILARITY_BYTES, neighbours: int = KNN_NEIGHBOURS
+    ) -> None:
         matrix = training_matrix(prep)
         norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel())
-        normalised = matrix @ sp.diags(1.0 / np.maximum(norms, 1e-12))
-        self._columns = normalised.T.tocsr().astype(np.float32)
-        self._matrix = normalised.tocsr().astype(np.float32)
+        columns = (matrix @ sp.diags(1.0 / np.maximum(norms, 1e-12))).T.tocsr().astype(np.float32)
+        n = columns.shape[0]
+        self.dense = n * n * 4 <= max_dense_bytes
+        self.neighbours = None if self.dense else min(neighbours, n)
+        blocks = [_similarity_block(columns, start, self.neighbours) for start in range(0, n, _SIMILARITY_BLOCK)]
+        if self.dense:
+            self.similarity = torch.from_numpy(np.vstack(blocks))
+        else:
+            self.similarity = sp.vstack(blocks).tocsr()
 
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
-        batch = movies.shape[0]
-        query = sp.csr_matrix(
-            (weights.numpy().ravel(), (np.repeat(np.arange(batch), movies.shape[1]), movies.numpy().ravel())),
-            shape=(batch, self._columns.shape[0]),
-        )
-        users = query @ self._columns
-        return torch.from_numpy(np.asarray((users @ self._matrix).todense(), dtype=np.float32))
+        if self.dense:
+            return _fused_rows(self.similarity, movies, weights)
+        query = _query_matrix(movies, weights, self.similarity.shape[0])
+        return torch.from_numpy((query @ self.similarity).toarray().astype(np.float32))
+
+
+def _similarity_block(columns: sp.csr_matrix, start: int, neighbours: int | None):
+    """Rows ``start…`` of the cosine matrix: dense, or each row's ``neighbours`` largest as a sparse matrix."""
+    block = (columns[start : start + _SIMILARITY_BLOCK] @ columns.T).toarray()
+    if neighbours is None:
+        return block
+    keep = np.argpartition(-block, neighbours - 1, axis=1)[:, :neighbours]
+    values = np.take_along_axis(block, keep, axis=1)
+    rows = np.repeat(np.arange(block.shape[0]), neighbours)
+    return sp.csr_matrix((values.ravel(), (rows, keep.ravel())), shape=block.shape)
+
+
+def _fused_rows(matrix: torch.Tensor, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``Σ_h weights[:, h] · matrix[movies[:, h]]`` as one sparse (batch × movies) @ dense product: (batch, n_movies)
+    memory, and an order of magnitude faster than gathering each history position's rows."""
+    return torch.from_numpy(np.asarray(_query_matrix(movies, weights, matrix.shape[0]) @ matrix.numpy()))
+
+
+def _query_matrix(movies: torch.Tensor, weights: torch.Tensor, n_movies: int) -> sp.csr_matrix:
+    """The batch's weighted history as a sparse (batch × movies) matrix."""
+    batch = movies.shape[0]
+    return sp.csr_matrix(
+        (weights.numpy().ravel(), (np.repeat(np.arange(batch), movies.shape[1]), movies.numpy().ravel())),
+        shape=(batch, n_movies),
+    )
 
 
 class EASE:
-    """Embarrassingly Shallow Autoencoder (Steck 2019): ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``."""
+    """Embarrassingly Shallow Autoencoder (Steck 2019): ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``.
 
-    def __init__(self, prep: Preprocessed, l2: float = EASE_L2) -> None:
+    The solve is cubic in the number of movies and holds three dense movies × movies matrices; above
+    ``max_bytes`` of them it is refused before it starts, saying how much it would need.
+    """
+
+    def __init__(self, prep: Preprocessed, l2: float = EASE_L2, max_bytes: int | None = None) -> None:
         self.name = "ease"
         self.query_rule = None
         self.l2 = l2
+        max_bytes = EASE_MAX_BYTES if max_bytes is None else max_bytes
+        needed = ease_bytes(prep.n_movies)
+        if needed > max_bytes:
+            raise ConfigError(
+                f"EASE on {prep.n_movies:,} movies needs about {needed / 2**30:.0f} GiB (three dense "
+                f"{prep.n_movies:,}² float32 matrices), over its {max_bytes / 2**30:.0f} GiB limit "
+                "(rec_lib.pinsage.baselines.EASE_MAX_BYTES): evaluate on a catalogue of movies with more ratings, "
+                "or raise the limit on a machine with that memory"
+            )
         matrix = training_matrix(prep)
         gram = torch.from_numpy((matrix.T @ matrix).toarray()).float()
         gram.diagonal().add_(l2)
         inverse = torch.cholesky_inverse(torch.linalg.cholesky(gram))
-        weights = -inverse / inverse.diagonal()
+        del gram
+        inverse = inverse.T.contiguous()  # LAPACK answers column-major; scoring gathers rows (P is symmetric)
+        weights = inverse.div_(-inverse.diagonal().clone())
         weights.diagonal().zero_()
-        self.weights = weights.float()
+        self.weights = weights
 
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
-        return torch.einsum("bh,bhn->bn", weights, self.weights[movies])
+        return _fused_rows(self.weights, movies, weights)
+
+
+def ease_bytes(n_movies: int) -> int:
+    """The memory EASE's solve holds: three dense ``n_movies²`` float32 matrices.
+
+    >>> round(ease_bytes(59_047) / 2**30, 1)
+    39.0
+    """
+    return 3 * n_movies * n_movies * 4

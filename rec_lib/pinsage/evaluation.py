@@ -74,7 +74,8 @@ class SplitQueries:
     target: torch.Tensor
     seen_rows: torch.Tensor
     seen_cols: torch.Tensor
-    """Coordinates (position in ``users``, movie) of every history interaction: masked when ranking."""
+    """Coordinates (position in ``users``, movie) of every history interaction, sorted by user: masked when
+    ranking, one batch's slice found by binary search."""
 
     def weights(self, rule: QueryRule) -> torch.Tensor:
         """``rule``'s weights over each user's present history positions, summing to one."""
@@ -119,8 +120,9 @@ def _split_queries(
 ) -> SplitQueries:
     history_rows = inter[inter["split"].isin(HISTORY_SPLITS[split]).to_numpy() & of_evaluated]
     rows = position[history_rows["user_idx"].to_numpy()]
-    cols = history_rows["movie_idx"].to_numpy()
-    # interactions are sorted by user then time, so counting from each user's end gives the age
+    order = np.argsort(rows, kind="stable")  # by user, each user's interactions still in time order
+    rows, cols = rows[order], history_rows["movie_idx"].to_numpy()[order]
+    # each user's interactions are in time order, so counting from each user's end gives the age
     ends = pd.Series(np.arange(len(rows))).groupby(rows).transform("max").to_numpy()
     age = ends - np.arange(len(rows))
     keep = age < history_len
@@ -170,8 +172,8 @@ def _evaluate_split(
     for start in range(0, n_users, config.batch_users):
         stop = min(start + config.batch_users, n_users)
         scores = scorer.score(q.history[start:stop], weights[start:stop], split).float().cpu()
-        in_batch = (q.seen_rows >= start) & (q.seen_rows < stop)
-        scores[q.seen_rows[in_batch] - start, q.seen_cols[in_batch]] = -math.inf
+        first, last = torch.searchsorted(q.seen_rows, torch.tensor([start, stop])).tolist()
+        scores[q.seen_rows[first:last] - start, q.seen_cols[first:last]] = -math.inf
         top = torch.topk(scores, k, dim=1).indices
         recommended[top.flatten()] = True
         match = top == q.target[start:stop, None]

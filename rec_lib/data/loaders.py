@@ -301,19 +301,21 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
     if separator == "::":
         text = text.replace("::", _FIELD_SEP)
         separator = _FIELD_SEP
+    options = {
+        "sep": separator,
+        "header": 0 if spec.header else None,
+        "names": None if spec.header else list(spec.columns),
+        "keep_default_na": False,
+        "na_values": [""],
+        "skip_blank_lines": False,
+        "quoting": csv.QUOTE_MINIMAL if spec.quoted else csv.QUOTE_NONE,
+        "engine": "c",
+    }
+    typed = _read_typed(text, spec, options)
+    if typed is not None:
+        return typed
     try:
-        frame = pd.read_csv(
-            io.StringIO(text),
-            sep=separator,
-            header=0 if spec.header else None,
-            names=None if spec.header else list(spec.columns),
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-            quoting=csv.QUOTE_MINIMAL if spec.quoted else csv.QUOTE_NONE,
-            engine="c",
-        )
+        frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
     except pd.errors.ParserError as exc:
         raise DataFormatError(path, _parser_problem(str(exc), len(spec.columns)), line=_parser_line(str(exc))) from exc
     except pd.errors.EmptyDataError as exc:
@@ -343,6 +345,26 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
         frame[column] = _convert(frame[column], path, column, first, integer=True)
     for column in spec.float_columns:
         frame[column] = _convert(frame[column], path, column, first, integer=False)
+    return frame
+
+
+def _read_typed(text: str, spec: _TableFormat, options: dict) -> pd.DataFrame | None:
+    """The fast path: numbers parsed straight into int64 / float64 columns (a fraction of the memory of strings,
+    which matters at 25M ratings). Returns None when anything looks wrong (a parse error, an empty required field,
+    a non-finite number, a missing header column); the string path then finds and names the bad line."""
+    if spec.optional_columns:
+        return None
+    dtypes = {c: "int64" for c in spec.int_columns} | {c: "float64" for c in spec.float_columns}
+    dtypes |= {c: str for c in spec.columns if c not in dtypes}
+    try:
+        frame = pd.read_csv(io.StringIO(text), dtype=dtypes, **options)
+    except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        return None
+    if list(frame.columns) != list(spec.columns) or frame.empty or frame.isna().to_numpy().any():
+        return None
+    floats = frame[list(spec.float_columns)].to_numpy()
+    if floats.size and not np.isfinite(floats).all():
+        return None
     return frame
 
 

@@ -1,11 +1,16 @@
-"""A bounded load test of the HTTP API on loopback: requests/s, p50/p99 per endpoint, and errors (must be 0).
+"""A bounded load test of the HTTP API on loopback, embedded stores and servers side by side.
 
-    python bench/bench_api_load.py --data-dir ../shared/data [--seconds 30] [--concurrency 8]
+    tests/isolated.sh python bench/bench_api_load.py --data-dir ../shared/data [--seconds 20] \
+        [--concurrency 8 32] [--workers N]
 
-The stores are loaded into a temporary artefacts dir from the default run's export (or a short
-training run), then ``python -m rec_lib serve`` runs as its own process on 127.0.0.1 and
-``--concurrency`` clients send requests back to back for ``--seconds``: 70% POST /recommend (a real
-user's last 1-5 movies), 20% GET /movies/search, 10% GET /movies/{id}. Exits 1 on any error.
+The same vectors and movies are loaded into Milvus Lite + SQLite (one API process: a Lite data dir
+allows one) and into a Milvus server + MariaDB (``--workers`` API processes, default one per core),
+both started here on loopback (run it through ``tests/isolated.sh``: the Milvus 2.3.5 server binds every
+interface, and inside that namespace every interface is loopback). Each is served by ``python -m
+rec_lib serve`` as its own process; ``--concurrency`` clients send requests back to back for
+``--seconds``: 70% POST /recommend (a real user's last 1-5 movies), 20% GET /movies/search, 10% GET
+/movies/{id}. It prints requests/s, p50/p99 and errors per set-up and client count, then the server
+path's requests/s over the embedded one's. Exits 1 on any error.
 """
 
 from __future__ import annotations
@@ -76,49 +81,98 @@ def wait_until_up(base: str, process: subprocess.Popen, timeout_s: float = 60) -
     raise RuntimeError("the API server did not answer /health")
 
 
+def serve(settings: StoreSettings, workers: int, artefacts_dir: str) -> tuple[subprocess.Popen, str]:
+    """``python -m rec_lib serve`` over ``settings`` as its own process on a free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MYSQL_URL")}
+    env["REC_ARTEFACTS_DIR"] = artefacts_dir
+    if settings.milvus_uri.startswith("http"):
+        env["MILVUS_URI"] = settings.milvus_uri
+    if not settings.sql_url.startswith("sqlite"):
+        env["MYSQL_URL"] = settings.sql_url
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    wait_until_up(base, server)
+    return server, base
+
+
+def measure(name: str, settings: StoreSettings, workers: int, artefacts_dir: str, args, queries, ids) -> list[dict]:
+    server, base = serve(settings, workers, artefacts_dir)
+    rows = []
+    try:
+        asyncio.run(load(base, 2, 4, queries, ids))  # warm every worker's clients and caches
+        for concurrency in args.concurrency:
+            samples, errors, elapsed = asyncio.run(load(base, args.seconds, concurrency, queries, ids))
+            total = sum(len(v) for v in samples.values())
+            recommend_ms = np.array(samples.get("POST /recommend", [0.0])) * 1000
+            every_ms = np.concatenate([np.array(v) for v in samples.values()]) * 1000
+            rows.append({
+                "setup": name, "workers": workers, "clients": concurrency, "requests": total,
+                "req_s": total / elapsed, "p50_ms": float(np.percentile(every_ms, 50)),
+                "p99_ms": float(np.percentile(every_ms, 99)),
+                "recommend_p50_ms": float(np.percentile(recommend_ms, 50)), "errors": len(errors),
+            })  # fmt: skip
+            row = rows[-1]
+            print(
+                f"{name:<30} {workers} worker(s) {concurrency:>3} clients: {row['req_s']:7.1f} req/s  "
+                f"p50 {row['p50_ms']:6.1f} ms  p99 {row['p99_ms']:7.1f} ms  recommend p50 "
+                f"{row['recommend_p50_ms']:6.1f} ms  errors {row['errors']}",
+                flush=True,
+            )
+            for error in errors[:5]:
+                print(f"  error: {error}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-latest-small")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--artefacts-dir", default=None)
     parser.add_argument("--run-dir", type=Path, default=None)
-    parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="API processes on the server path")
+    parser.add_argument("--embedded-only", action="store_true", help="skip the Milvus server + MariaDB path")
     args = parser.parse_args()
     prep = run_preprocess(PreprocessConfig(args.dataset), data_dir=args.data_dir, artefacts_dir=args.artefacts_dir)
     embeddings = load_embeddings(args.run_dir) if args.run_dir else embeddings_for(args, prep)
     queries = liked_sets(prep, 1000)
+    rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        settings = StoreSettings(str(Path(tmp) / "milvus.db"), f"sqlite:///{Path(tmp) / 'movies.sqlite'}")
-        load_stores(open_stores(settings), embeddings, movie_rows(prep))
-        close_stores(settings)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MYSQL_URL")}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "rec_lib", "serve", "--artefacts-dir", tmp, "--port", str(port)],
-            env={**env, "REC_ARTEFACTS_DIR": tmp}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(base, server)
-            samples, errors, elapsed = asyncio.run(
-                load(base, args.seconds, args.concurrency, queries, embeddings.movie_ids)
-            )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-    total = sum(len(v) for v in samples.values())
-    print(f"{args.seconds:.0f} s at concurrency {args.concurrency} on loopback: {total} requests, "
-          f"{total / elapsed:.1f} requests/s, {len(errors)} errors")  # fmt: skip
-    for endpoint, values in sorted(samples.items()):
-        ms = np.array(values) * 1000
-        print(f"  {endpoint:<20} {len(ms):>6} requests  p50 {np.percentile(ms, 50):7.1f} ms  "
-              f"p99 {np.percentile(ms, 99):7.1f} ms")  # fmt: skip
-    for error in errors[:10]:
-        print(f"  error: {error}")
-    return 1 if errors else 0
+        embedded = StoreSettings(str(Path(tmp) / "milvus.db"), f"sqlite:///{Path(tmp) / 'movies.sqlite'}")
+        load_stores(open_stores(embedded), embeddings, movie_rows(prep))
+        close_stores(embedded)
+        rows += measure("Milvus Lite + SQLite", embedded, 1, tmp, args, queries, embeddings.movie_ids)
+        if not args.embedded_only:
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+            from servers import start_mariadb, start_milvus_server
+
+            milvus, mariadb = start_milvus_server(Path(tmp) / "milvus"), start_mariadb(Path(tmp) / "mariadb")
+            try:
+                server = StoreSettings(milvus.uri, mariadb.url)
+                load_stores(open_stores(server), embeddings, movie_rows(prep))
+                close_stores(server)
+                rows += measure("Milvus server + MariaDB", server, args.workers, tmp, args, queries,
+                                embeddings.movie_ids)  # fmt: skip
+            finally:
+                milvus.stop()
+                mariadb.stop()
+    if not args.embedded_only:
+        for concurrency in args.concurrency:
+            lite, server = (next(r for r in rows if r["clients"] == concurrency and r["setup"] == s)
+                            for s in ("Milvus Lite + SQLite", "Milvus server + MariaDB"))  # fmt: skip
+            print(f"{concurrency} clients: the server path answers {server['req_s'] / lite['req_s']:.1f}x "
+                  "the embedded store's requests/s")  # fmt: skip
+    return 1 if any(r["errors"] for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ the same averaged query (no filter, ids and scores only), the engine's floor for
 in-process numpy exact top-k over the same vectors. Recall@10 compares recommend()'s movies with the
 exact ones, for the FLAT index (the default here), for HNSW at the configured ``ef``, and with a genre filter.
 
-``--milvus-server`` repeats it against a server from the ``milvus`` package; run it through
+``--milvus-server`` repeats it against a server from the ``milvus`` package and MariaDB; run it through
 ``tests/isolated.sh`` (the server binds every interface; inside, that is only loopback).
 """
 
@@ -94,11 +94,11 @@ def measure(stores, embeddings: Embeddings, queries: list[list[int]], genres: li
 
 
 def bare_search(stores, exact: ExactRecommender, liked: list[int]) -> None:
-    """The engine's floor: one pymilvus search of the same averaged query, no filter, ids and scores only."""
+    """The engine's floor: one pymilvus search of the same pooled query, no filter, ids and scores only."""
     rows = exact.position.loc[liked].to_numpy()
-    query = np.append(exact.vectors[rows].mean(axis=0), 1.0).astype(np.float32)
+    query = exact.rule.query(exact.stored[rows][::-1])
     stores.vectors.client.search(
-        stores.vectors.config.alias, data=[query.tolist()], limit=K, consistency_level=HOT_PATH_CONSISTENCY,
+        stores.vectors.config.alias, data=query.tolist(), limit=K, consistency_level=HOT_PATH_CONSISTENCY,
         search_params={"metric_type": "IP", "params": {"ef": stores.vectors.config.hnsw_ef}},
     )  # fmt: skip
 
@@ -144,15 +144,16 @@ def main() -> None:
                     prep, queries, rows)  # fmt: skip
         if args.milvus_server:
             sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-            from servers import start_milvus_server
+            from servers import start_mariadb, start_milvus_server
 
-            server = start_milvus_server(Path(tmp) / "server")
+            server, mariadb = start_milvus_server(Path(tmp) / "server"), start_mariadb(Path(tmp) / "mariadb")
             try:
                 for config in (VectorStoreConfig(), hnsw):
-                    settings = StoreSettings(server.uri, sqlite, config)
-                    run_setting("Milvus server + SQLite", settings, embeddings, prep, queries, rows)
+                    settings = StoreSettings(server.uri, mariadb.url, config)
+                    run_setting("Milvus server + MariaDB", settings, embeddings, prep, queries, rows)
             finally:
                 server.stop()
+                mariadb.stop()
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ class TrainConfig:
     num_epochs: int = 16
     lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int = 6
+    patience: int = 4
     eval_k: int = 10
     history_len: int = 20
     history_decay: float = 0.9

@@ -460,11 +460,12 @@ def _serve(args: argparse.Namespace) -> int:
 
         uvicorn.run(create_app(settings), host=args.host, port=args.port)
         return 0
+    from rec_lib.serving.workers import run_workers
+
     close_stores(settings)
     if args.artefacts_dir is not None:
         os.environ[ARTEFACTS_DIR_ENV] = str(Path(args.artefacts_dir).resolve())
-    uvicorn.run("rec_lib.serving.api:create_app", factory=True, host=args.host, port=args.port, workers=args.workers)
-    return 0
+    return run_workers(args.host, args.port, args.workers)
 
 
 def _synthesize(args: argparse.Namespace) -> int:

@@ -186,3 +186,54 @@ def test_docs_and_web_page_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and '<label for="name">' in page.text
     assert "localStorage" in client.get("/static/app.js").text
     assert "http" not in client.get("/static/style.css").text, "no CDN"
+
+
+def test_serve_workers_over_a_milvus_server_share_the_load(milvus_server, tmp_path: Path) -> None:
+    """`serve --workers 2`: two processes, each with its own listening socket and store clients, both answering."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    from servers import free_port
+
+    settings = StoreSettings(milvus_server.uri, f"sqlite:///{tmp_path / 'movies.sqlite'}")
+    load_stores(open_stores(settings), *store_data())
+    close_stores(settings)
+    port = free_port()
+    env = {**os.environ, "MILVUS_URI": milvus_server.uri, "REC_ARTEFACTS_DIR": str(tmp_path)}
+    env.pop("MYSQL_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), "--workers", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "with 2 worker(s)" in server.stdout.readline()
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "the workers did not come up"
+            time.sleep(0.3)
+        children = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == server.pid]
+        workers = [p for p in children if b"spawn_main" in (p / "cmdline").read_bytes()]
+        assert len(workers) == 2, "one process per worker"
+        with httpx.Client(base_url=base, timeout=10) as http:
+            answers = [http.post("/recommend", json={"liked": [3, 6], "k": 5}) for _ in range(20)]
+        assert all(a.status_code == 200 and len(a.json()["recommendations"]) == 5 for a in answers)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.returncode == 0
+
+
+def _parent(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rec_lib.data.loaders import load_folder
@@ -60,3 +64,18 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
         }
     )
     return embeddings, rows
+
+
+@contextmanager
+def lite_dir_held(data_dir: Path | str) -> Iterator[None]:
+    """Another process holds the Milvus Lite data dir ``data_dir`` open for the duration of the block."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({str(data_dir)!r}); "
+         "import sys; print('open', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        yield
+    finally:
+        holder.communicate("")

@@ -216,17 +216,11 @@ def _loaded_artefacts(folder: Path) -> None:
 
 
 def test_serve_on_a_busy_lite_data_dir_prints_only_the_clear_error(tmp_path: Path) -> None:
+    from helpers import lite_dir_held
+
     _loaded_artefacts(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({str(tmp_path / 'milvus.db')!r}); "
-         "import sys; print('open', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "open"
+    with lite_dir_held(tmp_path / "milvus.db"):
         result = _serve("--artefacts-dir", str(tmp_path))
-    finally:
-        holder.communicate("")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("error: the Milvus Lite data dir milvus.db is open in another process")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import sqlalchemy as sa
-from helpers import TRICKY_TITLES, store_data
+from helpers import TRICKY_TITLES, lite_dir_held, store_data
 
 from rec_lib.errors import (
     ConfigError,
@@ -293,17 +293,11 @@ def test_a_missing_collection_says_to_load(stores) -> None:
 @pytest.mark.parametrize("backend", ["embedded"])
 def test_a_busy_lite_data_dir_says_how_to_share_it(backend: str, tmp_path: Path) -> None:
     settings = StoreSettings(str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'm.sqlite'}")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({settings.milvus_uri!r}); "
-         "import sys; print('open', flush=True); sys.stdin.read()"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(StoreBusyError, match=r"open in another process.*milvus-lite"):
-            open_stores(settings)
-    finally:
-        holder.communicate("")
+    with (
+        lite_dir_held(settings.milvus_uri),
+        pytest.raises(StoreBusyError, match=r"open in another process.*milvus-lite"),
+    ):
+        open_stores(settings)
     stores = open_stores(settings)
     stores.vectors.ping()
     close_stores(settings)

@@ -98,12 +98,12 @@ def _fused_rows(matrix: torch.Tensor, movies: torch.Tensor, weights: torch.Tenso
 
 
 def _query_matrix(movies: torch.Tensor, weights: torch.Tensor, n_movies: int) -> sp.csr_matrix:
-    """The batch's weighted history as a sparse (batch × movies) matrix."""
-    batch = movies.shape[0]
-    return sp.csr_matrix(
-        (weights.numpy().ravel(), (np.repeat(np.arange(batch), movies.shape[1]), movies.numpy().ravel())),
-        shape=(batch, n_movies),
-    )
+    """The batch's weighted history as a sparse (batch × movies) matrix, without the zero weights of padding and
+    of positions a rule does not use (protocol A keeps one movie of twenty)."""
+    values = weights.numpy().ravel()
+    used = values != 0
+    rows = np.repeat(np.arange(movies.shape[0]), movies.shape[1])[used]
+    return sp.csr_matrix((values[used], (rows, movies.numpy().ravel()[used])), shape=(movies.shape[0], n_movies))
 
 
 class EASE:

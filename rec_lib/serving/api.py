@@ -6,7 +6,7 @@ with a real status code: 404 for an unknown movie or path, 413 for a body over :
 422 for bad input (ids, years and K bounded to what the stores hold; an error echoes at most
 :data:`MAX_ERRORS_SHOWN` problems, each cut to :data:`MAX_ECHO_CHARS`), 503 when Milvus or SQL is down
 or not loaded. No answer names a credential or an absolute path (:mod:`rec_lib.serving.redact`).
-OpenAPI docs are at ``/docs`` (Swagger UI served from the ``swagger-ui-bundle`` package, no CDN);
+OpenAPI docs are at ``/docs`` (Swagger UI served from the ``fastapi-offline`` package's files, no CDN);
 the web page (plain HTML, CSS and JavaScript in ``rec_lib/serving/web``) at ``/``. The API has no
 authentication: it listens on loopback unless told otherwise.
 """
@@ -223,10 +223,11 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
 
 def _mount_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from the swagger-ui-bundle package's files, so it works offline."""
-    from swagger_ui_bundle import swagger_ui_path
+    """Swagger UI 5 (it reads OpenAPI 3.1, which FastAPI writes) at /docs, from the files the fastapi-offline
+    package ships, so it works offline."""
+    from importlib.resources import files
 
-    app.mount(SWAGGER_PATH, StaticFiles(directory=str(swagger_ui_path)), name="swagger")
+    app.mount(SWAGGER_PATH, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="swagger")
 
     @app.get(DOCS_PATH, include_in_schema=False)
     def docs() -> HTMLResponse:
@@ -235,7 +236,7 @@ def _mount_docs(app: FastAPI) -> None:
             title=f"{app.title} · docs",
             swagger_js_url=f"{SWAGGER_PATH}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER_PATH}/swagger-ui.css",
-            swagger_favicon_url=f"{SWAGGER_PATH}/favicon-32x32.png",
+            swagger_favicon_url=f"{SWAGGER_PATH}/favicon.png",
         )
 
 

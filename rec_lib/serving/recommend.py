@@ -110,18 +110,20 @@ class Recommender:
     ) -> pd.DataFrame:
         """The ``k`` best movies for the liked ones: movie_id, title, year, genres, score, because_id, because."""
         liked_ids = self._check_liked(liked)
-        for attempt in range(2):
-            published = self._pinned()
-            try:
-                filters = self._check_filters(k, genres, years)
-                if not liked_ids:
-                    return self._popular(published, k, filters)
-                return self._ranked(published, liked_ids, k, filters)
-            except CollectionMissingError:
-                self._published = None  # a reload dropped the pinned collection: pin the new one, once
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._recommend_pinned(liked_ids, k, genres, years)
+        except CollectionMissingError:
+            self._published = None  # a reload dropped the pinned collection: pin the new one, once
+            return self._recommend_pinned(liked_ids, k, genres, years)
+
+    def _recommend_pinned(
+        self, liked_ids: list[int], k: int, genres: Iterable[str] | None, years: tuple[int, int] | None
+    ) -> pd.DataFrame:
+        published = self._pinned()
+        filters = self._check_filters(k, genres, years)
+        if not liked_ids:
+            return self._popular(published, k, filters)
+        return self._ranked(published, liked_ids, k, filters)
 
     def _ranked(self, published: _Published, liked_ids: list[int], k: int, filters: Filters) -> pd.DataFrame:
         stored = self._liked_vectors(published, liked_ids)

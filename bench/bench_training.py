@@ -33,7 +33,7 @@ def batches_per_second(graph, backend: str, batch_size: int, hidden: int, batche
     else:
         neighbours = walker
     pairs = PairSampler(walker, neighbours, SAMPLER.num_layers)
-    model = PinSageModel(graph.features, graph.n_movies, hidden, SAMPLER.num_layers).to(device)
+    model = PinSageModel(graph.features, graph.trained, hidden, SAMPLER.num_layers).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step() -> None:

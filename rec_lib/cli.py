@@ -276,7 +276,7 @@ def _pipeline(args: argparse.Namespace) -> int:
     print(
         f"graph: {graph.graph.num_nodes[USER]} users, {graph.graph.num_nodes[MOVIE]} movies, "
         f"{graph.graph.num_edges(WATCHED)} training edges each way; "
-        f"{len(graph.features.genre_vocab)} genres, {len(graph.features.title_vocab)} title tokens"
+        f"{len(graph.features.vocab.genres)} genres, {len(graph.features.vocab.title_words)} title tokens"
     )
     _train(args)
     args.run = None

@@ -50,17 +50,17 @@ def test_edge_data_follows_csr_edge_ids(tiny) -> None:
 def test_movie_features(tiny) -> None:
     prep, g = tiny
     f = g.features
-    assert f.genres.shape == (prep.n_movies, len(f.genre_vocab))
+    assert f.genres.shape == (prep.n_movies, len(f.vocab.genres))
     matrix_row = prep.movies.index[prep.movies["movie_id"] == 4][0]
-    assert {f.genre_vocab[i] for i in torch.nonzero(f.genres[matrix_row]).flatten().tolist()} == {
+    assert {f.vocab.genres[i] for i in torch.nonzero(f.genres[matrix_row]).flatten().tolist()} == {
         "Action",
         "Sci-Fi",
         "Thriller",
     }
-    assert f.year_vocab[int(f.year_index[matrix_row])] == 1999
+    assert f.vocab.years[int(f.year_index[matrix_row])] == 1999
     start = int(f.title_offsets[matrix_row])
     end = int(f.title_offsets[matrix_row + 1]) if matrix_row + 1 < prep.n_movies else len(f.title_tokens)
-    assert [f.title_vocab[t] for t in f.title_tokens[start:end].tolist()] == ["the", "matrix"]
+    assert [f.vocab.title_words[t] for t in f.title_tokens[start:end].tolist()] == ["the", "matrix"]
 
 
 def test_builder_names_unknown_keys_and_unregistered_columns() -> None:

@@ -10,7 +10,7 @@ import torch
 from helpers import synthetic
 
 from rec_lib.pinsage.config import SamplerConfig
-from rec_lib.pinsage.layers import MovieInputProjector, WeightedSAGEConv
+from rec_lib.pinsage.layers import MovieIds, MovieInputProjector, WeightedSAGEConv
 from rec_lib.pinsage.model import PinSageModel
 from rec_lib.pinsage.sampler import Block, PairSampler, SequenceSampler, TorchPinSageSampler
 from rec_lib.serving.embeddings import QueryRule
@@ -47,7 +47,7 @@ def test_padded_neighbours_do_not_count() -> None:
 
 def test_projector_uses_every_feature(tmp_path: Path) -> None:
     _, graph = synthetic(tmp_path)
-    projector = MovieInputProjector(graph.features, graph.n_movies, 16)
+    projector = MovieInputProjector(graph.features, MovieIds(graph.trained, graph.n_movies), 16)
     out = projector(torch.tensor([0, 1, 2]))
     out.sum().backward()
     assert out.shape == (3, 16)
@@ -60,7 +60,7 @@ def test_pair_loss_is_the_hinge_of_its_scores_and_trains_every_parameter(tmp_pat
     _, graph = synthetic(tmp_path)
     sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=5))
     batch = PairSampler(sampler, sampler, num_layers=2).sample(32)
-    model = PinSageModel(graph.features, graph.n_movies, hidden_dims=16, num_layers=2, dropout=0.0)
+    model = PinSageModel(graph.features, graph.trained, hidden_dims=16, num_layers=2, dropout=0.0)
     loss = model(batch.blocks, batch.heads, batch.positives, batch.negatives)
     h, nodes = model.representation(batch.blocks), batch.blocks[-1].dst_nodes
     margin = model.pair_scores(h, nodes, batch.heads, batch.negatives) - model.pair_scores(
@@ -87,7 +87,7 @@ def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tm
     graph, _, batch = _sequence_batch(tmp_path)
     model = PinSageModel(
         graph.features,
-        graph.n_movies,
+        graph.trained,
         16,
         2,
         0.0,
@@ -104,7 +104,7 @@ def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tm
     present = batch.history_mask[row] > 0
     w = weights * present
     query = (w[:, None] * h[batch.history[row]]).sum(0) / w.sum()
-    expected = query @ h[batch.candidates].T + model.bias[batch.candidate_ids] - log_q
+    expected = query @ h[batch.candidates].T + model.biases()[batch.candidate_ids] - log_q
     for col in range(batch.candidate_ids.numel()):
         if batch.candidate_ids[col] in batch.history_ids[row]:
             assert logits[row, col] == -math.inf
@@ -121,7 +121,7 @@ def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tm
 def test_sequence_margin_loss_counts_only_unmasked_other_candidates(tmp_path: Path) -> None:
     torch.manual_seed(0)
     graph, _, batch = _sequence_batch(tmp_path)
-    model = PinSageModel(graph.features, graph.n_movies, 16, 2, 0.0, query_rule=QueryRule.decay(4, 0.9))
+    model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, query_rule=QueryRule.decay(4, 0.9))
     logits = model.sequence_logits(batch)
     positive = logits.gather(1, batch.targets[:, None])
     terms = [
@@ -136,5 +136,5 @@ def test_sequence_margin_loss_counts_only_unmasked_other_candidates(tmp_path: Pa
 
 def test_without_bias_the_bias_is_zero_and_not_a_parameter(tmp_path: Path) -> None:
     _, graph = synthetic(tmp_path)
-    model = PinSageModel(graph.features, graph.n_movies, 16, 2, use_bias=False)
+    model = PinSageModel(graph.features, graph.trained, 16, 2, use_bias=False)
     assert "bias" not in dict(model.named_parameters()) and model.bias.abs().sum() == 0

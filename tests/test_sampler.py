@@ -29,7 +29,7 @@ def _graph(edges: list[tuple[int, int]], n_users: int, n_movies: int) -> UserMov
             "genres": [["Drama"]] * n_movies,
         }
     )
-    return UserMovieGraph(builder.build(), movie_features(movies))
+    return UserMovieGraph(builder.build(), movie_features(movies), trained=torch.ones(n_movies, dtype=torch.bool))
 
 
 # users 0 and 1 link movies 0-1-2 in a chain; movie 3 is watched by user 2 alone; movie 4 by nobody.

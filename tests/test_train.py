@@ -80,7 +80,7 @@ def test_checkpoints_resume_where_they_stopped(tmp_path: Path) -> None:
     assert [h.epoch for h in resumed.history] == [0, 1]
     assert resumed.history[0] == first.history[0]
     config, model = load_checkpoint(tmp_path / "run" / CHECKPOINT_BEST, graph)
-    assert config.hidden_dims == one.hidden_dims and model.bias.shape == (graph.n_movies,)
+    assert config.hidden_dims == one.hidden_dims and model.biases().shape == (graph.n_movies,)
     with pytest.raises(ConfigError, match="different settings"):
         train(prep, graph, replace(one, lr=1e-2, num_epochs=3), checkpoint_dir=tmp_path / "run")
 

@@ -46,12 +46,14 @@ class EvalConfig:
 class TrainConfig:
     """Everything that decides a training run; saved inside every checkpoint.
 
-    ``objective="sequence"`` trains on next engagements: the pooled vectors of a user's latest
-    ``history_len`` movies (the query rule, learned when ``query_pooling="learned"``) must score the movie
-    they watched next above the batch's other targets and shared negatives, under ``loss`` ("softmax":
-    sampled softmax at ``temperature``, with the logQ correction; "margin": max-margin). ``"pairs"`` is
-    the earlier recipe: movie pairs (head, the movie watched right after it) under max-margin, scored
-    with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score.
+        ``objective="sequence"`` trains on next engagements: the pooled vectors of a user's latest
+        ``history_len`` movies (the query rule, learned when ``query_pooling="learned"``) must score the movie
+        they watched next above the batch's other targets and shared negatives, under ``loss`` ("softmax":
+        sampled softmax at ``temperature``, with the logQ correction; "margin": max-margin). ``"pairs"`` is
+        the earlier recipe: movie pairs (head, the movie watched right after it) under max-margin, scored
+        with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score. ``id_dropout`` is the
+    chance that a movie's id embedding and bias are swapped for the shared "unseen" ones during training,
+    which is what a movie added after training gets (:class:`rec_lib.pinsage.layers.MovieIds`).
     """
 
     dataset: str = DEFAULT_DATASET
@@ -64,6 +66,7 @@ class TrainConfig:
     hidden_dims: int = 256
     num_layers: int = 2
     dropout: float = 0.5
+    id_dropout: float = 0.1
     random_walk_length: int = 2
     restart_prob: float = 0.5
     num_random_walks: int = 10
@@ -101,6 +104,9 @@ class TrainConfig:
         for name in ("hidden_dims", "batch_size", "batches_per_epoch", "num_epochs", "patience", "eval_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
+        for name in ("dropout", "id_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must lie in [0, 1)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"TrainConfig.device={self.device!r}: expected 'auto', 'cpu' or 'cuda'")
         if self.device == "cuda" and not _cuda_available():

@@ -50,7 +50,7 @@ def export_embeddings(
     embeddings = Embeddings(
         movie_ids=prep.movies["movie_id"].to_numpy(dtype=np.int64),
         vectors=vectors.numpy().astype(np.float32),
-        bias=model.bias.detach().cpu().numpy().astype(np.float32),
+        bias=model.biases().numpy().astype(np.float32),
         query_rule=model.query_rule(),
         fingerprint=_fingerprint(Path(run_directory).name, checkpoint),
         metadata={

@@ -157,22 +157,72 @@ class GraphBuilder:
 
 
 @dataclass(frozen=True)
+class FeatureVocab:
+    """What the model's feature embeddings have rows for: genres, years and title words seen in training.
+
+    Index 0 of ``years`` is the unknown year (stored as 0); index 0 of ``title_words`` stands for a title
+    with no known word. A trained model keeps its vocabulary in the checkpoint, so a movie added later is
+    encoded exactly like the movies it was trained on.
+    """
+
+    genres: tuple[str, ...]
+    years: tuple[int, ...]
+    title_words: tuple[str, ...]
+
+    @classmethod
+    def of(cls, movies: pd.DataFrame) -> FeatureVocab:
+        """The vocabulary of ``movies`` (genres, title, year columns)."""
+        words = {word for title in movies["title"] for word in title_words(title)}
+        years = movies["year"].astype("Int64").dropna().unique()
+        return cls(
+            genres=tuple(sorted({g for genres in movies["genres"] for g in genres})),
+            years=(0, *sorted(int(y) for y in years)),
+            title_words=(EMPTY_TITLE, *sorted(words - {EMPTY_TITLE})),
+        )
+
+    def to_dict(self) -> dict:
+        return {"genres": list(self.genres), "years": list(self.years), "title_words": list(self.title_words)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> FeatureVocab:
+        return cls(tuple(values["genres"]), tuple(int(y) for y in values["years"]), tuple(values["title_words"]))
+
+    def year_positions(self, years: pd.Series) -> np.ndarray:
+        """Each year's index: its own, the nearest known year for one the vocabulary lacks, 0 when unknown.
+
+        >>> FeatureVocab((), (0, 1990, 2000), ("<empty>",)).year_positions(pd.Series([2000, 1994, 2018, None])).tolist()
+        [2, 1, 2, 0]
+        """
+        known = np.asarray(self.years[1:], dtype=np.float64)
+        values = years.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        positions = np.zeros(len(values), dtype=np.int64)
+        present = ~np.isnan(values)
+        if known.size and present.any():
+            nearest = np.abs(values[present, None] - known[None, :]).argmin(axis=1)
+            positions[present] = nearest + 1
+        return positions
+
+
+EMPTY_TITLE = "<empty>"
+
+
+@dataclass(frozen=True)
 class MovieFeatures:
-    """Model inputs per movie node: genres multi-hot, year bucket and title bag of words."""
+    """Model inputs per movie node: genres multi-hot, year bucket and title bag of words, under one vocabulary."""
 
     genres: torch.Tensor
-    """(n_movies, n_genres) float multi-hot."""
+    """(n_movies, n_genres) float multi-hot; genres outside the vocabulary are left out."""
     year_index: torch.Tensor
-    """(n_movies,) index into ``year_vocab``; 0 means unknown year."""
+    """(n_movies,) index into ``vocab.years``; 0 means unknown year."""
     title_tokens: torch.Tensor
-    """Token ids of all titles, concatenated (for ``nn.EmbeddingBag``)."""
+    """Token ids of all titles, concatenated (for ``nn.EmbeddingBag``); words outside the vocabulary are left out."""
     title_offsets: torch.Tensor
     """(n_movies,) start of each title in ``title_tokens``."""
-    genre_vocab: tuple[str, ...]
-    year_vocab: tuple[int, ...]
-    """Year of each year index; index 0 is the unknown year, stored as 0."""
-    title_vocab: tuple[str, ...]
-    """Token of each token id; id 0 stands for titles with no tokens."""
+    vocab: FeatureVocab
+
+    @property
+    def n_movies(self) -> int:
+        return int(self.year_index.numel())
 
     def to(self, device: torch.device | str) -> MovieFeatures:
         return MovieFeatures(
@@ -180,9 +230,7 @@ class MovieFeatures:
             self.year_index.to(device),
             self.title_tokens.to(device),
             self.title_offsets.to(device),
-            self.genre_vocab,
-            self.year_vocab,
-            self.title_vocab,
+            self.vocab,
         )
 
 
@@ -192,6 +240,8 @@ class UserMovieGraph:
 
     graph: HeteroGraph
     features: MovieFeatures
+    trained: torch.Tensor
+    """(n_movies,) bool: movies with a training interaction (see :func:`trained_movies`)."""
 
     @property
     def n_users(self) -> int:
@@ -210,32 +260,24 @@ class UserMovieGraph:
         return self.graph.csr(WATCHED)
 
 
-def movie_features(movies: pd.DataFrame) -> MovieFeatures:
-    """Build the feature tensors for ``movies`` (row ``i`` is movie node ``i``)."""
-    genre_vocab = tuple(sorted({g for genres in movies["genres"] for g in genres}))
-    genre_pos = {g: i for i, g in enumerate(genre_vocab)}
-    genres = torch.zeros(len(movies), len(genre_vocab))
+def movie_features(movies: pd.DataFrame, vocab: FeatureVocab | None = None) -> MovieFeatures:
+    """The feature tensors of ``movies`` (row ``i`` is movie node ``i``) under ``vocab`` (default: their own)."""
+    vocab = vocab or FeatureVocab.of(movies)
+    genre_pos = {g: i for i, g in enumerate(vocab.genres)}
+    genres = torch.zeros(len(movies), len(vocab.genres))
     for row, names in enumerate(movies["genres"]):
-        genres[row, [genre_pos[g] for g in names]] = 1.0
-    years = movies["year"].astype("Int64")
-    year_vocab = (0, *sorted(int(y) for y in years.dropna().unique()))
-    year_pos = {y: i for i, y in enumerate(year_vocab)}
-    year_index = torch.tensor([0 if pd.isna(y) else year_pos[int(y)] for y in years], dtype=torch.int64)
-    tokens = [title_words(t) or ["<empty>"] for t in movies["title"]]
-    title_vocab = ("<empty>", *sorted({tok for toks in tokens for tok in toks} - {"<empty>"}))
-    token_pos = {tok: i for i, tok in enumerate(title_vocab)}
-    flat = [token_pos[tok] for toks in tokens for tok in toks]
+        genres[row, [genre_pos[g] for g in names if g in genre_pos]] = 1.0
+    token_pos = {tok: i for i, tok in enumerate(vocab.title_words)}
+    tokens = [[token_pos[w] for w in title_words(t) if w in token_pos] or [0] for t in movies["title"]]
     lengths = torch.tensor([len(toks) for toks in tokens], dtype=torch.int64)
     offsets = torch.zeros(len(tokens), dtype=torch.int64)
     offsets[1:] = torch.cumsum(lengths, 0)[:-1]
     return MovieFeatures(
         genres=genres,
-        year_index=year_index,
-        title_tokens=torch.tensor(flat, dtype=torch.int64),
+        year_index=torch.from_numpy(vocab.year_positions(movies["year"])),
+        title_tokens=torch.tensor([tok for toks in tokens for tok in toks], dtype=torch.int64),
         title_offsets=offsets,
-        genre_vocab=genre_vocab,
-        year_vocab=year_vocab,
-        title_vocab=title_vocab,
+        vocab=vocab,
     )
 
 
@@ -245,12 +287,16 @@ FULL_GRAPH = ("train", "val", "test")
 """Which splits' interactions are edges: training (and validation targets), test targets, the product."""
 
 
-def build_graph(prep: Preprocessed, splits: tuple[str, ...] = TRAINING_GRAPH) -> UserMovieGraph:
+def build_graph(
+    prep: Preprocessed, splits: tuple[str, ...] = TRAINING_GRAPH, vocab: FeatureVocab | None = None
+) -> UserMovieGraph:
     """The users–movies graph of the interactions in ``splits``, with rating and timestamp on every edge.
 
     Training and validation use the training interactions; the test target's vectors come from the
     graph of every interaction before it (training + validation), and the product's from all of them:
-    PinSage is inductive, so a bigger graph needs no retraining.
+    PinSage is inductive, so a bigger graph needs no retraining. The features are encoded under ``vocab``
+    (a trained model's, see :func:`rec_lib.pinsage.train.load_checkpoint`); by default that of the movies
+    with a training interaction, whatever ``splits`` is, so every graph of one dataset encodes alike.
     """
     train = prep.interactions[prep.interactions["split"].isin(splits)]
     builder = GraphBuilder()
@@ -259,6 +305,14 @@ def build_graph(prep: Preprocessed, splits: tuple[str, ...] = TRAINING_GRAPH) ->
     builder.add_binary_relations(train, "user_idx", "movie_idx", WATCHED, edge_columns=("rating", "timestamp"))
     builder.add_binary_relations(train, "movie_idx", "user_idx", WATCHED_BY, edge_columns=("rating", "timestamp"))
     graph = builder.build()
-    features = movie_features(prep.movies)
+    trained = trained_movies(prep)
+    features = movie_features(prep.movies, vocab or FeatureVocab.of(prep.movies[trained.numpy()]))
     graph.node_data[MOVIE] = {"genres": features.genres, "year_index": features.year_index}
-    return UserMovieGraph(graph=graph, features=features)
+    return UserMovieGraph(graph=graph, features=features, trained=trained)
+
+
+def trained_movies(prep: Preprocessed) -> torch.Tensor:
+    """(n_movies,) bool: the movies with a training interaction, the ones a model learns an id embedding for."""
+    known = np.zeros(prep.n_movies, dtype=bool)
+    known[prep.split("train")["movie_idx"].to_numpy()] = True
+    return torch.from_numpy(known)

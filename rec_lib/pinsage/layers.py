@@ -10,32 +10,69 @@ from rec_lib.pinsage.graph import MovieFeatures
 from rec_lib.pinsage.sampler import Block
 
 
+class MovieIds(nn.Module):
+    """Which row of the per-movie tables (id embedding, bias) each movie node reads.
+
+    A movie with a training interaction has its own row; every other movie (one with no training
+    interaction, or added after training) reads the shared *unseen* row, the last one. While training,
+    each lookup reads the unseen row instead with probability ``dropout`` (id dropout), so that row and the
+    feature path learn to stand for a movie the model has not seen.
+    """
+
+    def __init__(self, known: torch.Tensor, n_movies: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"id dropout probability {dropout} must lie in [0, 1)")
+        self.n_rows = known.numel() + 1
+        self.dropout = dropout
+        rows = torch.full((n_movies,), self.unseen, dtype=torch.int64)
+        covered = min(n_movies, known.numel())
+        own = torch.arange(covered)
+        rows[:covered] = torch.where(known[:covered], own, self.unseen)
+        self.register_buffer("known", known.clone())
+        self.register_buffer("rows", rows, persistent=False)
+
+    @property
+    def unseen(self) -> int:
+        return self.n_rows - 1
+
+    def forward(self, movies: torch.Tensor) -> torch.Tensor:
+        rows = self.rows[movies]
+        if self.training and self.dropout > 0.0:
+            dropped = torch.rand(rows.shape, device=rows.device) < self.dropout
+            rows = rows.masked_fill(dropped, self.unseen)
+        return rows
+
+
 class MovieInputProjector(nn.Module):
     """A movie's input vector: id embedding + year embedding + genres linear + title bag of words."""
 
-    def __init__(self, features: MovieFeatures, n_movies: int, hidden_dims: int) -> None:
+    def __init__(self, features: MovieFeatures, ids: MovieIds, hidden_dims: int) -> None:
         super().__init__()
-        self.id_embedding = nn.Embedding(n_movies, hidden_dims)
-        self.year_embedding = nn.Embedding(len(features.year_vocab), hidden_dims)
+        self.ids = ids
+        self.vocab = features.vocab
+        self.id_embedding = nn.Embedding(ids.n_rows, hidden_dims)
+        self.year_embedding = nn.Embedding(len(features.vocab.years), hidden_dims)
         self.genres = nn.Linear(features.genres.shape[1], hidden_dims)
-        pad = len(features.title_vocab)
+        pad = len(features.vocab.title_words)
         self.title = nn.EmbeddingBag(pad + 1, hidden_dims, mode="mean", padding_idx=pad)
         for embedding in (self.id_embedding, self.year_embedding, self.title):
             nn.init.xavier_uniform_(embedding.weight)
         self.register_buffer("genre_matrix", features.genres.float(), persistent=False)
         self.register_buffer("year_index", features.year_index, persistent=False)
-        self.register_buffer("title_matrix", _padded_titles(features, n_movies, pad), persistent=False)
+        self.register_buffer("title_matrix", _padded_titles(features, pad), persistent=False)
 
     def forward(self, movies: torch.Tensor) -> torch.Tensor:
         return (
-            self.id_embedding(movies)
+            self.id_embedding(self.ids(movies))
             + self.year_embedding(self.year_index[movies])
             + self.genres(self.genre_matrix[movies])
             + self.title(self.title_matrix[movies])
         )
 
 
-def _padded_titles(features: MovieFeatures, n_movies: int, pad: int) -> torch.Tensor:
+def _padded_titles(features: MovieFeatures, pad: int) -> torch.Tensor:
+    n_movies = features.n_movies
     ends = torch.cat([features.title_offsets[1:], torch.tensor([features.title_tokens.numel()])])
     lengths = ends - features.title_offsets
     matrix = torch.full((n_movies, max(int(lengths.max()), 1)), pad, dtype=torch.int64)

@@ -2,9 +2,12 @@
 
 A movie's vector is ``h = x + SAGE(neighbourhood)``; with a ``temperature`` (the softmax loss) it is
 L2-normalised and scaled by ``1/sqrt(temperature)``, so a dot product is a cosine over the temperature.
-The score of a candidate ``i`` for a query ``q`` is ``q · h_i + b_i``. A query from several movies is
-their weighted mean under the model's :class:`~rec_lib.serving.embeddings.QueryRule`: recency weights
-over the latest ``history_len`` movies, fixed (``0.9 ** age``) or learned with the rest of the model.
+The score of a candidate ``i`` for a query ``q`` is ``q · h_i + b_i``. Movies without a training
+interaction share one "unseen" id embedding and bias, which id dropout trains (:class:`MovieIds`), so
+the model gives a vector to a movie it never saw from its features and whatever neighbourhood it has.
+A query from several movies is their weighted mean under the model's
+:class:`~rec_lib.serving.embeddings.QueryRule`: recency weights over the latest ``history_len`` movies,
+fixed (``0.9 ** age``) or learned with the rest of the model.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rec_lib.pinsage.graph import MovieFeatures
-from rec_lib.pinsage.layers import MovieInputProjector, SAGENet
+from rec_lib.pinsage.layers import MovieIds, MovieInputProjector, SAGENet
 from rec_lib.pinsage.sampler import Block, SequenceBatch
 from rec_lib.serving.embeddings import QueryRule
 
@@ -27,7 +30,7 @@ class PinSageModel(nn.Module):
     def __init__(
         self,
         features: MovieFeatures,
-        n_movies: int,
+        known: torch.Tensor,
         hidden_dims: int,
         num_layers: int,
         dropout: float = 0.5,
@@ -36,15 +39,16 @@ class PinSageModel(nn.Module):
         use_bias: bool = True,
         query_rule: QueryRule | None = None,
         learn_query: bool = False,
+        id_dropout: float = 0.0,
     ) -> None:
         super().__init__()
-        self.projector = MovieInputProjector(features, n_movies, hidden_dims)
+        self.projector = MovieInputProjector(features, MovieIds(known, features.n_movies, id_dropout), hidden_dims)
         self.sage = SAGENet(hidden_dims, num_layers, dropout)
         self.scale = None if temperature is None else 1.0 / math.sqrt(temperature)
         if use_bias:
-            self.bias = nn.Parameter(torch.zeros(n_movies))
+            self.bias = nn.Parameter(torch.zeros(self.ids.n_rows))
         else:
-            self.register_buffer("bias", torch.zeros(n_movies))
+            self.register_buffer("bias", torch.zeros(self.ids.n_rows))
         rule = query_rule or QueryRule.latest()
         logits = torch.log(torch.tensor(rule.position_weights, dtype=torch.float32))
         if learn_query:
@@ -57,6 +61,19 @@ class PinSageModel(nn.Module):
         h_input = self.projector(blocks[0].src_nodes)
         z = self.projector(blocks[-1].dst_nodes) + self.sage(blocks, h_input)
         return z if self.scale is None else F.normalize(z, dim=1) * self.scale
+
+    @property
+    def ids(self) -> MovieIds:
+        return self.projector.ids
+
+    def movie_bias(self, movies: torch.Tensor) -> torch.Tensor:
+        """The bias of each movie node: its own, or the shared unseen one (see :class:`MovieIds`)."""
+        return self.bias[self.ids(movies)]
+
+    def biases(self) -> torch.Tensor:
+        """(n_movies,) every movie node's bias as evaluation and serving use it, on the CPU."""
+        with torch.no_grad():
+            return self.bias[self.ids.rows].detach().cpu().clone()
 
     def query_rule(self) -> QueryRule:
         """The recency weights as a plain rule, for evaluation and for ``recommend()``."""
@@ -71,7 +88,7 @@ class PinSageModel(nn.Module):
 
     def pair_scores(self, h: torch.Tensor, nodes: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Scores of pairs (a, b) given as positions into ``h`` whose global ids are ``nodes``."""
-        return (h[a] * h[b]).sum(1) + self.bias[nodes[a]] + self.bias[nodes[b]]
+        return (h[a] * h[b]).sum(1) + self.movie_bias(nodes[a]) + self.movie_bias(nodes[b])
 
     def forward(
         self,
@@ -92,7 +109,8 @@ class PinSageModel(nn.Module):
         nodes = blocks[-1].dst_nodes
         positive = self.pair_scores(h, nodes, heads, positives)
         if shared_negatives:
-            negative = h[heads] @ h[negatives].T + self.bias[nodes[heads]][:, None] + self.bias[nodes[negatives]]
+            head_bias = self.movie_bias(nodes[heads])[:, None]
+            negative = h[heads] @ h[negatives].T + head_bias + self.movie_bias(nodes[negatives])
             return (negative - positive[:, None] + 1.0).clamp(min=0.0).mean()
         negative = self.pair_scores(h, nodes, heads, negatives)
         return (negative - positive + 1.0).clamp(min=0.0).mean()
@@ -105,7 +123,7 @@ class PinSageModel(nn.Module):
         """
         h = self.representation(batch.blocks)
         query = self.pool(h[batch.history], batch.history_mask)
-        logits = query @ h[batch.candidates].T + self.bias[batch.candidate_ids]
+        logits = query @ h[batch.candidates].T + self.movie_bias(batch.candidate_ids)
         if log_q is not None:
             logits = logits - log_q
         seen = (batch.history_ids.unsqueeze(-1) == batch.candidate_ids).any(1)

@@ -26,10 +26,10 @@ import torch
 from tqdm.auto import tqdm
 
 from rec_lib.data.preprocess import Preprocessed
-from rec_lib.errors import ConfigError
+from rec_lib.errors import ConfigError, RecLibError
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.evaluation import EmbeddingScorer, Queries, build_queries, evaluate
-from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
+from rec_lib.pinsage.graph import TEST_TIME_GRAPH, FeatureVocab, UserMovieGraph, build_graph
 from rec_lib.pinsage.model import PinSageModel
 from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, SequenceSampler, TorchPinSageSampler, sample_blocks
 from rec_lib.progress import progress as progress_bar
@@ -79,10 +79,11 @@ def set_seed(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
-def build_model(config: TrainConfig, graph: UserMovieGraph) -> PinSageModel:
+def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor | None = None) -> PinSageModel:
+    """A fresh model for ``graph``; ``known`` (default: the graph's trained movies) says which movies have an id."""
     return PinSageModel(
         graph.features,
-        graph.n_movies,
+        graph.trained if known is None else known,
         config.hidden_dims,
         config.num_layers,
         config.dropout,
@@ -90,6 +91,7 @@ def build_model(config: TrainConfig, graph: UserMovieGraph) -> PinSageModel:
         use_bias=config.use_bias,
         query_rule=QueryRule.decay(config.history_len, config.history_decay),
         learn_query=config.query_pooling == "learned",
+        id_dropout=config.id_dropout,
     )
 
 
@@ -174,7 +176,7 @@ def train(
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
         train_seconds = time.perf_counter() - started
         vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
-        scorer = EmbeddingScorer("pinsage", vectors, model.bias.detach().cpu(), model.query_rule())
+        scorer = EmbeddingScorer("pinsage", vectors, model.biases(), model.query_rule())
         metrics = evaluate(scorer, queries, "B", graph.n_movies, config.eval, splits=("val",))["val"]
         epoch_result = EpochResult(
             epoch=epoch,
@@ -198,11 +200,11 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
-    test_graph = build_graph(prep, TEST_TIME_GRAPH)
+    test_graph = build_graph(prep, TEST_TIME_GRAPH, graph.features.vocab)
     test_walker = TorchPinSageSampler(test_graph, config.sampler, device=device, generator=generator)
     test_neighbours = make_neighbour_sampler(config, test_graph, test_walker)
     result.test_vectors = movie_vectors(model, test_neighbours, graph.n_movies, config.num_layers, device)
-    result.bias = model.bias.detach().cpu().clone()
+    result.bias = model.biases()
     result.query_rule = model.query_rule()
     return result
 
@@ -265,8 +267,10 @@ def _save(
     epoch: int,
 ) -> None:
     directory.mkdir(parents=True, exist_ok=True)
+    vocab = model.projector.vocab.to_dict()
     payload = {
         "config": asdict(config),
+        "vocab": vocab,
         "epoch": epoch,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
@@ -278,7 +282,13 @@ def _save(
     }
     _atomic_save(payload, directory / CHECKPOINT_LAST)
     if result.best_epoch == epoch and best_state is not None:
-        best = {"config": asdict(config), "epoch": epoch, "model": best_state, "val_hr": result.best_val_hr}
+        best = {
+            "config": asdict(config),
+            "vocab": vocab,
+            "epoch": epoch,
+            "model": best_state,
+            "val_hr": result.best_val_hr,
+        }
         _atomic_save(best, directory / CHECKPOINT_BEST)
 
 
@@ -321,9 +331,33 @@ def config_identity(config: TrainConfig) -> dict:
 
 
 def load_checkpoint(path: Path, graph: UserMovieGraph) -> tuple[TrainConfig, PinSageModel]:
-    """A trained model and its config from ``best.pt`` or ``last.pt``."""
+    """A trained model and its config from ``best.pt`` or ``last.pt``, for the movies of ``graph``.
+
+    ``graph`` may hold more movies than the model was trained on (appended after them): those read the
+    shared unseen id. Its features must be encoded under the checkpoint's vocabulary
+    (:func:`checkpoint_vocab`; ``build_graph`` of the run's own data does that by itself).
+    """
     payload = torch.load(path, map_location="cpu", weights_only=False)
+    if "vocab" not in payload:
+        raise RecLibError(f"{path} was written by an older rec_lib (no feature vocabulary in it): train again")
+    if FeatureVocab.from_dict(payload["vocab"]) != graph.features.vocab:
+        raise ConfigError(
+            f"the graph's movie features use another vocabulary than {path}: "
+            "build the graph with build_graph(..., vocab=checkpoint_vocab(path))"
+        )
     config = TrainConfig.from_dict(payload["config"])
-    model = build_model(config, graph)
+    model = build_model(config, graph, known=payload["model"][KNOWN_KEY])
     model.load_state_dict(payload["model"])
     return config, model
+
+
+def checkpoint_vocab(path: Path) -> FeatureVocab:
+    """The feature vocabulary a checkpoint's model was trained with."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if "vocab" not in payload:
+        raise RecLibError(f"{path} was written by an older rec_lib (no feature vocabulary in it): train again")
+    return FeatureVocab.from_dict(payload["vocab"])
+
+
+KNOWN_KEY = "projector.ids.known"
+"""Where a state dict keeps which movies had an id embedding at training."""

@@ -67,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     _run_arguments(load)
     load.set_defaults(handler=_load)
 
+    add = steps.add_parser(
+        "add-movies", help="add new movies (movies.csv format) to the loaded stores with vectors from the trained model"
+    )
+    _run_arguments(add)
+    add.add_argument("--file", type=Path, required=True, help="new movies: movieId,title,genres (MovieLens format)")
+    add.add_argument("--ratings", type=Path, default=None, help="their first ratings: userId,movieId,rating,timestamp")
+    add.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
+    add.set_defaults(handler=_add_movies)
+
+    cold = steps.add_parser(
+        "cold-start", help="train without the newest movies and rank them with 0-10 revealed ratings (split cold-test)"
+    )
+    _data_arguments(cold)
+    _train_arguments(cold)
+    cold.add_argument("--share", type=float, default=None, help="share of eligible movies held out (default 0.1)")
+    cold.set_defaults(handler=_cold_start)
+
     rec = steps.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
     rec.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
@@ -323,6 +340,72 @@ def _load_run(args: argparse.Namespace, prep, embeddings) -> None:
     print(f"SQL {stores.metadata.where}: {report.movies} movies")
     check = report.consistency
     print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
+
+
+def _add_movies(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rec_lib.data.loaders import read_movies_csv, read_ratings_csv
+    from rec_lib.pinsage.new_movies import check_new_movies, new_movie_vectors
+    from rec_lib.pinsage.runs import find_run
+    from rec_lib.serving.stores import StoreSettings, add_to_stores, open_loaded_stores
+
+    run = find_run(args.dataset, args.artefacts_dir, args.run)
+    movies = read_movies_csv(args.file)
+    ratings = read_ratings_csv(args.ratings) if args.ratings is not None else None
+    stores = open_loaded_stores(StoreSettings.from_env(args.artefacts_dir))
+    trained = run.load_data().movies
+    in_stores = stores.metadata.details(movies["movie_id"].tolist())
+    titles = pd.concat(
+        [
+            pd.Series({movie_id: details.title for movie_id, details in in_stores.items()}, dtype=object),
+            pd.Series(trained["title"].to_numpy(), index=trained["movie_id"].to_numpy()),
+        ]
+    )
+    check_new_movies(movies, titles[~titles.index.duplicated(keep="last")], args.file, ratings, args.ratings)
+    device = None if args.device == "auto" else args.device
+    new = new_movie_vectors(run, movies, ratings, device=device)
+    if new.already_trained:
+        print(f"left as they are: {len(new.already_trained)} movies the model trained on: {new.already_trained[:20]}")
+    if len(new.movie_ids) == 0:
+        print("nothing to add")
+        return 0
+    report = add_to_stores(stores, new.movie_ids, new.stored, new.rows)
+    print(f"added {len(new.movie_ids)} movies with {new.ratings} first ratings: {new.movie_ids[:20].tolist()}")
+    print(f"Milvus {stores.vectors.where}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
+    check = report.consistency
+    print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
+    return 0
+
+
+def _cold_start(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    import pandas as pd
+
+    from rec_lib.pinsage.coldstart import COLD_SHARE, cold_start_rows, cold_start_split
+    from rec_lib.pinsage.graph import build_graph
+    from rec_lib.pinsage.runs import baseline_scorers, evaluation_table, run_dir, train_run, write_table
+
+    prep = _run_preprocess(args)
+    config = _train_config(args)
+    split = cold_start_split(prep, args.share or COLD_SHARE)
+    print(
+        f"held out {len(split.new_movies)} new movies ({split.warm.manifest['cold_start']['new_movie_interactions']} "
+        f"ratings); training on the rest into {run_dir(split.warm, config, args.artefacts_dir)}",
+        flush=True,
+    )
+    result = train_run(split.warm, build_graph(split.warm), config, artefacts_dir=args.artefacts_dir, latest=False)
+    warm = evaluation_table(split.warm, [result.scorer(), *baseline_scorers(split.warm)], config.eval)
+    cold = cold_start_rows(split, result.model, config)
+    print(cold.drop(columns=["protocol", "split"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    out = write_table(
+        pd.concat([warm, cold], ignore_index=True),
+        run_dir(split.warm, config, args.artefacts_dir) / "evaluation.json",
+        {"dataset": args.dataset, "cold_start": split.warm.manifest["cold_start"], "eval": asdict(config.eval)},
+    )
+    print(f"wrote {out}")
+    return 0
 
 
 def _recommend(args: argparse.Namespace) -> int:

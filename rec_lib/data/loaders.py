@@ -163,24 +163,42 @@ def _load_ml100k(folder: Path) -> MovieLensData:
     return _assemble("ml-100k", ratings, movies, users, ratings_path, movies_path, users_path)
 
 
+_CSV = {"separator": ",", "encoding": "utf-8", "header": True}
+CSV_RATINGS = _TableFormat(
+    ("userId", "movieId", "rating", "timestamp"), ("userId", "movieId", "timestamp"), ("rating",), quoted=False, **_CSV
+)
+CSV_MOVIES = _TableFormat(("movieId", "title", "genres"), ("movieId",), (), quoted=True, **_CSV)
+
+
 def _load_csv(folder: Path) -> MovieLensData:
     ratings_path, movies_path = folder / "ratings.csv", folder / "movies.csv"
-    common = {"separator": ",", "encoding": "utf-8", "header": True}
-    ratings = _read_table(
-        ratings_path,
-        _TableFormat(
-            ("userId", "movieId", "rating", "timestamp"),
-            ("userId", "movieId", "timestamp"),
-            ("rating",),
-            quoted=False,
-            **common,
-        ),
-    ).rename(columns={"userId": "user_id", "movieId": "movie_id"})
-    movies = _read_table(
-        movies_path, _TableFormat(("movieId", "title", "genres"), ("movieId",), (), quoted=True, **common)
-    ).rename(columns={"movieId": "movie_id"})
+    ratings = _read_table(ratings_path, CSV_RATINGS).rename(columns={"userId": "user_id", "movieId": "movie_id"})
+    movies = _read_table(movies_path, CSV_MOVIES).rename(columns={"movieId": "movie_id"})
     movies["genres"] = _split_genres(movies["genres"])
     return _assemble("csv", ratings, movies, None, ratings_path, movies_path, None)
+
+
+def read_movies_csv(path: Path) -> pd.DataFrame:
+    """A file in MovieLens ``movies.csv`` format as movie_id, title, year, genres (a list), strictly checked.
+
+    Every field must be present and non-empty (a movie without genres says ``(no genres listed)``), ids
+    unique integers; a problem raises :class:`DataFormatError` naming the file and line.
+    """
+    movies = _read_table(Path(path), CSV_MOVIES).rename(columns={"movieId": "movie_id"})
+    movies = movies.astype({"movie_id": "int64"})
+    movies["genres"] = _split_genres(movies["genres"])
+    movies.insert(2, "year", parse_years(movies["title"]))
+    _check_unique(movies, ["movie_id"], Path(path), header=True)
+    return movies
+
+
+def read_ratings_csv(path: Path) -> pd.DataFrame:
+    """A file in MovieLens ``ratings.csv`` format as user_id, movie_id, rating, timestamp, strictly checked."""
+    ratings = _read_table(Path(path), CSV_RATINGS).rename(columns={"userId": "user_id", "movieId": "movie_id"})
+    ratings = ratings.astype({"user_id": "int64", "movie_id": "int64", "rating": "float32", "timestamp": "int64"})
+    _check_ratings_values(ratings, Path(path), header=True)
+    _check_unique(ratings, ["user_id", "movie_id"], Path(path), header=True)
+    return ratings
 
 
 def _assemble(

@@ -144,14 +144,7 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
 
     order = np.lexsort((ratings["movie_id"].to_numpy(), timestamps, user_idx))
     user_sorted = user_idx[order]
-    last_of_user = np.r_[user_sorted[1:] != user_sorted[:-1], True]
-    group_end = np.flatnonzero(last_of_user)
-    ends = group_end[np.searchsorted(group_end, np.arange(len(order)))]
-    from_end = ends - np.arange(len(order))
-    split = np.full(len(order), "train", dtype=object)
-    evaluable = ~is_short[order]
-    split[(from_end == 0) & evaluable] = "test"
-    split[(from_end == 1) & evaluable] = "val"
+    split = leave_last_out(user_sorted, ~is_short[order])
 
     ts_sorted = timestamps[order]
     same_time = (user_sorted[1:] == user_sorted[:-1]) & (ts_sorted[1:] == ts_sorted[:-1])
@@ -190,6 +183,23 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
         timestamp_ties=ties,
     )
     return Preprocessed(interactions=interactions, movies=movies, users=users, stats=stats)
+
+
+def leave_last_out(user_sorted: np.ndarray, evaluable: np.ndarray) -> np.ndarray:
+    """Split labels for interactions sorted by user, then time: each evaluable user's last is "test", the one
+    before "val", the rest "train".
+
+    >>> leave_last_out(np.array([0, 0, 0, 1, 1]), np.array([True, True, True, False, False])).tolist()
+    ['train', 'val', 'test', 'train', 'train']
+    """
+    last_of_user = np.r_[user_sorted[1:] != user_sorted[:-1], True]
+    group_end = np.flatnonzero(last_of_user)
+    ends = group_end[np.searchsorted(group_end, np.arange(len(user_sorted)))]
+    from_end = ends - np.arange(len(user_sorted))
+    split = np.full(len(user_sorted), "train", dtype=object)
+    split[(from_end == 0) & evaluable] = "test"
+    split[(from_end == 1) & evaluable] = "val"
+    return split
 
 
 def run_preprocess(

@@ -79,12 +79,17 @@ class SplitQueries:
 
     def weights(self, rule: QueryRule) -> torch.Tensor:
         """``rule``'s weights over each user's present history positions, summing to one."""
-        length = self.history.shape[1]
-        position = torch.zeros(length)
-        used = torch.tensor(rule.position_weights[:length], dtype=torch.float32)
-        position[: used.numel()] = used
-        w = position.expand_as(self.history_mask) * self.history_mask
-        return w / w.sum(1, keepdim=True).clamp(min=1e-12)
+        return rule_weights(rule, self.history_mask)
+
+
+def rule_weights(rule: QueryRule, history_mask: torch.Tensor) -> torch.Tensor:
+    """``rule``'s weights over the present positions of (B, H) histories (latest first), each row summing to one."""
+    length = history_mask.shape[1]
+    position = torch.zeros(length)
+    used = torch.tensor(rule.position_weights[:length], dtype=torch.float32)
+    position[: used.numel()] = used
+    w = position.expand_as(history_mask) * history_mask
+    return w / w.sum(1, keepdim=True).clamp(min=1e-12)
 
 
 @dataclass(frozen=True)

@@ -73,8 +73,10 @@ def find_run(dataset: str, artefacts_dir: str | Path | None = None, run: str | N
     return Run(directory, TrainConfig.from_dict(payload["config"]), root / payload["preprocessed"])
 
 
-def _record_run(directory: Path, prep: Preprocessed, config: TrainConfig, artefacts_dir: str | Path | None) -> None:
-    """Write ``run.json`` (config, data) and point ``latest-run.json`` at the run.
+def _record_run(
+    directory: Path, prep: Preprocessed, config: TrainConfig, artefacts_dir: str | Path | None, latest: bool
+) -> None:
+    """Write ``run.json`` (config, data) and, when ``latest``, point ``latest-run.json`` at the run.
 
     Data preprocessed in memory (not through :func:`run_preprocess`) is saved inside the run.
     """
@@ -89,7 +91,8 @@ def _record_run(directory: Path, prep: Preprocessed, config: TrainConfig, artefa
         "data_fingerprint": prep.manifest.get("fingerprint"),
     }
     _write_json(directory / RUN_INFO_NAME, info)
-    _write_json(root / config.dataset / LATEST_RUN_NAME, {"run": directory.name})
+    if latest:
+        _write_json(root / config.dataset / LATEST_RUN_NAME, {"run": directory.name})
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -112,8 +115,10 @@ def train_run(
     artefacts_dir: str | Path | None = None,
     resume: bool = True,
     callbacks=None,
+    latest: bool = True,
 ) -> TrainResult:
-    """Train (or resume) and write the run's vectors, history and curves."""
+    """Train (or resume) and write the run's vectors, history and curves; ``latest``: make it the run that export,
+    load and notebooks 03-05 use by default (an experiment such as the cold-start one is not)."""
     from rec_lib.reports.figures import training_curves
 
     directory = run_dir(prep, config, artefacts_dir)
@@ -140,7 +145,7 @@ def train_run(
     (directory / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")
     figure = training_curves(result.history)
     figure.savefig(directory / CURVES_NAME, dpi=110, bbox_inches="tight")
-    _record_run(directory, prep, config, artefacts_dir)
+    _record_run(directory, prep, config, artefacts_dir, latest)
     return result
 
 
@@ -176,9 +181,10 @@ def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2) -> list:
 
 
 def write_table(table: pd.DataFrame, path: Path, metadata: dict | None = None) -> Path:
-    """The table as JSON records with optional metadata, written atomically."""
+    """The table as JSON records with optional metadata, written atomically; a missing value is ``null``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"metadata": metadata or {}, "rows": table.to_dict(orient="records")}, indent=2) + "\n")
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    tmp.write_text(json.dumps({"metadata": metadata or {}, "rows": rows}, indent=2) + "\n")
     tmp.replace(path)
     return path

@@ -65,6 +65,8 @@ class TrainResult:
     bias: torch.Tensor | None = None
     query_rule: QueryRule | None = None
     checkpoint_dir: Path | None = None
+    model: PinSageModel | None = None
+    """The best model, in evaluation mode: vectors on another graph (new interactions, new movies) come from it."""
 
     def scorer(self, name: str = "pinsage") -> EmbeddingScorer:
         """The trained model as an evaluation scorer: per-split vectors, bias and query rule."""
@@ -112,14 +114,16 @@ def movie_vectors(
     device: torch.device,
     batch_size: int = 1024,
     progress: bool = False,
+    movies: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Every movie's vector, computed in batches over sampled neighbourhoods (float32, on the CPU)."""
+    """The vectors of ``movies`` (default: every movie), in batches over sampled neighbourhoods (float32, CPU)."""
     was_training = model.training
     model.eval()
     out = []
-    starts = range(0, n_movies, batch_size)
+    movies = torch.arange(n_movies) if movies is None else movies.cpu()
+    starts = range(0, movies.numel(), batch_size)
     for start in progress_bar(starts, progress, desc="movie vectors", unit="batch"):
-        seeds = torch.arange(start, min(start + batch_size, n_movies), device=device)
+        seeds = movies[start : start + batch_size].to(device)
         blocks = [b.to(device) for b in sample_blocks(sampler, seeds, num_layers)]
         out.append(model.representation(blocks).float().cpu())
     model.train(was_training)
@@ -206,6 +210,7 @@ def train(
     result.test_vectors = movie_vectors(model, test_neighbours, graph.n_movies, config.num_layers, device)
     result.bias = model.biases()
     result.query_rule = model.query_rule()
+    result.model = model.eval()
     return result
 
 

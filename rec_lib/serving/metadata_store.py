@@ -65,9 +65,12 @@ class MovieDetails(NamedTuple):
 
 def movie_rows(prep: Preprocessed) -> pd.DataFrame:
     """The movies table's rows for a preprocessed dataset (popularity from the training split)."""
-    train = prep.split("train")
-    stats = train.groupby("movie_id")["rating"].agg(["size", "mean"])
-    movies = prep.movies
+    return catalogue_rows(prep.movies, prep.split("train"))
+
+
+def catalogue_rows(movies: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
+    """The movies table's rows for ``movies`` (movie_id, title, year, genres list), popularity from ``ratings``."""
+    stats = ratings.groupby("movie_id")["rating"].agg(["size", "mean"])
     frame = pd.DataFrame(
         {
             "movie_id": movies["movie_id"].astype("int64"),
@@ -139,6 +142,17 @@ class MetadataStore:
                 for start in range(0, len(stale), _CHUNK):
                     chunk = stale[start : start + _CHUNK]
                     conn.execute(sa.delete(movies_table).where(movies_table.c.movie_id.in_(chunk)))
+                for start in range(0, len(records), _CHUNK):
+                    conn.execute(self._upsert(), records[start : start + _CHUNK])
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
+        return len(records)
+
+    def add(self, rows: pd.DataFrame) -> int:
+        """Upsert ``rows`` in one transaction, leaving every other movie as it is; returns the row count."""
+        records = _records(rows)
+        try:
+            with self.engine.begin() as conn:
                 for start in range(0, len(records), _CHUNK):
                     conn.execute(self._upsert(), records[start : start + _CHUNK])
         except SQLAlchemyError as exc:

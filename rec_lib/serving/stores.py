@@ -23,7 +23,7 @@ import pandas as pd
 
 from rec_lib.config import resolve_artefacts_dir
 from rec_lib.errors import ConsistencyError, StoreUnavailableError
-from rec_lib.serving.embeddings import Embeddings
+from rec_lib.serving.embeddings import Embeddings, validate_vectors
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
 from rec_lib.serving.redact import public_location
 from rec_lib.serving.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig, is_server_uri
@@ -200,3 +200,51 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
     if not report.ok:
         raise ConsistencyError("after loading: " + "; ".join(report.problems()))
     return LoadReport(name, stores.vectors.index_type(), count, stored.shape[1], report)
+
+
+_FETCH_CHUNK = 2000
+
+
+def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, rows: pd.DataFrame) -> LoadReport:
+    """Add movies (or replace ones added before) to loaded stores, leaving every other movie as it is.
+
+    ``stored`` holds their ``[h, b]`` rows, ``rows`` their details. The published collection is never
+    written (readers rely on that): a new one is built from its vectors plus these, then SQL upserts the
+    rows in one transaction, then the alias moves, as in :func:`load_stores`; if SQL fails, the new
+    collection is dropped and nothing changed. The consistency check runs at the end.
+    """
+    movie_ids = np.asarray(movie_ids, dtype=np.int64)
+    current = stores.vectors.collection()
+    dim = stores.vectors.dim()
+    if stored.shape[1] != dim:
+        raise ConsistencyError(
+            f"the loaded collection holds {dim}-d vectors, these are {stored.shape[1]}-d: "
+            "load the run they come from first (python -m rec_lib load)"
+        )
+    validate_vectors(movie_ids, stored, dim)
+    kept = np.setdiff1d(stores.vectors.movie_ids(), movie_ids)
+    vectors: dict[int, np.ndarray] = {}
+    for start in range(0, len(kept), _FETCH_CHUNK):
+        vectors.update(stores.vectors.fetch(kept[start : start + _FETCH_CHUNK].tolist(), collection=current))
+    details = stores.metadata.movies(kept.tolist()).set_index("movie_id").reindex(kept)
+    all_ids = np.concatenate([kept, movie_ids])
+    all_vectors = np.vstack([np.stack([vectors[int(i)] for i in kept]) if len(kept) else stored[:0], stored])
+    years = np.concatenate([details["year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64), _years(rows, movie_ids)])
+    genres = [g.split(GENRE_SEPARATOR) if g else [] for g in details["genres"].fillna("")]
+    genres += [g.split(GENRE_SEPARATOR) if g else [] for g in rows.set_index("movie_id").loc[movie_ids, "genres"]]
+    fingerprint = current.split("__")[1] if current.count("__") >= 2 else "added"
+    name = stores.vectors.build(all_ids, all_vectors, years, genres, fingerprint)
+    try:
+        stores.metadata.add(rows)
+    except BaseException:
+        stores.vectors.drop(name)
+        raise
+    stores.vectors.publish(name)
+    report = check_consistency(stores, expected_dim=dim)
+    if not report.ok:
+        raise ConsistencyError("after adding movies: " + "; ".join(report.problems()))
+    return LoadReport(name, stores.vectors.index_type(), stores.metadata.count(), dim, report)
+
+
+def _years(rows: pd.DataFrame, movie_ids: np.ndarray) -> np.ndarray:
+    return rows.set_index("movie_id").loc[movie_ids, "year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from helpers import PLANTED
 from test_stores import BACKENDS, settings_for
 
@@ -16,8 +17,10 @@ from rec_lib.data.synthetic import generate_ml1m
 from rec_lib.errors import DataFormatError
 from rec_lib.pinsage.new_movies import check_new_movies, new_movie_vectors
 from rec_lib.pinsage.runs import find_run
+from rec_lib.serving.api import create_app
 from rec_lib.serving.embeddings import load_embeddings
 from rec_lib.serving.metadata_store import movie_rows
+from rec_lib.serving.picker import MoviePicker
 from rec_lib.serving.recommend import ExactRecommender, Recommender
 from rec_lib.serving.stores import add_to_stores, close_stores, load_stores, open_stores
 
@@ -81,6 +84,9 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
         assert new_id in recommended["movie_id"].tolist()
         assert recommended.set_index("movie_id").loc[new_id, "title"] == f"Brand New {new_id} (2031)"
 
+        if backend == "embedded":
+            _shown_like_any_other(stores, settings, new_id, liked)
+
         again = new_movie_vectors(run, read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu")
         np.testing.assert_array_equal(again.stored, new.stored)
         second = add_to_stores(stores, again.movie_ids, again.stored, again.rows)
@@ -88,6 +94,20 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
         np.testing.assert_allclose(stores.vectors.fetch([new_id])[new_id], new.stored[0], rtol=1e-6)
     finally:
         close_stores(settings)
+
+
+def _shown_like_any_other(stores, settings, new_id: int, liked: int) -> None:
+    """The picker and the HTTP API (what the page calls) find, show and use an added movie."""
+    picker = MoviePicker(Recommender(stores))
+    assert picker.search("brand new")["movie_id"].tolist() == list(NEW_IDS)
+    picker.add(new_id)
+    assert picker.recommend(5)["movie_id"].notna().all() and new_id in picker.liked_movies()["movie_id"].tolist()
+    with TestClient(create_app(settings)) as client:
+        assert [m["movie_id"] for m in client.get("/movies/search", params={"q": "Brand New"}).json()] == list(NEW_IDS)
+        assert client.get(f"/movies/{new_id}").json()["title"] == f"Brand New {new_id} (2031)"
+        answer = client.post("/recommend", json={"liked": [liked], "k": 10})
+        assert answer.status_code == 200 and new_id in [m["movie_id"] for m in answer.json()["recommendations"]]
+        assert client.post("/recommend", json={"liked": [new_id], "k": 5}).status_code == 200
 
 
 def _add(artefacts: Path, *files: Path) -> list[str]:

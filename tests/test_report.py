@@ -81,7 +81,7 @@ def test_accepting_keeps_tolerances_and_writes_a_reviewable_file(tmp_path: Path,
 
 @pytest.mark.notebooks
 def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    """Notebooks 01→05 on ml-latest-small with the smoke profile, as `make demo` runs them with the default one."""
+    """Notebooks 01→06 on ml-latest-small with the smoke profile, as `make demo` runs them with the default one."""
     monkeypatch.delenv("MILVUS_URI", raising=False)
     monkeypatch.delenv("MYSQL_URL", raising=False)
     out = tmp_path / "report"
@@ -109,6 +109,14 @@ def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_p
     assert [m["title"] for m in recommend["liked"]] == [
         "Toy Story (1995)", "Star Wars: Episode IV - A New Hope (1977)", "Matrix, The (1999)",
     ]  # fmt: skip
+    cold = observed["notebooks"]["06_cold_start"]
+    assert cold["cold_new_movies"] > 0 and cold["cold_events"] > 0
+    models = {"pinsage", "content", "popular-new", "popular-new-live", "item-knn", "ease"}
+    assert set(cold["cold_hr"]) == {f"{m}@{k}" for m in models for k in (0, 1, 3, 10)}
+    hr = cold["cold_hr"]
+    assert hr["item-knn@0"] == hr["ease@0"] == hr["popular-new@0"], "with nothing revealed they rank at chance"
+    assert hr["content@0"] == hr["content@10"] and hr["popular-new-live@0"] == hr["popular-new-live@10"]
+    assert hr["content@0"] > hr["item-knn@0"], "features tell new movies apart"
     for name in NOTEBOOKS:
         assert (out / "notebooks" / f"{name}.ipynb").is_file() and (out / "html" / f"{name}.html").is_file()
     assert len(list((out / "figures").glob("*.png"))) >= 4

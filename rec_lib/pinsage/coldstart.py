@@ -27,6 +27,7 @@ lets every ``k`` be scored on the same events, and it is the same for every mode
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Iterable
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.config import PROJECT_ROOT
 from rec_lib.data.preprocess import SPLITS, Preprocessed, fingerprint, leave_last_out
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.baselines import EASE, ContentSimilarity, ItemKNN
@@ -341,3 +343,31 @@ def cold_start_rows(
                 }
             )
     return pd.DataFrame(rows)
+
+
+def summarise_cold(rows: pd.DataFrame) -> pd.DataFrame:
+    """HR@K per model and revealed ``k`` over seeds: mean, sd (0 for the deterministic baselines) and runs.
+
+    >>> rows = pd.DataFrame({"model": ["pinsage", "pinsage", "content"], "revealed": [0, 0, 0], "hr": [0.2, 0.3, 0.1]})
+    >>> summarise_cold(rows).round(3).to_dict(orient="records")[0]
+    {'model': 'pinsage', 'revealed': 0, 'hr_mean': 0.25, 'hr_sd': 0.071, 'runs': 2}
+    """
+    cold = rows[rows["split"] == COLD_SPLIT] if "split" in rows else rows
+    return (
+        cold.groupby(["model", "revealed"], sort=False)["hr"]
+        .agg(hr_mean="mean", hr_sd="std", runs="size")
+        .reset_index()
+        .fillna({"hr_sd": 0.0})
+    )
+
+
+COLD_REPORTS_DIR = PROJECT_ROOT / "reports" / "coldstart"
+"""The committed multi-seed results (``bench/cold_start.py``): ``reports/coldstart/<dataset>.json``."""
+
+
+def reference_rows(dataset: str) -> pd.DataFrame | None:
+    """The committed multi-seed cold-start rows of ``dataset``, or None when there are none."""
+    path = COLD_REPORTS_DIR / f"{dataset}.json"
+    if not path.is_file():
+        return None
+    return pd.DataFrame(json.loads(path.read_text())["rows"])

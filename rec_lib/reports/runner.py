@@ -1,4 +1,4 @@
-"""Regression reports: notebooks 01→05 run headlessly, gathered into one folder, compared with a baseline.
+"""Regression reports: notebooks 01→06 run headlessly, gathered into one folder, compared with a baseline.
 
 ``python -m rec_lib report --dataset ml-latest-small [--profile default|smoke]`` runs every notebook
 with papermill (a per-cell execution timeout, and an outer timeout per notebook because nbclient can
@@ -36,7 +36,7 @@ from rec_lib.data.preprocess import git_commit
 from rec_lib.errors import ConfigError, RecLibError
 from rec_lib.reports.nbtools import jsonable, read_notebook
 
-NOTEBOOKS = ("01_preprocess", "02_train", "03_export_embeddings", "04_load", "05_recommend")
+NOTEBOOKS = ("01_preprocess", "02_train", "03_export_embeddings", "04_load", "05_recommend", "06_cold_start")
 REPORTS_DIR = PROJECT_ROOT / "reports"
 BASELINES_DIR = REPORTS_DIR / "baselines"
 CELL_TIMEOUT_S = 1800
@@ -49,8 +49,9 @@ PROFILES: dict[str, dict] = {
 }
 """Notebook parameters per profile: ``default`` is the notebooks' own defaults; ``smoke`` trains for seconds.
 
-Only notebook 02 trains; notebooks 03-05 find its run by themselves (``latest-run.json``), so the training
-settings of a profile, whatever they are, flow through to export, load and recommend."""
+Notebook 02 trains the product's model; notebooks 03-05 find its run by themselves (``latest-run.json``), so the
+training settings of a profile, whatever they are, flow through to export, load and recommend. Notebook 06 trains
+its own cold-start model with the same settings."""
 
 CHECKED_METRICS = {
     "n_ratings": "01_preprocess",
@@ -181,7 +182,7 @@ def run_notebooks(
     cell_timeout_s: int = CELL_TIMEOUT_S,
     notebook_timeout_s: int = NOTEBOOK_TIMEOUT_S,
 ) -> dict:
-    """Execute notebooks 01→05 into ``out_dir``; returns the gathered metrics (also written to metrics.json)."""
+    """Execute notebooks 01→06 into ``out_dir``; returns the gathered metrics (also written to metrics.json)."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r}: expected one of {sorted(PROFILES)}")
     for sub in ("notebooks", "logs", "html", "figures"):

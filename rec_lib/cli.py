@@ -348,6 +348,7 @@ def _add_movies(args: argparse.Namespace) -> int:
     from rec_lib.data.loaders import read_movies_csv, read_ratings_csv
     from rec_lib.pinsage.new_movies import check_new_movies, new_movie_vectors
     from rec_lib.pinsage.runs import find_run
+    from rec_lib.serving.metadata_store import catalogue_rows
     from rec_lib.serving.stores import StoreSettings, add_to_stores, open_loaded_stores
 
     run = find_run(args.dataset, args.artefacts_dir, args.run)
@@ -370,8 +371,10 @@ def _add_movies(args: argparse.Namespace) -> int:
     if len(new.movie_ids) == 0:
         print("nothing to add")
         return 0
-    report = add_to_stores(stores, new.movie_ids, new.stored, new.rows)
-    print(f"added {len(new.movie_ids)} movies with {new.ratings} first ratings: {new.movie_ids[:20].tolist()}")
+    report = add_to_stores(stores, new.movie_ids, new.stored, catalogue_rows(new.movies, new.first_ratings))
+    print(
+        f"added {len(new.movie_ids)} movies with {len(new.first_ratings)} first ratings: {new.movie_ids[:20].tolist()}"
+    )
     print(f"Milvus {stores.vectors.where}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
     check = report.consistency
     print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")

@@ -19,7 +19,7 @@ from rec_lib.pinsage.new_movies import check_new_movies, new_movie_vectors
 from rec_lib.pinsage.runs import find_run
 from rec_lib.serving.api import create_app
 from rec_lib.serving.embeddings import load_embeddings
-from rec_lib.serving.metadata_store import movie_rows
+from rec_lib.serving.metadata_store import catalogue_rows, movie_rows
 from rec_lib.serving.picker import MoviePicker
 from rec_lib.serving.recommend import ExactRecommender, Recommender
 from rec_lib.serving.stores import add_to_stores, close_stores, load_stores, open_stores
@@ -67,8 +67,8 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
         load_stores(stores, load_embeddings(run.directory), movie_rows(run.load_data()))
         movies_csv, ratings_csv = _new_movies(folder, tmp_path)
         new = new_movie_vectors(run, read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu")
-        assert new.movie_ids.tolist() == list(NEW_IDS) and new.ratings == 20 and new.already_trained == []
-        report = add_to_stores(stores, new.movie_ids, new.stored, new.rows)
+        assert new.movie_ids.tolist() == list(NEW_IDS) and len(new.first_ratings) == 20 and new.already_trained == []
+        report = add_to_stores(stores, new.movie_ids, new.stored, catalogue_rows(new.movies, new.first_ratings))
         assert report.consistency.ok and report.movies == run.load_data().n_movies + 2
 
         ids = stores.vectors.movie_ids()
@@ -89,7 +89,7 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
 
         again = new_movie_vectors(run, read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu")
         np.testing.assert_array_equal(again.stored, new.stored)
-        second = add_to_stores(stores, again.movie_ids, again.stored, again.rows)
+        second = add_to_stores(stores, again.movie_ids, again.stored, catalogue_rows(again.movies, again.first_ratings))
         assert second.consistency.ok and second.movies == report.movies, "adding the same movies again changes nothing"
         np.testing.assert_allclose(stores.vectors.fetch([new_id])[new_id], new.stored[0], rtol=1e-6)
     finally:

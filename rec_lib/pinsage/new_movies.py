@@ -24,7 +24,6 @@ from rec_lib.pinsage.runs import Run
 from rec_lib.pinsage.sampler import TorchPinSageSampler
 from rec_lib.pinsage.train import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint, movie_vectors
 from rec_lib.serving.embeddings import store_vectors
-from rec_lib.serving.metadata_store import catalogue_rows
 
 HEADER_LINES = 1
 """Data lines of a MovieLens CSV file start after its header: row ``i`` is line ``i + 2``."""
@@ -32,14 +31,14 @@ HEADER_LINES = 1
 
 @dataclass(frozen=True)
 class NewMovies:
-    """Movies to add: their details rows and stored ``[h, b]`` vectors, and what was left out, with why."""
+    """Movies to add: their stored ``[h, b]`` vectors and details, and what was left out, with why."""
 
     movie_ids: np.ndarray
     stored: np.ndarray
-    rows: pd.DataFrame
-    """The SQL details of each new movie (popularity from its first ratings)."""
-    ratings: int
-    """How many first ratings the vectors' neighbourhoods saw."""
+    movies: pd.DataFrame
+    """movie_id, title, year, genres of each new movie, in ``movie_ids`` order."""
+    first_ratings: pd.DataFrame
+    """The ratings of the new movies that their neighbourhoods saw."""
     already_trained: list[int]
     """Ids in the file that the model trained on, with the same title: left as they are."""
 
@@ -105,8 +104,8 @@ def new_movie_vectors(
     return NewMovies(
         movie_ids=fresh["movie_id"].to_numpy(dtype=np.int64),
         stored=store_vectors(vectors.numpy().astype(np.float32), bias.numpy().astype(np.float32)),
-        rows=catalogue_rows(fresh, first_ratings),
-        ratings=len(first_ratings),
+        movies=fresh[["movie_id", "title", "year", "genres"]],
+        first_ratings=first_ratings,
         already_trained=movies.loc[trained, "movie_id"].astype(int).tolist(),
     )
 

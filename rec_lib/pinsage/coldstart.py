@@ -45,7 +45,7 @@ from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
 from rec_lib.pinsage.evaluation import EmbeddingScorer, MovieScorer, protocol_rule, rule_weights
 from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
 from rec_lib.pinsage.model import PinSageModel
-from rec_lib.pinsage.sampler import TorchPinSageSampler
+from rec_lib.pinsage.train import seeded_vectors
 from rec_lib.progress import progress as progress_bar
 
 COLD_SPLIT = "cold-test"
@@ -280,17 +280,10 @@ def evaluate_cold(
     return ColdMetrics(float(hits.mean()), float(gains.mean()), coverage, events.n, len(np.unique(events.users)))
 
 
-@torch.no_grad()
 def pinsage_scorer(model: PinSageModel, config: TrainConfig, revealed: Preprocessed) -> EmbeddingScorer:
     """The trained model's vectors on the revealed graph (new movies read the unseen id); no retraining."""
-    from rec_lib.pinsage.train import movie_vectors
-
     graph = build_graph(revealed, FULL_GRAPH, model.projector.vocab)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    sampler = TorchPinSageSampler(graph, config.sampler, device=device, generator=generator)
-    vectors = movie_vectors(model, sampler, graph.n_movies, config.num_layers, device)
+    vectors = seeded_vectors(model, config, graph, next(model.parameters()).device)
     return EmbeddingScorer("pinsage", vectors, model.biases(), model.query_rule())
 
 

@@ -18,8 +18,7 @@ import torch
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
 from rec_lib.pinsage.graph import UserMovieGraph
-from rec_lib.pinsage.sampler import TorchPinSageSampler
-from rec_lib.pinsage.train import CHECKPOINT_BEST, load_checkpoint, movie_vectors
+from rec_lib.pinsage.train import CHECKPOINT_BEST, load_checkpoint, seeded_vectors
 from rec_lib.serving.embeddings import Embeddings, save_embeddings
 
 
@@ -42,11 +41,7 @@ def export_embeddings(
         raise RecLibError(f"{checkpoint} is missing: train first (python -m rec_lib train)")
     config, model = load_checkpoint(checkpoint, graph)
     target = torch.device(device) if device is not None else config.resolved_device()
-    model.to(target)
-    generator = torch.Generator(device=target)
-    generator.manual_seed(config.seed)
-    sampler = TorchPinSageSampler(graph, config.sampler, device=target, generator=generator)
-    vectors = movie_vectors(model, sampler, graph.n_movies, config.num_layers, target, batch_size, progress)
+    vectors = seeded_vectors(model.to(target), config, graph, target, batch_size=batch_size, progress=progress)
     embeddings = Embeddings(
         movie_ids=prep.movies["movie_id"].to_numpy(dtype=np.int64),
         vectors=vectors.numpy().astype(np.float32),

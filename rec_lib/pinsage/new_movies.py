@@ -21,8 +21,7 @@ from rec_lib.data.preprocess import SPLITS, Preprocessed
 from rec_lib.errors import DataFormatError
 from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
 from rec_lib.pinsage.runs import Run
-from rec_lib.pinsage.sampler import TorchPinSageSampler
-from rec_lib.pinsage.train import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint, movie_vectors
+from rec_lib.pinsage.train import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint, seeded_vectors
 from rec_lib.serving.embeddings import store_vectors
 
 HEADER_LINES = 1
@@ -93,12 +92,8 @@ def new_movie_vectors(
     graph = build_graph(extended, FULL_GRAPH, checkpoint_vocab(checkpoint))
     config, model = load_checkpoint(checkpoint, graph)
     target = torch.device(device) if device is not None else config.resolved_device()
-    model.to(target)
-    generator = torch.Generator(device=target)
-    generator.manual_seed(config.seed)
-    sampler = TorchPinSageSampler(graph, config.sampler, device=target, generator=generator)
     nodes = torch.arange(prep.n_movies, extended.n_movies)
-    vectors = movie_vectors(model, sampler, graph.n_movies, config.num_layers, target, movies=nodes)
+    vectors = seeded_vectors(model.to(target), config, graph, target, movies=nodes)
     bias = model.biases()[nodes]
     first_ratings = ratings[ratings["movie_id"].isin(fresh["movie_id"])]
     return NewMovies(

@@ -130,6 +130,24 @@ def movie_vectors(
     return torch.cat(out)
 
 
+def seeded_vectors(
+    model: PinSageModel,
+    config: TrainConfig,
+    graph: UserMovieGraph,
+    device: torch.device,
+    *,
+    movies: torch.Tensor | None = None,
+    batch_size: int = 1024,
+    progress: bool = False,
+) -> torch.Tensor:
+    """:func:`movie_vectors` on ``graph`` with neighbourhoods drawn from the run's seed: the same model and graph give
+    the same vectors (export, new movies and the cold-start evaluation all compute them this way)."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    sampler = TorchPinSageSampler(graph, config.sampler, device=device, generator=generator)
+    return movie_vectors(model, sampler, graph.n_movies, config.num_layers, device, batch_size, progress, movies)
+
+
 def train(
     prep: Preprocessed,
     graph: UserMovieGraph,

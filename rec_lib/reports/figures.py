@@ -140,14 +140,14 @@ def cold_start_curve(summary) -> plt.Figure:
         rows = rows.sort_values("revealed")
         x = rows["revealed"].to_numpy()
         mean, sd = rows["hr_mean"].to_numpy(), rows["hr_sd"].to_numpy()
-        ax.plot(x, mean, marker="o", linewidth=2.5 if model == "pinsage" else 1.2, label=model)
+        (line,) = ax.plot(x, mean, marker="o", linewidth=2.5 if model == "pinsage" else 1.2, label=model)
         if (sd > 0).any():
-            ax.fill_between(x, mean - sd, mean + sd, alpha=0.2)
+            ax.fill_between(x, mean - sd, mean + sd, alpha=0.2, color=line.get_color())
     ax.set_xscale("symlog", linthresh=1)
     ticks = sorted(summary["revealed"].unique())
     ax.set_xticks(ticks, [str(t) for t in ticks])
     ax.set(xlabel="revealed interactions per new movie", ylabel="HR@10 among the new movies", ylim=(0, None))
     ax.set_title("Cold start: ranking new movies the model never trained on")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.tight_layout()
     return fig

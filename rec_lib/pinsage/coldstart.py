@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 
 from rec_lib.config import PROJECT_ROOT
-from rec_lib.data.preprocess import SPLITS, Preprocessed, fingerprint, leave_last_out
+from rec_lib.data.preprocess import SPLITS, PreprocessConfig, Preprocessed, fingerprint, leave_last_out
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.baselines import EASE, ContentSimilarity, ItemKNN
 from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
@@ -53,7 +53,6 @@ COLD_SHARE = 0.1
 """The share of movies held out as new: the newest by first rating."""
 REVEALED = (0, 1, 3, 10)
 """How many first interactions of each new movie the graph is given."""
-MIN_USER_INTERACTIONS = 3
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,8 @@ def cold_start_split(
     warm_rows = inter[~is_new].reset_index(drop=True)
     users = warm_rows["user_idx"].to_numpy()
     per_user = warm_rows.groupby("user_idx")["movie_idx"].transform("size").to_numpy()
-    minimum = prep.manifest.get("parameters", {}).get("min_user_interactions", MIN_USER_INTERACTIONS)
+    default = PreprocessConfig().min_user_interactions
+    minimum = prep.manifest.get("parameters", {}).get("min_user_interactions", default)
     warm_rows["split"] = pd.Categorical(leave_last_out(users, per_user >= minimum), categories=list(SPLITS))
     counts = warm_rows["split"].value_counts()
     stats = replace(

@@ -19,6 +19,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
+from common import seeded_run_arguments
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 from rec_lib.pinsage.coldstart import COLD_SHARE, cold_start_rows, cold_start_split
@@ -56,13 +57,8 @@ def _seed_rows(base: TrainConfig, seed: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-latest-small")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--artefacts-dir", default=None)
-    parser.add_argument("--device", default="auto")
+    seeded_run_arguments(parser)
     parser.add_argument("--share", type=float, default=COLD_SHARE)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--num-epochs", type=int, default=TrainConfig.num_epochs, help="shorter for a smoke run")
     parser.add_argument("--batches-per-epoch", type=int, default=TrainConfig.batches_per_epoch)
     parser.add_argument("--out", type=Path, required=True)

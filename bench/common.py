@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import tempfile
 import time
@@ -32,3 +33,13 @@ def interleaved_medians(candidates: dict[str, Callable[[], object]], repeats: in
             fn()
             samples[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def seeded_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of the multi-seed training benchmarks: dataset, data and artefacts dirs, device, seeds, workers."""
+    parser.add_argument("--dataset", default="ml-latest-small")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--artefacts-dir", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--workers", type=int, default=1)

@@ -17,6 +17,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 
+from common import seeded_run_arguments
+
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.tuning import ABLATIONS, ablation_row, summarise, write_search
@@ -53,13 +55,8 @@ def baseline_rows(prep, base: TrainConfig) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--dataset", default="ml-latest-small")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--artefacts-dir", default=None)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    seeded_run_arguments(parser)
     parser.add_argument("--only", nargs="*", default=None, help="ablation names to run (default: all)")
-    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--by-row", action="store_true", help="every seed of a row before the next row")
     parser.add_argument(
         "--num-epochs", type=int, default=TrainConfig.num_epochs, help="a shorter budget for a smoke run"

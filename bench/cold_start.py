@@ -7,6 +7,10 @@ Each seed trains the default model on the warm data (no interaction with a new m
 new movies with 0, 1, 3 and 10 revealed interactions each; its rows are appended to ``<out>.jsonl`` as
 soon as it finishes. The deterministic baselines are computed once. At the end every row goes to
 ``--out`` (split ``cold-test``), with the warm validation and test metrics of each seed's model.
+
+Settings are chosen on split ``cold-val`` (``--split cold-val``: the next-newest movies, trained on the
+warm data without them and without any cold-test interaction); ``--id-dropout 0.1 0.3 0.5`` runs every
+seed at each value.
 """
 
 from __future__ import annotations
@@ -22,19 +26,28 @@ import pandas as pd
 from common import seeded_run_arguments
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.pinsage.coldstart import COLD_SHARE, cold_start_rows, cold_start_split
+from rec_lib.pinsage.coldstart import (
+    COLD_SHARE,
+    COLD_SPLIT,
+    COLD_VAL_SPLIT,
+    cold_start_rows,
+    cold_start_split,
+    cold_validation_split,
+    summarise_cold,
+)
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.runs import write_table
 
 _STATE: dict = {}
 
 
-def _start(dataset: str, data_dir: str | None, artefacts_dir: str | None, share: float) -> None:
+def _start(dataset: str, data_dir: str | None, artefacts_dir: str | None, share: float, split: str) -> None:
     import torch
 
     torch.set_num_threads(1)
     prep = run_preprocess(PreprocessConfig(dataset), data_dir=data_dir, artefacts_dir=artefacts_dir)
-    _STATE["split"] = cold_start_split(prep, share)
+    test = cold_start_split(prep, share)
+    _STATE["split"] = cold_validation_split(test) if split == COLD_VAL_SPLIT else test
 
 
 def _seed_rows(base: TrainConfig, seed: int) -> list[dict]:
@@ -47,6 +60,7 @@ def _seed_rows(base: TrainConfig, seed: int) -> list[dict]:
     result = train(split.warm, build_graph(split.warm), config)
     rows = cold_start_rows(split, result.model, config, baselines=False, progress=False)
     rows["seed"] = seed
+    rows["id_dropout"] = config.id_dropout
     rows["best_epoch"] = result.best_epoch + 1
     queries = build_queries(split.warm, config.history_len)
     warm = evaluate(result.scorer(), queries, "B", split.warm.n_movies, config.eval)
@@ -61,12 +75,14 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=COLD_SHARE)
     parser.add_argument("--num-epochs", type=int, default=TrainConfig.num_epochs, help="shorter for a smoke run")
     parser.add_argument("--batches-per-epoch", type=int, default=TrainConfig.batches_per_epoch)
+    parser.add_argument("--split", choices=(COLD_SPLIT, COLD_VAL_SPLIT), default=COLD_SPLIT)
+    parser.add_argument("--id-dropout", type=float, nargs="+", default=[TrainConfig.id_dropout])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     base = TrainConfig(
         dataset=args.dataset, device=args.device, num_epochs=args.num_epochs, batches_per_epoch=args.batches_per_epoch
     )
-    initargs = (args.dataset, args.data_dir, args.artefacts_dir, args.share)
+    initargs = (args.dataset, args.data_dir, args.artefacts_dir, args.share, args.split)
     _start(*initargs)
     baselines = cold_start_rows(_STATE["split"], None, base).to_dict(orient="records")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -75,16 +91,28 @@ def main() -> None:
     with ProcessPoolExecutor(
         args.workers, mp_context=get_context("spawn"), initializer=_start, initargs=initargs
     ) as pool:
-        for future in as_completed([pool.submit(_seed_rows, base, seed) for seed in args.seeds]):
+        jobs = [
+            pool.submit(_seed_rows, replace(base, id_dropout=value), seed)
+            for value in args.id_dropout
+            for seed in args.seeds
+        ]
+        for future in as_completed(jobs):
             finished = future.result()
             rows += finished
             with partial.open("a") as handle:
                 handle.writelines(json.dumps(row) + "\n" for row in finished)
             for row in finished:
-                print(f"seed {row['seed']} revealed {row['revealed']:>2}  cold HR@10 {row['hr']:.4f}", flush=True)
+                print(
+                    f"id dropout {row['id_dropout']} seed {row['seed']} revealed {row['revealed']:>2}  "
+                    f"{args.split} HR@10 {row['hr']:.4f}  warm val HR@10 {row['warm_val_hr_B']:.4f}",
+                    flush=True,
+                )
     metadata = {"dataset": args.dataset, "share": args.share, "config": asdict(base), "seeds": args.seeds}
+    metadata["id_dropout"] = args.id_dropout
     metadata["split"] = _STATE["split"].warm.manifest["cold_start"]
-    write_table(pd.DataFrame(rows), args.out, metadata)
+    table = pd.DataFrame(rows)
+    write_table(table, args.out, metadata)
+    print(summarise_cold(table, args.split, by=["id_dropout"]).to_string(index=False, float_format="{:.4f}".format))
     print(f"wrote {args.out}")
 
 

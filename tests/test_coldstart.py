@@ -16,10 +16,12 @@ from rec_lib.data.synthetic import generate_ml1m
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.coldstart import (
     COLD_SPLIT,
+    COLD_VAL_SPLIT,
     ColdEvents,
     PopularNew,
     cold_events,
     cold_start_split,
+    cold_validation_split,
     evaluate_cold,
     summarise_cold,
 )
@@ -56,6 +58,21 @@ def test_the_newest_eligible_movies_are_held_out_of_training(planted) -> None:
     kept = revealed.interactions["movie_idx"].isin(split.new_movies)
     assert kept.sum() == 3 * len(split.new_movies) and (revealed.interactions["split"] == "train").all()
     assert split.warm.manifest["fingerprint"] != prep.manifest.get("fingerprint")
+
+
+def test_cold_val_holds_out_the_next_newest_movies_and_never_sees_cold_test(planted) -> None:
+    prep, _ = planted
+    test = cold_start_split(prep, share=0.2)
+    val = cold_validation_split(test)
+    assert test.name == COLD_SPLIT and val.name == COLD_VAL_SPLIT
+    assert val.prep is test.warm and val.events_after == test.events_after and val.share == test.share
+    assert not set(val.new_movies) & set(test.new_movies)
+    first = prep.interactions.groupby("movie_idx")["timestamp"].min()
+    assert first[val.new_movies].max() <= first[test.new_movies].min(), "cold-val's movies came before cold-test's"
+    for data in (val.prep, val.warm, val.revealed(10)):
+        assert not data.interactions["movie_idx"].isin(test.new_movies).any(), "no cold-test interaction at all"
+    assert not val.warm.interactions["movie_idx"].isin(val.new_movies).any()
+    assert cold_events(val, history_len=5).n == int((val.position >= val.events_after).sum()) > 0
 
 
 def test_a_share_that_holds_out_nothing_is_refused(planted) -> None:

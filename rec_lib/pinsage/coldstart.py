@@ -23,6 +23,9 @@ The protocol (split ``cold-test``):
 
 Choosing only new movies that went on to get more than ``max(REVEALED)`` ratings looks ahead; it is what
 lets every ``k`` be scored on the same events, and it is the same for every model.
+
+Settings are chosen on split ``cold-val`` (:func:`cold_validation_split`): the same protocol applied to
+the warm data alone, so its new movies are the next-newest slice and nothing of ``cold-test`` is seen.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from rec_lib.pinsage.train import seeded_vectors
 from rec_lib.progress import progress as progress_bar
 
 COLD_SPLIT = "cold-test"
+COLD_VAL_SPLIT = "cold-val"
 COLD_SHARE = 0.1
 """The share of movies held out as new: the newest by first rating."""
 REVEALED = (0, 1, 3, 10)
@@ -71,6 +75,8 @@ class ColdStartSplit:
     share: float
     events_after: int
     """Events are the interactions at ``position >= events_after``."""
+    name: str = COLD_SPLIT
+    """The split its rows are reported under: ``cold-test``, or ``cold-val`` for choosing settings."""
 
     def revealed(self, k: int) -> Preprocessed:
         """Every warm interaction and each new movie's first ``k``, all as training interactions."""
@@ -82,7 +88,7 @@ class ColdStartSplit:
 
 
 def cold_start_split(
-    prep: Preprocessed, share: float = COLD_SHARE, revealed: Iterable[int] = REVEALED
+    prep: Preprocessed, share: float = COLD_SHARE, revealed: Iterable[int] = REVEALED, name: str = COLD_SPLIT
 ) -> ColdStartSplit:
     """Hold out the newest ``share`` of the movies with more than ``max(revealed)`` ratings; re-split the rest."""
     if not 0.0 < share < 1.0:
@@ -135,8 +141,24 @@ def cold_start_split(
     }
     warm = Preprocessed(warm_rows, prep.movies, prep.users, stats, manifest, path=None)
     return ColdStartSplit(
-        prep=prep, warm=warm, new_movies=new_movies, position=position, share=share, events_after=most_revealed
+        prep=prep,
+        warm=warm,
+        new_movies=new_movies,
+        position=position,
+        share=share,
+        events_after=most_revealed,
+        name=name,
     )
+
+
+def cold_validation_split(test: ColdStartSplit) -> ColdStartSplit:
+    """Split ``cold-val``: the cold-start protocol applied to ``test``'s warm data, for choosing settings.
+
+    Its new movies are the newest ``share`` of the warm movies (the slice just before ``cold-test``'s);
+    none of ``cold-test``'s interactions is in it, not even as history, so a setting chosen here has not
+    seen the test movies.
+    """
+    return cold_start_split(test.warm, test.share, (test.events_after,), name=COLD_VAL_SPLIT)
 
 
 @dataclass(frozen=True)
@@ -307,7 +329,7 @@ def cold_start_rows(
     baselines: bool = True,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """One row per (model, revealed k) on split ``cold-test``: HR, NDCG and Recall at K, coverage, events."""
+    """One row per (model, revealed k) on ``split.name``: HR, NDCG and Recall at K, coverage, events."""
     rows = []
     eval_config = config.eval
     events = cold_events(split, eval_config.history_len)
@@ -324,7 +346,7 @@ def cold_start_rows(
                 {
                     "model": scorer.name,
                     "protocol": "B",
-                    "split": COLD_SPLIT,
+                    "split": split.name,
                     "k": eval_config.k,
                     "revealed": k,
                     "hr": metrics.hr,
@@ -338,16 +360,17 @@ def cold_start_rows(
     return pd.DataFrame(rows)
 
 
-def summarise_cold(rows: pd.DataFrame) -> pd.DataFrame:
-    """HR@K per model and revealed ``k`` over seeds: mean, sd (0 for the deterministic baselines) and runs.
+def summarise_cold(rows: pd.DataFrame, split: str = COLD_SPLIT, by: Iterable[str] = ()) -> pd.DataFrame:
+    """HR@K per model and revealed ``k`` (and ``by`` columns) on ``split`` over seeds: mean, sd (0 for the
+    deterministic baselines) and runs.
 
     >>> rows = pd.DataFrame({"model": ["pinsage", "pinsage", "content"], "revealed": [0, 0, 0], "hr": [0.2, 0.3, 0.1]})
     >>> summarise_cold(rows).round(3).to_dict(orient="records")[0]
     {'model': 'pinsage', 'revealed': 0, 'hr_mean': 0.25, 'hr_sd': 0.071, 'runs': 2}
     """
-    cold = rows[rows["split"] == COLD_SPLIT] if "split" in rows else rows
+    cold = rows[rows["split"] == split] if "split" in rows else rows
     return (
-        cold.groupby(["model", "revealed"], sort=False)["hr"]
+        cold.groupby(["model", *by, "revealed"], sort=False, dropna=False)["hr"]
         .agg(hr_mean="mean", hr_sd="std", runs="size")
         .reset_index()
         .fillna({"hr_sd": 0.0})

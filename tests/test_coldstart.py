@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +26,11 @@ from rec_lib.pinsage.coldstart import (
     evaluate_cold,
     summarise_cold,
 )
-from rec_lib.pinsage.config import EvalConfig
+from rec_lib.pinsage.config import EvalConfig, SamplerConfig
 from rec_lib.pinsage.graph import FeatureVocab, movie_features
 from rec_lib.pinsage.layers import MovieIds
+from rec_lib.pinsage.model import PinSageModel
+from rec_lib.pinsage.sampler import TorchPinSageSampler, sample_blocks
 
 
 @pytest.fixture(scope="module")
@@ -147,13 +150,52 @@ def test_unseen_movies_share_one_id_row_and_id_dropout_only_trains() -> None:
     ids = MovieIds(torch.tensor([True, False, True]), n_movies=5, dropout=0.5)
     assert ids.rows.tolist() == [0, 3, 2, 3, 3], "no training edge or added later: the unseen row"
     ids.eval()
+    ids.resample()
     assert ids(torch.tensor([0, 2] * 50)).tolist() == [0, 2] * 50
-    ids.train()
-    torch.manual_seed(0)
-    dropped = (ids(torch.zeros(4000, dtype=torch.long)) == ids.unseen).float().mean()
-    assert 0.45 < float(dropped) < 0.55
     with pytest.raises(ValueError, match="must lie in"):
         MovieIds(torch.tensor([True]), 1, dropout=1.0)
+
+
+def test_id_dropout_drops_a_movie_in_every_lookup_of_a_step() -> None:
+    ids = MovieIds(torch.ones(4000, dtype=torch.bool), n_movies=4000, dropout=0.5).train()
+    movies = torch.arange(4000)
+    assert (ids(movies) == movies).all(), "nothing is dropped before a step draws"
+    torch.manual_seed(0)
+    ids.resample()
+    first = ids(movies) == ids.unseen
+    assert 0.45 < float(first.float().mean()) < 0.55
+    assert torch.equal(ids(movies) == ids.unseen, first), "the same movies in every lookup of the step"
+    assert torch.equal(ids.is_dropped(movies), first)
+    ids.resample()
+    assert not torch.equal(ids(movies) == ids.unseen, first), "each step draws again"
+
+
+def test_a_dropped_movie_trains_as_a_brand_new_one(planted) -> None:
+    """In a training step a dropped movie reads the unseen id and no neighbours, at every layer: the vectors
+    equal those of an evaluation on blocks where the dropped movies have no neighbours and no id."""
+    _, graph = planted
+    torch.manual_seed(0)
+    model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, id_dropout=0.5)
+    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=3, num_random_walks=20))
+    blocks = sample_blocks(sampler, torch.arange(40), num_layers=2)
+    assert all(bool((block.weights > 0).any(1).all()) for block in blocks), "every node has neighbours here"
+    model.train()
+    torch.manual_seed(1)
+    trained = model.representation(blocks)
+    dropped = model.ids.dropped.clone()
+    assert 0 < int(dropped[:40].sum()) < 40
+    model.eval()
+    isolated = [replace(b, weights=b.weights.masked_fill(dropped[b.dst_nodes].unsqueeze(1), 0)) for b in blocks]
+    model.ids.rows[dropped] = model.ids.unseen
+    assert torch.allclose(trained, model.representation(isolated), atol=1e-6)
+    assert not torch.allclose(trained, model.representation(blocks), atol=1e-3)
+    keeping = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, id_dropout=0.5, drop_neighbourhood=False)
+    keeping.load_state_dict(model.state_dict())
+    keeping.train()
+    torch.manual_seed(1)
+    kept = keeping.representation(blocks)
+    assert torch.equal(keeping.ids.dropped, dropped)
+    assert not torch.allclose(kept, trained, atol=1e-3), "drop_neighbourhood=False keeps the neighbours"
 
 
 def test_a_new_movie_is_encoded_under_the_trained_vocabulary() -> None:

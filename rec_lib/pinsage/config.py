@@ -52,8 +52,9 @@ class TrainConfig:
         sampled softmax at ``temperature``, with the logQ correction; "margin": max-margin). ``"pairs"`` is
         the earlier recipe: movie pairs (head, the movie watched right after it) under max-margin, scored
         with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score. ``id_dropout`` is the
-    chance that a movie's id embedding and bias are swapped for the shared "unseen" ones during training,
-    which is what a movie added after training gets (:class:`rec_lib.pinsage.layers.MovieIds`).
+    chance that a movie's id embedding and bias are swapped for the shared "unseen" ones for a training step,
+    which is what a movie added after training gets (:class:`rec_lib.pinsage.layers.MovieIds`); with
+    ``drop_neighbourhood`` such a movie also reads no neighbours in that step, as a brand-new movie has none.
     """
 
     dataset: str = DEFAULT_DATASET
@@ -67,6 +68,7 @@ class TrainConfig:
     num_layers: int = 2
     dropout: float = 0.5
     id_dropout: float = 0.1
+    drop_neighbourhood: bool = True
     random_walk_length: int = 2
     restart_prob: float = 0.5
     num_random_walks: int = 10

@@ -14,9 +14,11 @@ class MovieIds(nn.Module):
     """Which row of the per-movie tables (id embedding, bias) each movie node reads.
 
     A movie with a training interaction has its own row; every other movie (one with no training
-    interaction, or added after training) reads the shared *unseen* row, the last one. While training,
-    each lookup reads the unseen row instead with probability ``dropout`` (id dropout), so that row and the
-    feature path learn to stand for a movie the model has not seen.
+    interaction, or added after training) reads the shared *unseen* row, the last one. Id dropout: each
+    training step first draws (:meth:`resample`) which movies are dropped, each with probability
+    ``dropout``; a dropped movie reads the unseen row in every lookup of that step (its input vector as a
+    node or a neighbour, and its bias), so that row and the feature path learn to stand for a movie the
+    model has not seen. Outside training nothing is dropped.
     """
 
     def __init__(self, known: torch.Tensor, n_movies: int, dropout: float = 0.0) -> None:
@@ -31,17 +33,24 @@ class MovieIds(nn.Module):
         rows[:covered] = torch.where(known[:covered], own, self.unseen)
         self.register_buffer("known", known.clone())
         self.register_buffer("rows", rows, persistent=False)
+        self.register_buffer("dropped", torch.zeros(n_movies, dtype=torch.bool), persistent=False)
 
     @property
     def unseen(self) -> int:
         return self.n_rows - 1
 
+    def resample(self) -> None:
+        """Draw the movies dropped for one training step."""
+        self.dropped = torch.rand(self.rows.shape, device=self.rows.device) < self.dropout
+
+    def is_dropped(self, movies: torch.Tensor) -> torch.Tensor:
+        """Whether each movie node is dropped in this step (never outside training)."""
+        if not self.training or self.dropout == 0.0:
+            return torch.zeros(movies.shape, dtype=torch.bool, device=movies.device)
+        return self.dropped[movies]
+
     def forward(self, movies: torch.Tensor) -> torch.Tensor:
-        rows = self.rows[movies]
-        if self.training and self.dropout > 0.0:
-            dropped = torch.rand(rows.shape, device=rows.device) < self.dropout
-            rows = rows.masked_fill(dropped, self.unseen)
-        return rows
+        return self.rows[movies].masked_fill(self.is_dropped(movies), self.unseen)
 
 
 class MovieInputProjector(nn.Module):

@@ -13,6 +13,7 @@ fixed (``0.9 ** age``) or learned with the rest of the model.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -40,8 +41,10 @@ class PinSageModel(nn.Module):
         query_rule: QueryRule | None = None,
         learn_query: bool = False,
         id_dropout: float = 0.0,
+        drop_neighbourhood: bool = True,
     ) -> None:
         super().__init__()
+        self.drop_neighbourhood = drop_neighbourhood
         self.projector = MovieInputProjector(features, MovieIds(known, features.n_movies, id_dropout), hidden_dims)
         self.sage = SAGENet(hidden_dims, num_layers, dropout)
         self.scale = None if temperature is None else 1.0 / math.sqrt(temperature)
@@ -57,7 +60,17 @@ class PinSageModel(nn.Module):
             self.register_buffer("position_logits", logits)
 
     def representation(self, blocks: list[Block]) -> torch.Tensor:
-        """Vectors of the output nodes of ``blocks``: their own input vector plus the SAGE output."""
+        """Vectors of the output nodes of ``blocks``: their own input vector plus the SAGE output.
+
+        While training, this draws the step's dropped movies (:meth:`MovieIds.resample`); with
+        ``drop_neighbourhood`` a dropped movie also reads no neighbours, as a movie with no interactions does
+        when it is scored, so the step trains exactly what a brand-new movie gets: its features and the
+        unseen id.
+        """
+        if self.training and self.ids.dropout > 0.0:
+            self.ids.resample()
+            if self.drop_neighbourhood:
+                blocks = [_without_neighbours(block, self.ids.is_dropped(block.dst_nodes)) for block in blocks]
         h_input = self.projector(blocks[0].src_nodes)
         z = self.projector(blocks[-1].dst_nodes) + self.sage(blocks, h_input)
         return z if self.scale is None else F.normalize(z, dim=1) * self.scale
@@ -139,3 +152,8 @@ class PinSageModel(nn.Module):
         others &= torch.isfinite(logits)
         hinge = (logits - positive + 1.0).clamp(min=0.0)
         return (hinge * others).sum() / others.sum().clamp(min=1)
+
+
+def _without_neighbours(block: Block, isolated: torch.Tensor) -> Block:
+    """``block`` with the neighbour weights of its ``isolated`` destination nodes set to zero."""
+    return replace(block, weights=block.weights.masked_fill(isolated.unsqueeze(1), 0))

@@ -94,6 +94,7 @@ def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor 
         query_rule=QueryRule.decay(config.history_len, config.history_decay),
         learn_query=config.query_pooling == "learned",
         id_dropout=config.id_dropout,
+        drop_neighbourhood=config.drop_neighbourhood,
     )
 
 

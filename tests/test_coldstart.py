@@ -27,7 +27,7 @@ from rec_lib.pinsage.coldstart import (
     summarise_cold,
 )
 from rec_lib.pinsage.config import EvalConfig, SamplerConfig
-from rec_lib.pinsage.graph import FeatureVocab, movie_features
+from rec_lib.pinsage.graph import EMPTY_TITLE, FeatureVocab, movie_features
 from rec_lib.pinsage.layers import MovieIds
 from rec_lib.pinsage.model import PinSageModel
 from rec_lib.pinsage.sampler import TorchPinSageSampler, sample_blocks
@@ -200,7 +200,7 @@ def test_a_dropped_movie_trains_as_a_brand_new_one(planted) -> None:
 
 def test_a_new_movie_is_encoded_under_the_trained_vocabulary() -> None:
     trained = pd.DataFrame({"title": ["Alpha Wolf (1990)"], "year": [1990], "genres": [["Drama"]]})
-    vocab = FeatureVocab.of(trained)
+    vocab = FeatureVocab.of(trained, min_word_movies=1)
     new = pd.DataFrame(
         {"title": ["Wolf Unknownword (2031)", "Zzz (1990)"], "year": [2031, None], "genres": [["Drama", "Noir"], []]}
     )
@@ -211,6 +211,14 @@ def test_a_new_movie_is_encoded_under_the_trained_vocabulary() -> None:
     assert [vocab.title_words[t] for t in first] == ["wolf"]
     assert features.title_tokens[features.title_offsets[1] :].tolist() == [0], "no known word: the empty title"
     assert FeatureVocab.from_dict(json.loads(json.dumps(vocab.to_dict()))) == vocab
+
+
+def test_a_title_word_needs_enough_movies_to_get_an_embedding() -> None:
+    titles = ["Alpha Wolf Wolf (1990)", "Wolf Pack (1991)", "Beta (1992)", "Alpha Beta (1993)"]
+    trained = pd.DataFrame({"title": titles, "year": [1990, 1991, 1992, 1993], "genres": [["Drama"]] * 4})
+    assert FeatureVocab.of(trained, min_word_movies=2).title_words == (EMPTY_TITLE, "alpha", "beta", "wolf")
+    assert FeatureVocab.of(trained, min_word_movies=3).title_words == (EMPTY_TITLE,), "a word counts once per movie"
+    assert len(FeatureVocab.of(trained, min_word_movies=1).title_words) == 5
 
 
 def test_cold_start_cli_writes_cold_rows_beside_the_warm_ones(tmp_path: Path, capsys) -> None:

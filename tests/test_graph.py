@@ -11,7 +11,18 @@ import torch
 from rec_lib.data.loaders import load_folder
 from rec_lib.data.preprocess import preprocess
 from rec_lib.errors import ConfigError, DataFormatError
-from rec_lib.pinsage.graph import MOVIE, USER, WATCHED, WATCHED_BY, GraphBuilder, build_graph
+from rec_lib.pinsage.graph import (
+    EMPTY_TITLE,
+    MOVIE,
+    USER,
+    WATCHED,
+    WATCHED_BY,
+    FeatureVocab,
+    GraphBuilder,
+    MovieFeatures,
+    build_graph,
+    movie_features,
+)
 
 
 @pytest.fixture
@@ -57,10 +68,16 @@ def test_movie_features(tiny) -> None:
         "Sci-Fi",
         "Thriller",
     }
-    assert f.vocab.years[int(f.year_index[matrix_row])] == 1999
-    start = int(f.title_offsets[matrix_row])
-    end = int(f.title_offsets[matrix_row + 1]) if matrix_row + 1 < prep.n_movies else len(f.title_tokens)
-    assert [f.vocab.title_words[t] for t in f.title_tokens[start:end].tolist()] == ["the", "matrix"]
+    assert f.vocab.years[int(f.year_index[matrix_row])] == 1990, "1999 is encoded by its decade"
+
+    def title(features: MovieFeatures) -> list[str]:
+        start = int(features.title_offsets[matrix_row])
+        last = matrix_row + 1 == prep.n_movies
+        end = len(features.title_tokens) if last else int(features.title_offsets[matrix_row + 1])
+        return [features.vocab.title_words[t] for t in features.title_tokens[start:end].tolist()]
+
+    assert title(f) == [EMPTY_TITLE], "by default title words are not features"
+    assert title(movie_features(prep.movies, FeatureVocab.of(prep.movies, min_word_movies=1))) == ["the", "matrix"]
 
 
 def test_builder_names_unknown_keys_and_unregistered_columns() -> None:

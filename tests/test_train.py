@@ -13,6 +13,7 @@ from rec_lib.errors import ConfigError
 from rec_lib.pinsage.baselines import MostPopular
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.evaluation import build_queries, evaluate
+from rec_lib.pinsage.graph import TEST_TIME_GRAPH, FeatureVocab, build_graph
 from rec_lib.pinsage.train import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint, train
 
 QUICK = TrainConfig(
@@ -46,7 +47,6 @@ def test_short_training_beats_random_and_most_popular(tmp_path: Path) -> None:
 
 def test_test_vectors_come_from_the_graph_with_validation_edges(tmp_path: Path) -> None:
     """Inductive scoring of the test movie: same model, neighbourhoods sampled on training + validation edges."""
-    from rec_lib.pinsage.graph import TEST_TIME_GRAPH, build_graph
     from rec_lib.pinsage.sampler import TorchPinSageSampler
     from rec_lib.pinsage.train import build_model, movie_vectors
 
@@ -83,6 +83,10 @@ def test_checkpoints_resume_where_they_stopped(tmp_path: Path) -> None:
     assert config.hidden_dims == one.hidden_dims and model.biases().shape == (graph.n_movies,)
     with pytest.raises(ConfigError, match="different settings"):
         train(prep, graph, replace(one, lr=1e-2, num_epochs=3), checkpoint_dir=tmp_path / "run")
+    other_words = build_graph(prep, vocab=FeatureVocab.of(prep.movies, min_word_movies=2))
+    assert other_words.features.vocab != graph.features.vocab
+    with pytest.raises(ConfigError, match="another feature vocabulary"):
+        train(prep, other_words, replace(one, num_epochs=3), checkpoint_dir=tmp_path / "run")
 
 
 def test_same_seed_same_model(tmp_path: Path) -> None:

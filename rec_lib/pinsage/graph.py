@@ -20,6 +20,7 @@ primary key, then relations between keys, then build.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -156,6 +157,17 @@ class GraphBuilder:
         return torch.from_numpy(positions.astype(np.int64))
 
 
+MIN_TITLE_WORD_MOVIES: int | None = None
+"""A title word gets an embedding only if at least this many trained movies have it in their title; None leaves
+title words out of the features. On cold-val a word held by a few movies acts as a second id, memorised from
+them: without title words PinSage ranked the new movies at HR@10 0.110 (0 revealed) and 0.147 (3 revealed), with
+every word 0.101 and 0.113, with words of at least 5 movies 0.111 and 0.121 (one seed each)."""
+YEAR_BUCKET = 10
+"""Years are encoded by decade. A per-year embedding is learned from the few movies of each recent year, which
+had little time to collect ratings; on cold-val it ranked new movies by their year's training popularity (the
+model without title words: HR@10 0.110 as trained, 0.152 with the new movies' years made equal)."""
+
+
 @dataclass(frozen=True)
 class FeatureVocab:
     """What the model's feature embeddings have rows for: genres, years and title words seen in training.
@@ -170,13 +182,17 @@ class FeatureVocab:
     title_words: tuple[str, ...]
 
     @classmethod
-    def of(cls, movies: pd.DataFrame) -> FeatureVocab:
-        """The vocabulary of ``movies`` (genres, title, year columns)."""
-        words = {word for title in movies["title"] for word in title_words(title)}
+    def of(cls, movies: pd.DataFrame, min_word_movies: int | None = MIN_TITLE_WORD_MOVIES) -> FeatureVocab:
+        """The vocabulary of ``movies`` (genres, title, year columns): their decades, and the title words in at
+        least ``min_word_movies`` of them (None: no title word)."""
+        words: set[str] = set()
+        if min_word_movies is not None:
+            counts = Counter(word for title in movies["title"] for word in set(title_words(title)))
+            words = {word for word, count in counts.items() if count >= min_word_movies}
         years = movies["year"].astype("Int64").dropna().unique()
         return cls(
             genres=tuple(sorted({g for genres in movies["genres"] for g in genres})),
-            years=(0, *sorted(int(y) for y in years)),
+            years=(0, *sorted({int(y) // YEAR_BUCKET * YEAR_BUCKET for y in years})),
             title_words=(EMPTY_TITLE, *sorted(words - {EMPTY_TITLE})),
         )
 
@@ -188,13 +204,14 @@ class FeatureVocab:
         return cls(tuple(values["genres"]), tuple(int(y) for y in values["years"]), tuple(values["title_words"]))
 
     def year_positions(self, years: pd.Series) -> np.ndarray:
-        """Each year's index: its own, the nearest known year for one the vocabulary lacks, 0 when unknown.
+        """Each year's index: its decade's, the nearest known decade for one the vocabulary lacks, 0 when unknown.
 
-        >>> FeatureVocab((), (0, 1990, 2000), ("<empty>",)).year_positions(pd.Series([2000, 1994, 2018, None])).tolist()
+        >>> FeatureVocab((), (0, 1990, 2000), ("<empty>",)).year_positions(pd.Series([2009, 1994, 2018, None])).tolist()
         [2, 1, 2, 0]
         """
         known = np.asarray(self.years[1:], dtype=np.float64)
         values = years.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = np.floor(values / YEAR_BUCKET) * YEAR_BUCKET
         positions = np.zeros(len(values), dtype=np.int64)
         present = ~np.isnan(values)
         if known.size and present.any():

@@ -54,7 +54,8 @@ class MovieIds(nn.Module):
 
 
 class MovieInputProjector(nn.Module):
-    """A movie's input vector: id embedding + year embedding + genres linear + title bag of words."""
+    """A movie's input vector: id embedding + decade embedding + genres linear + title bag of words (empty by
+    default: see :data:`rec_lib.pinsage.graph.MIN_TITLE_WORD_MOVIES`)."""
 
     def __init__(self, features: MovieFeatures, ids: MovieIds, hidden_dims: int) -> None:
         super().__init__()

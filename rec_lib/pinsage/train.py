@@ -338,6 +338,11 @@ def _resume(
             f"{directory / CHECKPOINT_LAST} was written with different settings; "
             "use another checkpoint dir or resume=False"
         )
+    if payload.get("vocab") != model.projector.vocab.to_dict():
+        raise ConfigError(
+            f"{directory / CHECKPOINT_LAST} was trained with another feature vocabulary than this graph's "
+            "(a different rec_lib or data); use another checkpoint dir or resume=False"
+        )
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     generator.set_state(payload["generator"])

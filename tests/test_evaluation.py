@@ -138,8 +138,9 @@ def test_ease_is_refused_before_it_starts_when_it_would_not_fit(monkeypatch) -> 
 
 
 class _PerBatchSparseItemKNN:
-    """The scoring item-kNN used before the dense/top-k paths (a per-batch sparse product through users):
-    the reference the new paths must reproduce."""
+    """The scoring item-kNN used before the dense/top-k paths (a per-batch sparse product through users), in
+    float64 like the similarities of those paths so that exactly tied cosines stay tied: the reference the new
+    paths must reproduce."""
 
     name, query_rule = "item-knn", None
 
@@ -148,8 +149,8 @@ class _PerBatchSparseItemKNN:
 
         matrix = training_matrix(prep)
         norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel())
-        normalised = matrix @ sp.diags(1.0 / np.maximum(norms, 1e-12))
-        self.columns, self.matrix = normalised.T.tocsr().astype(np.float32), normalised.tocsr().astype(np.float32)
+        normalised = matrix.astype(np.float64) @ sp.diags(1.0 / np.maximum(norms, 1e-12))
+        self.columns, self.matrix = normalised.T.tocsr(), normalised.tocsr()
 
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         import scipy.sparse as sp
@@ -205,3 +206,34 @@ def test_table_has_every_model_protocol_and_split() -> None:
     table = evaluate_all([MostPopular(prep), ItemKNN(prep)], build_queries(prep, 3), prep.n_movies, EvalConfig(k=2))
     assert len(table) == 2 * 2 * 2
     assert set(table["protocol"]) == {"A", "B"} and set(table["split"]) == {"val", "test"}
+
+
+def test_a_sample_of_users_scores_exactly_those_users() -> None:
+    """The users drawn and the rest, each scored alone, add up to the whole: every sampled user keeps their own
+    history, target and masked movies (a wrong renumbering would mask another user's movies)."""
+    from rec_lib.data.synthetic import SyntheticConfig, generate_tables
+
+    tables = generate_tables(SyntheticConfig(n_users=120, n_movies=80, n_ratings=3_000, seed=3))
+    prep = preprocess(MovieLensData("toy", "dat", tables.ratings, tables.movies, tables.users))
+    queries = build_queries(prep, history_len=5)
+    scorer = EmbeddingScorer("random", torch.randn(prep.n_movies, 8, generator=torch.Generator().manual_seed(0)))
+    sample = queries.sample(50, seed=7)
+    drawn = [queries.sample(50, seed).users.tolist() for seed in (7, 7, 8)]
+    assert sample.users.tolist() == drawn[0] == drawn[1] != drawn[2]
+    positions = torch.searchsorted(queries.users, sample.users)
+    rest = torch.ones(queries.users.numel(), dtype=torch.bool)
+    rest[positions] = False
+    rest_queries = type(queries)(
+        queries.users[rest],
+        {name: split.subset(rest.nonzero().ravel()) for name, split in queries.splits.items()},
+        queries.popularity_percentile,
+    )
+    config = EvalConfig(k=5, batch_users=16)
+    for protocol in ("A", "B"):
+        whole = evaluate(scorer, queries, protocol, prep.n_movies, config)
+        parts = [evaluate(scorer, q, protocol, prep.n_movies, config) for q in (sample, rest_queries)]
+        for split in ("val", "test"):
+            assert parts[0][split].users == 50 and parts[1][split].users == queries.users.numel() - 50
+            for metric in ("hr", "ndcg", "popularity"):
+                total = sum(getattr(p[split], metric) * p[split].users for p in parts)
+                assert total == pytest.approx(getattr(whole[split], metric) * whole[split].users, rel=1e-6)

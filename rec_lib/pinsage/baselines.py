@@ -6,6 +6,9 @@ uses protocol B's fixed query rule; at test time its query history includes the 
 
 from __future__ import annotations
 
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -44,36 +47,43 @@ top :data:`KNN_NEIGHBOURS` as sparse rows."""
 KNN_NEIGHBOURS = 200
 EASE_MAX_BYTES = 12 * 2**30
 """EASE holds three dense movies × movies float32 matrices while it solves (about 32,000 movies at this limit)."""
-_SIMILARITY_BLOCK = 1024
+_BLOCK = 1024
+"""Movies per block when similarities or co-occurrences are computed."""
 
 
 class ItemKNN:
     """Cosine similarity between movie columns of the interaction matrix.
 
-    ``s(j, i) = x_j · x_i / (|x_j| |x_i|)``. The similarities are computed once, in blocks of movies, and kept
-    dense when ``n_movies² × 4`` bytes is within ``max_dense_bytes`` (every neighbour counts, the exact
-    score); above that each movie keeps its ``neighbours`` most similar movies as sparse rows, and the
-    score sums over those. A batch's fused score ``Σ_h w_h s(j_h, ·)`` is a sparse (batch × movies) query
-    times the similarities: its cost grows with ``batch × history × movies``, never ``users × interactions``.
+    ``s(j, i) = x_j · x_i / (|x_j| |x_i|)``. The similarities are computed once and kept dense when
+    ``n_movies² × 4`` bytes is within ``max_dense_bytes`` (every neighbour counts, the exact score): the
+    co-occurrence counts ``XᵀX`` (pass ``cooccurrence`` to share them with EASE) scaled by both norms. Above that
+    each movie keeps its ``neighbours`` most similar movies as sparse rows, computed in blocks of movies, and the
+    score sums over those. A batch's fused score ``Σ_h w_h s(j_h, ·)`` is a sparse (batch × movies) query times
+    the similarities: its cost grows with ``batch × history × movies``, never ``users × interactions``.
     """
 
     name = "item-knn"
     query_rule = None
 
     def __init__(
-        self, prep: Preprocessed, max_dense_bytes: int = DENSE_SIMILARITY_BYTES, neighbours: int = KNN_NEIGHBOURS
+        self,
+        prep: Preprocessed,
+        max_dense_bytes: int = DENSE_SIMILARITY_BYTES,
+        neighbours: int = KNN_NEIGHBOURS,
+        cooccurrence: torch.Tensor | None = None,
     ) -> None:
         matrix = training_matrix(prep)
-        norms = np.sqrt(np.asarray(matrix.sum(axis=0)).ravel())
-        columns = (matrix @ sp.diags(1.0 / np.maximum(norms, 1e-12))).T.tocsr().astype(np.float32)
-        n = columns.shape[0]
-        self.dense = n * n * 4 <= max_dense_bytes
+        n = matrix.shape[1]
+        inverse_norms = 1.0 / np.maximum(np.sqrt(np.asarray(matrix.sum(axis=0)).ravel()), 1e-12)
+        self.dense = knn_is_dense(n, max_dense_bytes)
         self.neighbours = None if self.dense else min(neighbours, n)
-        blocks = [_similarity_block(columns, start, self.neighbours) for start in range(0, n, _SIMILARITY_BLOCK)]
         if self.dense:
-            self.similarity = torch.from_numpy(np.vstack(blocks))
-        else:
-            self.similarity = sp.vstack(blocks).tocsr()
+            counts = item_cooccurrence(matrix) if cooccurrence is None else cooccurrence
+            self.similarity = _cosine_from_counts(counts, torch.from_numpy(inverse_norms))
+            return
+        columns = (matrix.astype(np.float64) @ sp.diags(inverse_norms)).T.tocsr()
+        blocks = _in_threads(lambda start: _top_similarities(columns, start, self.neighbours), range(0, n, _BLOCK))
+        self.similarity = sp.vstack(blocks).tocsr()
 
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         if self.dense:
@@ -82,11 +92,52 @@ class ItemKNN:
         return torch.from_numpy((query @ self.similarity).toarray().astype(np.float32))
 
 
-def _similarity_block(columns: sp.csr_matrix, start: int, neighbours: int | None):
-    """Rows ``start…`` of the cosine matrix: dense, or each row's ``neighbours`` largest as a sparse matrix."""
-    block = (columns[start : start + _SIMILARITY_BLOCK] @ columns.T).toarray()
-    if neighbours is None:
-        return block
+def knn_is_dense(n_movies: int, max_dense_bytes: int = DENSE_SIMILARITY_BYTES) -> bool:
+    """Whether item-kNN keeps all ``n_movies²`` float32 similarities.
+
+    >>> knn_is_dense(23_000), knn_is_dense(59_047)
+    (True, False)
+    """
+    return n_movies * n_movies * 4 <= max_dense_bytes
+
+
+def item_cooccurrence(matrix: sp.csr_matrix) -> torch.Tensor:
+    """The dense movies × movies co-occurrence counts ``XᵀX`` of a binary users × movies matrix, as float32.
+
+    Computed in blocks of movies, one per torch thread at a time (scipy's sparse products release the GIL):
+    the counts are exact integers, so the blocks' order does not change the result.
+    """
+    transposed = matrix.T.tocsr()
+    n = matrix.shape[1]
+    counts = torch.empty((n, n))
+
+    def fill(start: int) -> None:
+        counts[start : start + _BLOCK] = torch.from_numpy((transposed[start : start + _BLOCK] @ matrix).toarray())
+
+    _in_threads(fill, range(0, n, _BLOCK))
+    return counts
+
+
+def _in_threads(work, starts: range) -> list:
+    """``work(start)`` for every start, on as many threads as torch uses, in order."""
+    with ThreadPoolExecutor(max(torch.get_num_threads(), 1)) as pool:
+        return list(pool.map(work, starts))
+
+
+def _cosine_from_counts(counts: torch.Tensor, inverse_norms: torch.Tensor) -> torch.Tensor:
+    """``counts[j, i] / (|x_j| |x_i|)`` as float32, each block computed in float64 so that equal cosines are equal
+    floats whichever path computed them (ties then rank the same way on the dense and the top-k path)."""
+    similarity = torch.empty(counts.shape)
+    for start in range(0, counts.shape[0], _BLOCK):
+        rows = slice(start, start + _BLOCK)
+        similarity[rows] = (counts[rows].double() * inverse_norms[rows, None] * inverse_norms[None, :]).float()
+    return similarity
+
+
+def _top_similarities(columns: sp.csr_matrix, start: int, neighbours: int) -> sp.csr_matrix:
+    """Rows ``start…`` of the cosine matrix (computed in float64, kept as float32), each keeping its ``neighbours``
+    largest, as a sparse matrix."""
+    block = (columns[start : start + _BLOCK] @ columns.T).toarray().astype(np.float32)
     keep = np.argpartition(-block, neighbours - 1, axis=1)[:, :neighbours]
     values = np.take_along_axis(block, keep, axis=1)
     rows = np.repeat(np.arange(block.shape[0]), neighbours)
@@ -94,28 +145,47 @@ def _similarity_block(columns: sp.csr_matrix, start: int, neighbours: int | None
 
 
 def _fused_rows(matrix: torch.Tensor, movies: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``Σ_h weights[:, h] · matrix[movies[:, h]]`` as one sparse (batch × movies) @ dense product: (batch, n_movies)
-    memory, and an order of magnitude faster than gathering each history position's rows."""
-    return torch.from_numpy(np.asarray(_query_matrix(movies, weights, matrix.shape[0]) @ matrix.numpy()))
+    """``Σ_h weights[:, h] · matrix[movies[:, h]]`` as one sparse (batch × movies) @ dense product on every torch
+    thread: (batch, n_movies) memory, and an order of magnitude faster than gathering each position's rows."""
+    query = _query_matrix(movies, weights, matrix.shape[0])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta", UserWarning)
+        query = torch.sparse_csr_tensor(
+            torch.from_numpy(query.indptr.astype(np.int64)),
+            torch.from_numpy(query.indices.astype(np.int64)),
+            torch.from_numpy(query.data),
+            size=query.shape,
+            check_invariants=False,
+        )
+    return query @ matrix
 
 
 def _query_matrix(movies: torch.Tensor, weights: torch.Tensor, n_movies: int) -> sp.csr_matrix:
     """The batch's weighted history as a sparse (batch × movies) matrix, without the zero weights of padding and
-    of positions a rule does not use (protocol A keeps one movie of twenty)."""
+    of positions a rule does not use (protocol A keeps one movie of twenty); each row's columns sorted."""
     values = weights.numpy().ravel()
     used = values != 0
     rows = np.repeat(np.arange(movies.shape[0]), movies.shape[1])[used]
-    return sp.csr_matrix((values[used], (rows, movies.numpy().ravel()[used])), shape=(movies.shape[0], n_movies))
+    query = sp.csr_matrix((values[used], (rows, movies.numpy().ravel()[used])), shape=(movies.shape[0], n_movies))
+    query.sum_duplicates()
+    return query
 
 
 class EASE:
     """Embarrassingly Shallow Autoencoder (Steck 2019): ``B = I - P / diag(P)``, ``P = (XᵀX + λI)⁻¹``.
 
-    The solve is cubic in the number of movies and holds three dense movies × movies matrices; above
-    ``max_bytes`` of them it is refused before it starts, saying how much it would need.
+    ``cooccurrence`` (``XᵀX``, see :func:`item_cooccurrence`) may be shared with item-kNN; it is not changed. The
+    solve is cubic in the number of movies and holds three dense movies × movies matrices; above ``max_bytes`` of
+    them it is refused before it starts, saying how much it would need.
     """
 
-    def __init__(self, prep: Preprocessed, l2: float = EASE_L2, max_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        prep: Preprocessed,
+        l2: float = EASE_L2,
+        max_bytes: int | None = None,
+        cooccurrence: torch.Tensor | None = None,
+    ) -> None:
         self.name = "ease"
         self.query_rule = None
         self.l2 = l2
@@ -128,8 +198,7 @@ class EASE:
                 "(rec_lib.pinsage.baselines.EASE_MAX_BYTES): evaluate on a catalogue of movies with more ratings, "
                 "or raise the limit on a machine with that memory"
             )
-        matrix = training_matrix(prep)
-        gram = torch.from_numpy((matrix.T @ matrix).toarray()).float()
+        gram = item_cooccurrence(training_matrix(prep)) if cooccurrence is None else cooccurrence.clone()
         gram.diagonal().add_(l2)
         inverse = torch.cholesky_inverse(torch.linalg.cholesky(gram))
         del gram

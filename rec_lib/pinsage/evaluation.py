@@ -81,6 +81,19 @@ class SplitQueries:
         """``rule``'s weights over each user's present history positions, summing to one."""
         return rule_weights(rule, self.history_mask)
 
+    def subset(self, positions: torch.Tensor) -> SplitQueries:
+        """The queries of the users at sorted ``positions`` only, their seen-movie coordinates renumbered."""
+        renumber = torch.full((self.history.shape[0],), -1, dtype=torch.int64)
+        renumber[positions] = torch.arange(positions.numel())
+        kept = renumber[self.seen_rows] >= 0
+        return SplitQueries(
+            self.history[positions],
+            self.history_mask[positions],
+            self.target[positions],
+            renumber[self.seen_rows[kept]],
+            self.seen_cols[kept],
+        )
+
 
 def rule_weights(rule: QueryRule, history_mask: torch.Tensor) -> torch.Tensor:
     """``rule``'s weights over the present positions of (B, H) histories (latest first), each row summing to one."""
@@ -98,6 +111,23 @@ class Queries:
     splits: dict[str, SplitQueries]
     popularity_percentile: torch.Tensor
     """(n_movies,) each movie's training-popularity percentile, 0-100."""
+
+    def sample(self, max_users: int | None, seed: int) -> Queries:
+        """At most ``max_users`` of the users, drawn without replacement by ``seed`` (the same draw for the same
+        seed), or all of them when ``max_users`` is None or at least their number.
+
+        >>> queries = Queries(torch.arange(5), {}, torch.zeros(3))
+        >>> queries.sample(3, seed=0).users.tolist() == queries.sample(3, seed=0).users.tolist()
+        True
+        >>> queries.sample(None, seed=0) is queries, queries.sample(9, seed=0) is queries
+        (True, True)
+        """
+        if max_users is None or max_users >= self.users.numel():
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        positions = torch.randperm(self.users.numel(), generator=generator)[:max_users].sort().values
+        splits = {name: split.subset(positions) for name, split in self.splits.items()}
+        return Queries(self.users[positions], splits, self.popularity_percentile)
 
 
 def build_queries(prep: Preprocessed, history_len: int) -> Queries:

@@ -20,7 +20,7 @@ import torch
 from rec_lib.config import resolve_artefacts_dir
 from rec_lib.data.preprocess import MANIFEST_NAME, Preprocessed, fingerprint, load_preprocessed, save_preprocessed
 from rec_lib.errors import ConfigError, RecLibError
-from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular
+from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular, item_cooccurrence, knn_is_dense, training_matrix
 from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
 from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate_all
 from rec_lib.pinsage.graph import UserMovieGraph
@@ -171,10 +171,12 @@ def evaluation_table(
 
 def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2) -> list:
     """Most-popular, item-kNN and EASE fitted on the training split; EASE is left out, with a warning that says
-    what it would need, when its solve would not fit in memory (:data:`rec_lib.pinsage.baselines.EASE_MAX_BYTES`)."""
-    scorers = [MostPopular(prep), ItemKNN(prep)]
+    what it would need, when its solve would not fit in memory (:data:`rec_lib.pinsage.baselines.EASE_MAX_BYTES`).
+    When item-kNN keeps dense similarities, both are fitted from one co-occurrence matrix."""
+    shared = item_cooccurrence(training_matrix(prep)) if knn_is_dense(prep.n_movies) else None
+    scorers = [MostPopular(prep), ItemKNN(prep, cooccurrence=shared)]
     try:
-        scorers.append(EASE(prep, ease_l2))
+        scorers.append(EASE(prep, ease_l2, cooccurrence=shared))
     except ConfigError as refused:
         warnings.warn(f"EASE left out of the evaluation: {refused}", stacklevel=2)
     return scorers

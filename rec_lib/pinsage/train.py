@@ -8,7 +8,8 @@ learned too, and they are the query rule that evaluation and ``recommend()`` use
 (``objective="pairs"``: the PinSage paper's movie pairs under max-margin) stays for the ablation.
 
 The loop samples batches, steps Adam, and at the end of each epoch computes every movie's vector,
-measures validation HR@K under protocol B (:mod:`rec_lib.pinsage.evaluation`), checkpoints, and stops
+measures validation HR@K under protocol B (:mod:`rec_lib.pinsage.evaluation`) on a fixed seeded sample of at most
+``val_users`` users (every user of ml-1m and smaller), checkpoints, and stops
 early when validation has not improved for ``patience`` epochs. It prints nothing: progress goes
 to a tqdm bar and to the callbacks.
 """
@@ -172,7 +173,7 @@ def train(
     draw = _batch_drawer(config, walker, neighbours, sequences)
     model = build_model(config, graph).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    queries = queries or build_queries(prep, config.history_len)
+    val_queries = (queries or build_queries(prep, config.history_len)).sample(config.val_users, config.seed)
     result = TrainResult(config=config, checkpoint_dir=checkpoint_dir)
     start_epoch = 0
     best_state = None
@@ -200,7 +201,7 @@ def train(
         train_seconds = time.perf_counter() - started
         vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
         scorer = EmbeddingScorer("pinsage", vectors, model.biases(), model.query_rule())
-        metrics = evaluate(scorer, queries, "B", graph.n_movies, config.eval, splits=("val",))["val"]
+        metrics = evaluate(scorer, val_queries, "B", graph.n_movies, config.eval, splits=("val",))["val"]
         epoch_result = EpochResult(
             epoch=epoch,
             loss=total / config.batches_per_epoch,

@@ -4,9 +4,10 @@
 
 Each size is synthetic data in ml-1m's file format with the user, movie and rating counts of ml-1m,
 ml-10m and ml-25m. Each step is the CLI's own command (``python -m rec_lib <step>``) in its own process,
-so its peak resident memory (``wait4``'s ``ru_maxrss``) is that step's alone: synthesize, preprocess,
-train (one short epoch of ``--batches`` batches), evaluate (PinSage and the three baselines under both
-protocols), export (every movie's vector) and load (Milvus Lite + SQLite). A step that refuses to start
+so its peak resident memory (``wait4``'s ``ru_maxrss``) is that step's alone, and so is its peak GPU memory (which
+the step prints) on a GPU: synthesize, preprocess, train (one short epoch of ``--batches`` batches), evaluate
+(PinSage and the three baselines under both protocols), export (every movie's vector) and load (Milvus Lite +
+SQLite). A step that refuses to start
 (for example EASE above its memory limit) is reported with its message. The growth exponent between two
 sizes is ``log(t2 / t1) / log(r2 / r1)``: 1 is linear in ratings.
 """
@@ -17,6 +18,7 @@ import argparse
 import itertools
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -38,20 +40,31 @@ class StepResult:
     step: str
     seconds: float
     peak_gb: float
+    gpu_gb: float | None
     ok: bool
     note: str
 
 
-def run_step(command: list[str], env: dict) -> tuple[float, float, int, str]:
-    """Run one CLI step; its wall seconds, its own peak RSS in GB, exit code and last stderr line."""
+def run_step(command: list[str], env: dict) -> tuple[float, float, float | None, int, str]:
+    """Run one CLI step; its wall seconds, its own peak RSS in GB, its peak GPU memory in GB (from the step's own
+    ``peak memory:`` line; None when it used no GPU), exit code and last stderr line."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    stderr = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile("w+") as stdout:
+        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        stderr = process.stderr.read()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stdout.seek(0)
+        gpu = re.findall(r"^peak memory: .*, GPU ([0-9.]+) GB$", stdout.read(), flags=re.MULTILINE)
     seconds = time.perf_counter() - started
     lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line]
-    return seconds, usage.ru_maxrss / 2**20, process.returncode, lines[-1] if lines else ""
+    return (
+        seconds,
+        usage.ru_maxrss / 2**20,
+        float(gpu[-1]) if gpu else None,
+        process.returncode,
+        lines[-1] if lines else "",
+    )
 
 
 def commands(size: str, data_dir: Path, artefacts: Path, device: str, batches: int) -> dict[str, list[str]]:
@@ -66,7 +79,7 @@ def commands(size: str, data_dir: Path, artefacts: Path, device: str, batches: i
                        str(movies), "--ratings", str(ratings)],
         "preprocess": [*cli, "preprocess", *data, "--no-download"],
         "train": [*cli, "train", *data, "--no-download", *short],
-        "evaluate": [*cli, "evaluate", *run],
+        "evaluate": [*cli, "evaluate", *run, "--device", device],
         "export": [*cli, "export", *run, "--device", device],
         "load": [*cli, "load", *run],
     }  # fmt: skip
@@ -86,9 +99,10 @@ def main() -> int:
         for size in args.sizes:
             data_dir, artefacts = Path(tmp) / "data", Path(tmp) / f"artefacts-{size}"
             for step, command in commands(size, data_dir, artefacts, args.device, args.batches).items():
-                seconds, peak, code, last = run_step(command, env)
-                results.append(StepResult(size, step, seconds, peak, code == 0, "" if code == 0 else last))
+                seconds, peak, gpu, code, last = run_step(command, env)
+                results.append(StepResult(size, step, seconds, peak, gpu, code == 0, "" if code == 0 else last))
                 print(f"{size:>4} {step:<11} {seconds:8.1f} s  peak {peak:6.2f} GB"
+                      + ("" if gpu is None else f"  GPU {gpu:6.2f} GB")
                       + ("" if code == 0 else f"  FAILED: {last}"), flush=True)  # fmt: skip
                 if code != 0 and step in ("synthesize", "preprocess", "train"):
                     break
@@ -107,7 +121,8 @@ def print_table(results: list[StepResult], sizes: list[str]) -> None:
         cells = []
         for size in sizes:
             r = by.get((size, step))
-            cells.append("—" if r is None else (f"{r.seconds:.1f} / {r.peak_gb:.1f}" if r.ok else "refused"))
+            gpu = "" if r is None or r.gpu_gb is None else f" / GPU {r.gpu_gb:.1f}"
+            cells.append("—" if r is None else (f"{r.seconds:.1f} / {r.peak_gb:.1f}{gpu}" if r.ok else "refused"))
         for a, b in pairs:
             ra, rb = by.get((a, step)), by.get((b, step))
             if ra and rb and ra.ok and rb.ok and ra.seconds > 0:

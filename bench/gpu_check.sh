@@ -3,15 +3,23 @@
 # training throughput on CUDA, and the tests that need a GPU. Needs, in the repository root:
 #   .whl/      papermill + ipykernel wheels for the machine's Python (pip download ... papermill ipykernel)
 #   .devdata/  a data dir holding ml-latest-small/
-# Everything it writes goes to $OUT.
+# Everything it writes goes to $OUT. With GPU_CHECK=scale it runs the scale bench instead (bench_scale.py on CUDA at
+# SCALE_SIZES, default "10m 25m": synthesize, preprocess, one short training epoch, evaluate, export, load), which
+# needs its own call of about 10 minutes.
 set -euo pipefail
 python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD TQDM_MININTERVAL=30 PYTHONUNBUFFERED=1
 export JUPYTER_CONFIG_DIR=/tmp/jupyter JUPYTER_DATA_DIR=/tmp/jupyter/data JUPYTER_RUNTIME_DIR=/tmp/jupyter/run
 OUT=${OUT:-/tmp/out}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+if [ "${GPU_CHECK:-}" = scale ]; then
+    # shellcheck disable=SC2086
+    cd bench && python3 bench_scale.py --device cuda --sizes ${SCALE_SIZES:-10m 25m} --work-dir /tmp \
+        2>&1 | tee "$OUT/scale.txt"
+    exit
+fi
 python3 -c "import torch, numpy, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'pandas', pandas.__version__)"
-python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/test_sampler.py tests/test_train.py -k "cuda or device" 2>&1 | grep -E "^E |passed|failed" | head -12 || true
+python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/test_sampler.py tests/test_train.py tests/test_evaluation.py -k "cuda or device" 2>&1 | grep -E "^E |passed|failed" | head -12 || true
 start=$(date +%s)
 python3 -m papermill notebooks/02_train.ipynb "$OUT/02_train_cuda.ipynb" -k python3 --execution-timeout 400 \
     -p data_dir "$PWD/.devdata" -p artefacts_dir /tmp/artefacts -p device cuda "$@" > "$OUT/papermill.log" 2>&1 \

@@ -17,10 +17,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
     except RecLibError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "report_peak", False):
+        print(peak_memory_line(), flush=True)
+    return code
+
+
+def peak_memory_line() -> str:
+    """This process's peak resident memory, and its peak CUDA memory when it used the GPU.
+
+    >>> peak_memory_line().startswith("peak memory: ")
+    True
+    """
+    import resource
+
+    line = f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB"
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        line += f", GPU {torch.cuda.max_memory_allocated() / 2**30:.2f} GB"
+    return line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,42 +48,45 @@ def _parser() -> argparse.ArgumentParser:
     pre = steps.add_parser("preprocess", help="load, split and cache a dataset; print its statistics")
     _data_arguments(pre)
     pre.add_argument("--force", action="store_true", help="recompute even when cached artefacts match")
-    pre.set_defaults(handler=_preprocess)
+    pre.set_defaults(handler=_preprocess, report_peak=True)
 
     pipe = steps.add_parser(
         "pipeline", help="the whole pipeline without notebooks: preprocess, train, evaluate, export, load, recommend"
     )
     _data_arguments(pipe)
     _train_arguments(pipe)
-    pipe.set_defaults(handler=_pipeline)
+    pipe.set_defaults(handler=_pipeline, report_peak=True)
 
     tr = steps.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
     _data_arguments(tr)
     _train_arguments(tr)
     tr.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint of the same run")
-    tr.set_defaults(handler=_train)
+    tr.set_defaults(handler=_train, report_peak=True)
 
     ev = steps.add_parser("evaluate", help="PinSage and the baselines under both protocols: one table, also as JSON")
     _run_arguments(ev)
     ev.add_argument("--out", type=Path, default=None, help="JSON file (default: <run dir>/evaluation.json)")
     ev.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE regularisation")
-    ev.set_defaults(handler=_evaluate)
+    ev.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="where to score (default auto: CUDA if seen)"
+    )
+    ev.set_defaults(handler=_evaluate, report_peak=True)
 
     tune = steps.add_parser("tune", help="run the ablation search and write reports/tuning/<dataset>.json")
     _data_arguments(tune)
     _train_arguments(tune)
     tune.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per ablation (default 0)")
     tune.add_argument("--out", type=Path, default=None, help="JSON file (default: reports/tuning/<dataset>.json)")
-    tune.set_defaults(handler=_tune)
+    tune.set_defaults(handler=_tune, report_peak=True)
 
     export = steps.add_parser("export", help="compute, check and save every movie's vector from the trained model")
     _run_arguments(export)
     export.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
-    export.set_defaults(handler=_export)
+    export.set_defaults(handler=_export, report_peak=True)
 
     load = steps.add_parser("load", help="load the exported vectors into Milvus and movie details into SQL")
     _run_arguments(load)
-    load.set_defaults(handler=_load)
+    load.set_defaults(handler=_load, report_peak=True)
 
     add = steps.add_parser(
         "add-movies", help="add new movies (movies.csv format) to the loaded stores with vectors from the trained model"
@@ -74,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--file", type=Path, required=True, help="new movies: movieId,title,genres (MovieLens format)")
     add.add_argument("--ratings", type=Path, default=None, help="their first ratings: userId,movieId,rating,timestamp")
     add.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
-    add.set_defaults(handler=_add_movies)
+    add.set_defaults(handler=_add_movies, report_peak=True)
 
     cold = steps.add_parser(
         "cold-start", help="train without the newest movies and rank them with 0-10 revealed ratings (split cold-test)"
@@ -82,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     _data_arguments(cold)
     _train_arguments(cold)
     cold.add_argument("--share", type=float, default=None, help="share of eligible movies held out (default 0.1)")
-    cold.set_defaults(handler=_cold_start)
+    cold.set_defaults(handler=_cold_start, report_peak=True)
 
     rec = steps.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
@@ -130,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     synth.add_argument("--movies", type=int, default=3706)
     synth.add_argument("--ratings", type=int, default=1_000_209)
     synth.add_argument("--seed", type=int, default=0)
-    synth.set_defaults(handler=_synthesize)
+    synth.set_defaults(handler=_synthesize, report_peak=True)
     return parser
 
 
@@ -232,12 +253,15 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    import torch
+
     from rec_lib.pinsage.runs import baseline_scorers, evaluation_table, find_run, load_scorer, write_table
 
     run = find_run(args.dataset, args.artefacts_dir, args.run)
     prep = run.load_data()
     ease_l2 = getattr(args, "ease_l2", EASE_L2)
-    scorers = [load_scorer(run.directory), *baseline_scorers(prep, ease_l2)]
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    scorers = [load_scorer(run.directory, device=device), *baseline_scorers(prep, ease_l2, device)]
     table = evaluation_table(prep, scorers, run.config.eval)
     print(table.drop(columns=["users"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     out = write_table(

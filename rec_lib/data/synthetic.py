@@ -116,7 +116,7 @@ def generate_tables(config: SyntheticConfig) -> SyntheticTables:
     popularity = rng.lognormal(0.0, config.popularity_sigma, size=config.n_movies)
     chosen = _choose_movies(config, rng, tastes, genre_matrix, np.log(popularity), counts)
     user_index = np.repeat(np.arange(config.n_users), counts)
-    affinity = _affinity(tastes, genre_matrix)[user_index, chosen]
+    affinity = _pair_affinity(tastes, genre_matrix, user_index, chosen)
     ratings = _ratings(config, rng, user_index, chosen, affinity, genre_matrix)
     ratings["movie_id"] = movies["movie_id"].to_numpy()[ratings.pop("movie_index")]
     users = pd.DataFrame(
@@ -213,8 +213,26 @@ def _activity(config: SyntheticConfig, rng: np.random.Generator) -> np.ndarray:
 
 
 def _affinity(tastes: np.ndarray, genre_matrix: np.ndarray) -> np.ndarray:
-    genres_per_movie = genre_matrix.sum(axis=1, keepdims=True)
-    return tastes @ (genre_matrix / genres_per_movie).T
+    """(users, movies) share of each user's taste that falls on each movie's genres."""
+    return tastes @ _genre_shares(genre_matrix).T
+
+
+def _genre_shares(genre_matrix: np.ndarray) -> np.ndarray:
+    """Each movie's genres, weighted equally and summing to one."""
+    return genre_matrix / genre_matrix.sum(axis=1, keepdims=True)
+
+
+def _pair_affinity(
+    tastes: np.ndarray, genre_matrix: np.ndarray, users: np.ndarray, movies: np.ndarray, chunk: int = 1 << 20
+) -> np.ndarray:
+    """:func:`_affinity` of the given (user, movie) pairs only, ``chunk`` pairs at a time: never the whole
+    users × movies matrix (ml-25m's shape would need 72 GB of it)."""
+    shares = _genre_shares(genre_matrix)
+    out = np.empty(len(users))
+    for start in range(0, len(users), chunk):
+        part = slice(start, start + chunk)
+        out[part] = np.einsum("ij,ij->i", tastes[users[part]], shares[movies[part]])
+    return out
 
 
 def _choose_movies(

@@ -33,9 +33,9 @@ class MostPopular:
     name = "most-popular"
     query_rule = None
 
-    def __init__(self, prep: Preprocessed) -> None:
+    def __init__(self, prep: Preprocessed, device: torch.device | str = "cpu") -> None:
         counts = np.asarray(training_matrix(prep).sum(axis=0)).ravel()
-        self.popularity = torch.from_numpy(counts.astype(np.float32))
+        self.popularity = torch.from_numpy(counts.astype(np.float32)).to(device)
 
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         return self.popularity.expand(movies.shape[0], -1).clone()
@@ -58,7 +58,8 @@ class ItemKNN:
     ``n_movies² × 4`` bytes is within ``max_dense_bytes`` (every neighbour counts, the exact score): the
     co-occurrence counts ``XᵀX`` (pass ``cooccurrence`` to share them with EASE) scaled by both norms. Above that
     each movie keeps its ``neighbours`` most similar movies as sparse rows, computed in blocks of movies, and the
-    score sums over those. A batch's fused score ``Σ_h w_h s(j_h, ·)`` is a sparse (batch × movies) query times
+    score sums over those. Dense similarities are kept and multiplied on ``device``; the sparse rows on the CPU.
+    A batch's fused score ``Σ_h w_h s(j_h, ·)`` is a sparse (batch × movies) query times
     the similarities: its cost grows with ``batch × history × movies``, never ``users × interactions``.
     """
 
@@ -71,6 +72,7 @@ class ItemKNN:
         max_dense_bytes: int = DENSE_SIMILARITY_BYTES,
         neighbours: int = KNN_NEIGHBOURS,
         cooccurrence: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         matrix = training_matrix(prep)
         n = matrix.shape[1]
@@ -79,7 +81,7 @@ class ItemKNN:
         self.neighbours = None if self.dense else min(neighbours, n)
         if self.dense:
             counts = item_cooccurrence(matrix) if cooccurrence is None else cooccurrence
-            self.similarity = _cosine_from_counts(counts, torch.from_numpy(inverse_norms))
+            self.similarity = _cosine_from_counts(counts, torch.from_numpy(inverse_norms)).to(device)
             return
         columns = (matrix.astype(np.float64) @ sp.diags(inverse_norms)).T.tocsr()
         blocks = _in_threads(lambda start: _top_similarities(columns, start, self.neighbours), range(0, n, _BLOCK))
@@ -157,7 +159,7 @@ def _fused_rows(matrix: torch.Tensor, movies: torch.Tensor, weights: torch.Tenso
             size=query.shape,
             check_invariants=False,
         )
-    return query @ matrix
+    return query.to(matrix.device) @ matrix
 
 
 def _query_matrix(movies: torch.Tensor, weights: torch.Tensor, n_movies: int) -> sp.csr_matrix:
@@ -176,7 +178,8 @@ class EASE:
 
     ``cooccurrence`` (``XᵀX``, see :func:`item_cooccurrence`) may be shared with item-kNN; it is not changed. The
     solve is cubic in the number of movies and holds three dense movies × movies matrices; above ``max_bytes`` of
-    them it is refused before it starts, saying how much it would need.
+    them it is refused before it starts, saying how much it would need. The solve and the scoring run on
+    ``device``.
     """
 
     def __init__(
@@ -185,6 +188,7 @@ class EASE:
         l2: float = EASE_L2,
         max_bytes: int | None = None,
         cooccurrence: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.name = "ease"
         self.query_rule = None
@@ -199,6 +203,7 @@ class EASE:
                 "or raise the limit on a machine with that memory"
             )
         gram = item_cooccurrence(training_matrix(prep)) if cooccurrence is None else cooccurrence.clone()
+        gram = gram.to(device)
         gram.diagonal().add_(l2)
         inverse = torch.cholesky_inverse(torch.linalg.cholesky(gram))
         del gram

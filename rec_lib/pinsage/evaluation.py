@@ -206,10 +206,11 @@ def _evaluate_split(
     discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
     for start in range(0, n_users, config.batch_users):
         stop = min(start + config.batch_users, n_users)
-        scores = scorer.score(q.history[start:stop], weights[start:stop], split).float().cpu()
+        scores = scorer.score(q.history[start:stop], weights[start:stop], split).float()
         first, last = torch.searchsorted(q.seen_rows, torch.tensor([start, stop])).tolist()
-        scores[q.seen_rows[first:last] - start, q.seen_cols[first:last]] = -math.inf
-        top = torch.topk(scores, k, dim=1).indices
+        seen = (q.seen_rows[first:last] - start).to(scores.device), q.seen_cols[first:last].to(scores.device)
+        scores[seen] = -math.inf
+        top = torch.topk(scores, k, dim=1).indices.cpu()
         recommended[top.flatten()] = True
         match = top == q.target[start:stop, None]
         hits[start:stop] = match.any(1)
@@ -245,7 +246,8 @@ class EmbeddingScorer:
     """Scores by the model's own rule: ``h_query · h_movie + bias_movie``, fused over the query movies.
 
     ``vectors`` may be one tensor, or one per split (PinSage's vectors computed on the graph of the
-    interactions known before that split's target); ``query_rule`` is the model's protocol-B rule.
+    interactions known before that split's target); ``query_rule`` is the model's protocol-B rule. The
+    scores are computed on ``device`` (the vectors are moved there); evaluation masks and ranks them there too.
     """
 
     def __init__(
@@ -254,14 +256,19 @@ class EmbeddingScorer:
         vectors: torch.Tensor | dict[str, torch.Tensor],
         bias: torch.Tensor | None = None,
         query_rule: QueryRule | None = None,
+        device: torch.device | str = "cpu",
     ) -> None:
         self.name = name
-        self.vectors = {s: v.float() for s, v in vectors.items()} if isinstance(vectors, dict) else vectors.float()
-        any_vectors = next(iter(self.vectors.values())) if isinstance(self.vectors, dict) else self.vectors
-        self.bias = bias.float() if bias is not None else torch.zeros(any_vectors.shape[0])
+        self.device = torch.device(device)
+        on_device = {
+            s: v.float().to(self.device) for s, v in (vectors if isinstance(vectors, dict) else {"": vectors}).items()
+        }
+        self.vectors = on_device if isinstance(vectors, dict) else on_device[""]
+        any_vectors = next(iter(on_device.values()))
+        self.bias = (bias.float() if bias is not None else torch.zeros(any_vectors.shape[0])).to(self.device)
         self.query_rule = query_rule
 
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
         vectors = self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
-        query = (vectors[movies] * weights.unsqueeze(-1)).sum(1)
-        return query @ vectors.T + self.bias
+        query = (vectors[movies.to(self.device)] * weights.to(self.device).unsqueeze(-1)).sum(1)
+        return torch.addmm(self.bias, query, vectors.T)

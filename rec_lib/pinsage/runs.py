@@ -149,14 +149,14 @@ def train_run(
     return result
 
 
-def load_scorer(directory: Path, name: str = "pinsage") -> EmbeddingScorer:
-    """A finished run as an evaluation scorer: per-split vectors, biases and its query rule."""
+def load_scorer(directory: Path, name: str = "pinsage", device: torch.device | str = "cpu") -> EmbeddingScorer:
+    """A finished run as an evaluation scorer on ``device``: per-split vectors, biases and its query rule."""
     path = Path(directory) / VECTORS_NAME
     if not path.is_file():
         raise RecLibError(f"{path} is missing: train first (python -m rec_lib train) or check --run-dir")
     payload = torch.load(path, map_location="cpu", weights_only=False)
     vectors = {"val": payload["vectors"], "test": payload["test_vectors"]}
-    return EmbeddingScorer(name, vectors, payload["bias"], QueryRule(tuple(payload["query_rule"])))
+    return EmbeddingScorer(name, vectors, payload["bias"], QueryRule(tuple(payload["query_rule"])), device)
 
 
 def evaluation_table(
@@ -169,14 +169,15 @@ def evaluation_table(
     return evaluate_all(scorers, build_queries(prep, config.history_len), prep.n_movies, config)
 
 
-def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2) -> list:
+def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2, device: torch.device | str = "cpu") -> list:
     """Most-popular, item-kNN and EASE fitted on the training split; EASE is left out, with a warning that says
     what it would need, when its solve would not fit in memory (:data:`rec_lib.pinsage.baselines.EASE_MAX_BYTES`).
-    When item-kNN keeps dense similarities, both are fitted from one co-occurrence matrix."""
+    When item-kNN keeps dense similarities, both are fitted from one co-occurrence matrix; dense matrices live on
+    ``device``."""
     shared = item_cooccurrence(training_matrix(prep)) if knn_is_dense(prep.n_movies) else None
-    scorers = [MostPopular(prep), ItemKNN(prep, cooccurrence=shared)]
+    scorers = [MostPopular(prep, device), ItemKNN(prep, cooccurrence=shared, device=device)]
     try:
-        scorers.append(EASE(prep, ease_l2, cooccurrence=shared))
+        scorers.append(EASE(prep, ease_l2, cooccurrence=shared, device=device))
     except ConfigError as refused:
         warnings.warn(f"EASE left out of the evaluation: {refused}", stacklevel=2)
     return scorers

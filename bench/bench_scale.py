@@ -47,7 +47,8 @@ class StepResult:
 
 def run_step(command: list[str], env: dict) -> tuple[float, float, float | None, int, str]:
     """Run one CLI step; its wall seconds, its own peak RSS in GB, its peak GPU memory in GB (from the step's own
-    ``peak memory:`` line; None when it used no GPU), exit code and last stderr line."""
+    ``peak memory:`` line; None when it used no GPU), exit code and a note: the last stderr line when it failed,
+    the training speed (batches/s: sampling and steps, without the validation) when it trained."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stdout:
         process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
@@ -55,16 +56,13 @@ def run_step(command: list[str], env: dict) -> tuple[float, float, float | None,
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)
         stdout.seek(0)
-        gpu = re.findall(r"^peak memory: .*, GPU ([0-9.]+) GB$", stdout.read(), flags=re.MULTILINE)
+        printed = stdout.read()
+        gpu = re.findall(r"^peak memory: .*, GPU ([0-9.]+) GB$", printed, flags=re.MULTILINE)
+        rate = re.findall(r"([0-9.]+) batches/s", printed)
     seconds = time.perf_counter() - started
-    lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line]
-    return (
-        seconds,
-        usage.ru_maxrss / 2**20,
-        float(gpu[-1]) if gpu else None,
-        process.returncode,
-        lines[-1] if lines else "",
-    )
+    lines = [line for line in stderr.splitlines() if line.strip() and "%|" not in line] or [""]
+    note = lines[-1] if process.returncode != 0 else (f"{rate[-1]} batches/s" if rate else "")
+    return seconds, usage.ru_maxrss / 2**20, float(gpu[-1]) if gpu else None, process.returncode, note
 
 
 def commands(size: str, data_dir: Path, artefacts: Path, device: str, batches: int) -> dict[str, list[str]]:
@@ -100,9 +98,10 @@ def main() -> int:
             data_dir, artefacts = Path(tmp) / "data", Path(tmp) / f"artefacts-{size}"
             for step, command in commands(size, data_dir, artefacts, args.device, args.batches).items():
                 seconds, peak, gpu, code, last = run_step(command, env)
-                results.append(StepResult(size, step, seconds, peak, gpu, code == 0, "" if code == 0 else last))
+                results.append(StepResult(size, step, seconds, peak, gpu, code == 0, last))
                 print(f"{size:>4} {step:<11} {seconds:8.1f} s  peak {peak:6.2f} GB"
                       + ("" if gpu is None else f"  GPU {gpu:6.2f} GB")
+                      + (f"  {last}" if code == 0 and last else "")
                       + ("" if code == 0 else f"  FAILED: {last}"), flush=True)  # fmt: skip
                 if code != 0 and step in ("synthesize", "preprocess", "train"):
                     break

@@ -5,11 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from rec_lib.data.loaders import load_folder
-from rec_lib.data.preprocess import PreprocessConfig, load_preprocessed, preprocess, run_preprocess
+from rec_lib.data.preprocess import (
+    PreprocessConfig,
+    chronological_order,
+    load_preprocessed,
+    preprocess,
+    run_preprocess,
+)
 from rec_lib.errors import ConfigError
 
 
@@ -122,3 +129,20 @@ def test_dropping_every_user_is_a_clear_error_not_an_empty_split(ml1m_dir: Path)
     config = PreprocessConfig(short_users="drop", min_user_interactions=1000)
     with pytest.raises(ConfigError, match=r"ratings.dat: no ratings left to split \(short_users='drop' removed all"):
         preprocess(load_folder(ml1m_dir), config)
+
+
+@pytest.mark.parametrize(
+    ("users", "time_span", "movies"),
+    [(1_000, 2**30, 2**16), (200_000, 2**30, 90_000), (8, 2**62, 50)],
+    ids=["one packed key", "movie order then packed user and time", "lexsort"],
+)
+def test_chronological_order_is_lexsorts_order_on_every_path(users: int, time_span: int, movies: int) -> None:
+    rng = np.random.default_rng(0)
+    n = 20_000
+    user_idx = rng.integers(0, users, n)
+    user_idx[0] = users - 1
+    timestamps = rng.integers(0, 50, n) * (time_span // 50) - 10**9
+    movie_idx = rng.integers(0, movies, n)
+    movie_idx[0] = movies - 1
+    expected = np.lexsort((movie_idx, timestamps, user_idx))
+    assert chronological_order(user_idx, timestamps, movie_idx).tolist() == expected.tolist()

@@ -243,10 +243,34 @@ def _check_ratings_values(ratings: pd.DataFrame, path: Path, header: bool) -> No
         )
 
 
+def _has_duplicates(frame: pd.DataFrame, key: list[str]) -> bool:
+    """Whether two rows share ``key``: one sort of the key packed into an int64 (a few times faster than hashing
+    at 25M ratings, and fastest on files already ordered by their first column), hashing when it does not pack.
+
+    >>> _has_duplicates(pd.DataFrame({"user_id": [1, 1, 2], "movie_id": [5, 6, 5]}), ["user_id", "movie_id"])
+    False
+    >>> _has_duplicates(pd.DataFrame({"user_id": [1, 2, 1], "movie_id": [5, 6, 5]}), ["user_id", "movie_id"])
+    True
+    >>> _has_duplicates(pd.DataFrame({"user_id": [-1, -1], "movie_id": [5, 5]}), ["user_id", "movie_id"])
+    True
+    """
+    columns = [frame[k].to_numpy() for k in key]
+    packed = None
+    if len(frame) and all(column.dtype == np.int64 for column in columns):
+        if len(columns) == 1:
+            packed = columns[0]
+        elif len(columns) == 2 and min(c.min() for c in columns) >= 0 and columns[0].max() < 2**31:
+            packed = (columns[0] << 32) | columns[1] if columns[1].max() < 2**32 else None
+    if packed is None:
+        return bool(frame.duplicated(subset=key).any())
+    ordered = np.sort(packed, kind="stable")
+    return bool((ordered[1:] == ordered[:-1]).any())
+
+
 def _check_unique(frame: pd.DataFrame, key: list[str], path: Path, header: bool) -> None:
-    duplicated = frame.duplicated(subset=key, keep=False).to_numpy()
-    if not duplicated.any():
+    if not _has_duplicates(frame, key):
         return
+    duplicated = frame.duplicated(subset=key, keep=False).to_numpy()
     rows = np.flatnonzero(duplicated)
     first = [frame[k].iloc[rows[0]] for k in key]
     same = rows[(frame.iloc[rows][key] == first).all(axis=1).to_numpy()]

@@ -142,7 +142,7 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
     movie_idx = np.searchsorted(movie_ids, ratings["movie_id"].to_numpy())
     timestamps = ratings["timestamp"].to_numpy()
 
-    order = np.lexsort((ratings["movie_id"].to_numpy(), timestamps, user_idx))
+    order = chronological_order(user_idx, timestamps, movie_idx)
     user_sorted = user_idx[order]
     split = leave_last_out(user_sorted, ~is_short[order])
 
@@ -158,7 +158,7 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
             "movie_id": ratings["movie_id"].to_numpy()[order],
             "rating": ratings["rating"].to_numpy()[order],
             "timestamp": ts_sorted,
-            "split": pd.Categorical(split, categories=list(SPLITS)),
+            "split": split_labels(split),
         }
     )
     movies = data.movies.set_index("movie_id").loc[movie_ids].reset_index().rename_axis(None)
@@ -185,21 +185,50 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
     return Preprocessed(interactions=interactions, movies=movies, users=users, stats=stats)
 
 
-def leave_last_out(user_sorted: np.ndarray, evaluable: np.ndarray) -> np.ndarray:
-    """Split labels for interactions sorted by user, then time: each evaluable user's last is "test", the one
-    before "val", the rest "train".
+def chronological_order(user_idx: np.ndarray, timestamps: np.ndarray, movie_idx: np.ndarray) -> np.ndarray:
+    """The row order by user, then time, then movie (the tie rule: movie indices follow movie ids).
 
-    >>> leave_last_out(np.array([0, 0, 0, 1, 1]), np.array([True, True, True, False, False])).tolist()
+    One argsort of a packed 64-bit key when user, time offset and movie fit in 64 bits together (ml-25m's do:
+    18 + 30 + 16), else a stable argsort of the packed (user, time) after ordering by movie, else
+    ``np.lexsort``; all three give the same order, several times faster than lexsort in that sequence.
+
+    >>> chronological_order(np.array([1, 0, 0, 0]), np.array([5, 9, 7, 7]), np.array([0, 0, 2, 1])).tolist()
+    [3, 2, 1, 0]
+    """
+    offsets = timestamps.astype(np.int64) - (int(timestamps.min()) if len(timestamps) else 0)
+    user_bits, time_bits, movie_bits = (
+        max(int(values.max()).bit_length(), 1) if len(values) else 1 for values in (user_idx, offsets, movie_idx)
+    )
+    if user_bits + time_bits > 64:
+        return np.lexsort((movie_idx, timestamps, user_idx))
+    user_and_time = (user_idx.astype(np.uint64) << np.uint64(time_bits)) | offsets.astype(np.uint64)
+    if user_bits + time_bits + movie_bits <= 64:
+        return np.argsort((user_and_time << np.uint64(movie_bits)) | movie_idx.astype(np.uint64))
+    by_movie = np.argsort(movie_idx, kind="stable")
+    return by_movie[np.argsort(user_and_time[by_movie], kind="stable")]
+
+
+def leave_last_out(user_sorted: np.ndarray, evaluable: np.ndarray) -> np.ndarray:
+    """Split codes (indices into :data:`SPLITS`) for interactions sorted by user, then time: each evaluable
+    user's last is "test" (2), the one before "val" (1), the rest "train" (0).
+
+    >>> codes = leave_last_out(np.array([0, 0, 0, 1, 1]), np.array([True, True, True, False, False]))
+    >>> [SPLITS[c] for c in codes]
     ['train', 'val', 'test', 'train', 'train']
     """
-    last_of_user = np.r_[user_sorted[1:] != user_sorted[:-1], True]
-    group_end = np.flatnonzero(last_of_user)
-    ends = group_end[np.searchsorted(group_end, np.arange(len(user_sorted)))]
-    from_end = ends - np.arange(len(user_sorted))
-    split = np.full(len(user_sorted), "train", dtype=object)
-    split[(from_end == 0) & evaluable] = "test"
-    split[(from_end == 1) & evaluable] = "val"
-    return split
+    n = len(user_sorted)
+    group_end = np.flatnonzero(np.r_[user_sorted[1:] != user_sorted[:-1], True])
+    group_size = np.diff(group_end, prepend=-1)
+    from_end = np.repeat(group_end, group_size) - np.arange(n)
+    codes = np.zeros(n, dtype=np.int8)
+    codes[(from_end == 1) & evaluable] = SPLITS.index("val")
+    codes[(from_end == 0) & evaluable] = SPLITS.index("test")
+    return codes
+
+
+def split_labels(codes: np.ndarray) -> pd.Categorical:
+    """The ``split`` column from :func:`leave_last_out`'s codes, without building a string per row."""
+    return pd.Categorical.from_codes(codes, categories=list(SPLITS))
 
 
 def run_preprocess(

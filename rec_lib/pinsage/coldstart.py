@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 
 from rec_lib.config import PROJECT_ROOT
-from rec_lib.data.preprocess import SPLITS, PreprocessConfig, Preprocessed, fingerprint, leave_last_out
+from rec_lib.data.preprocess import PreprocessConfig, Preprocessed, fingerprint, leave_last_out, split_labels
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.baselines import EASE, ContentSimilarity, ItemKNN
 from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
@@ -81,9 +81,7 @@ class ColdStartSplit:
     def revealed(self, k: int) -> Preprocessed:
         """Every warm interaction and each new movie's first ``k``, all as training interactions."""
         keep = (self.position < k) | (self.position < 0)
-        interactions = self.prep.interactions[keep].assign(
-            split=pd.Categorical(np.full(int(keep.sum()), "train"), categories=list(SPLITS))
-        )
+        interactions = self.prep.interactions[keep].assign(split=split_labels(np.zeros(int(keep.sum()), dtype=np.int8)))
         return replace(self.warm, interactions=interactions.reset_index(drop=True))
 
 
@@ -118,7 +116,7 @@ def cold_start_split(
     per_user = warm_rows.groupby("user_idx")["movie_idx"].transform("size").to_numpy()
     default = PreprocessConfig().min_user_interactions
     minimum = prep.manifest.get("parameters", {}).get("min_user_interactions", default)
-    warm_rows["split"] = pd.Categorical(leave_last_out(users, per_user >= minimum), categories=list(SPLITS))
+    warm_rows["split"] = split_labels(leave_last_out(users, per_user >= minimum))
     counts = warm_rows["split"].value_counts()
     stats = replace(
         prep.stats,

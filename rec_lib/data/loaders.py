@@ -302,13 +302,14 @@ def _check_references(data: MovieLensData) -> None:
             )
 
 
-def _decode(path: Path, raw: bytes, encoding: str) -> str:
-    """Decode ``raw``, refusing text that is clearly in another encoding than ``encoding``."""
+def _check_encoding(path: Path, raw: bytes, encoding: str) -> None:
+    """Refuse ``raw`` when it is not valid ``encoding``, or is clearly in another encoding (UTF-8 in a latin-1
+    layout)."""
     if raw.isascii():
-        return raw.decode("ascii")
+        return
     if encoding == "utf-8":
         try:
-            return raw.decode("utf-8")
+            raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
             raise DataFormatError(
@@ -316,10 +317,11 @@ def _decode(path: Path, raw: bytes, encoding: str) -> str:
                 f"byte {exc.start} (0x{raw[exc.start]:02x}) is not valid UTF-8; this file must be UTF-8",
                 line=line,
             ) from exc
+        return
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode(encoding)
+        return
     first = next(i for i, byte in enumerate(raw) if byte > 0x7F)
     line = raw.count(b"\n", 0, first) + 1
     raise DataFormatError(
@@ -331,17 +333,18 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
     """Parse one delimited file into strings, then convert typed columns, naming any bad line."""
     if not path.is_file():
         raise DataFormatError(path, "file is missing")
-    text = _decode(path, path.read_bytes(), spec.encoding)
-    if text and not text.endswith("\n"):
+    raw = path.read_bytes()
+    _check_encoding(path, raw, spec.encoding)
+    if raw and not raw.endswith(b"\n"):
         raise DataFormatError(
             path,
             "the last line has no line end, so the file looks cut short (an interrupted download or copy); "
             "fetch the file again, or end the line if it is complete",
-            line=text.count("\n") + 1,
+            line=raw.count(b"\n") + 1,
         )
     separator = spec.separator
     if separator == "::":
-        text = text.replace("::", _FIELD_SEP)
+        raw = raw.replace(b"::", _FIELD_SEP.encode())
         separator = _FIELD_SEP
     options = {
         "sep": separator,
@@ -352,12 +355,13 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
         "skip_blank_lines": False,
         "quoting": csv.QUOTE_MINIMAL if spec.quoted else csv.QUOTE_NONE,
         "engine": "c",
+        "encoding": spec.encoding,
     }
-    typed = _read_typed(text, spec, options)
+    typed = _read_typed(raw, spec, options)
     if typed is not None:
         return typed
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=str, **options)
+        frame = pd.read_csv(io.BytesIO(raw), dtype=str, **options)
     except pd.errors.ParserError as exc:
         raise DataFormatError(path, _parser_problem(str(exc), len(spec.columns)), line=_parser_line(str(exc))) from exc
     except pd.errors.EmptyDataError as exc:
@@ -390,7 +394,7 @@ def _read_table(path: Path, spec: _TableFormat) -> pd.DataFrame:
     return frame
 
 
-def _read_typed(text: str, spec: _TableFormat, options: dict) -> pd.DataFrame | None:
+def _read_typed(raw: bytes, spec: _TableFormat, options: dict) -> pd.DataFrame | None:
     """The fast path: numbers parsed straight into int64 / float64 columns (a fraction of the memory of strings,
     which matters at 25M ratings). Returns None when anything looks wrong (a parse error, an empty required field,
     a non-finite number, a missing header column); the string path then finds and names the bad line."""
@@ -399,7 +403,7 @@ def _read_typed(text: str, spec: _TableFormat, options: dict) -> pd.DataFrame | 
     dtypes = {c: "int64" for c in spec.int_columns} | {c: "float64" for c in spec.float_columns}
     dtypes |= {c: str for c in spec.columns if c not in dtypes}
     try:
-        frame = pd.read_csv(io.StringIO(text), dtype=dtypes, **options)
+        frame = pd.read_csv(io.BytesIO(raw), dtype=dtypes, **options)
     except (ValueError, OverflowError, pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     if list(frame.columns) != list(spec.columns) or frame.empty or frame.isna().to_numpy().any():

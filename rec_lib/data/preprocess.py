@@ -136,10 +136,8 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
             + (f" (short_users='drop' removed all {short_users} users)" if short_ratings else "")
         )
 
-    user_ids = np.unique(ratings["user_id"].to_numpy())
-    movie_ids = np.unique(ratings["movie_id"].to_numpy())
-    user_idx = np.searchsorted(user_ids, ratings["user_id"].to_numpy())
-    movie_idx = np.searchsorted(movie_ids, ratings["movie_id"].to_numpy())
+    user_ids, user_idx = contiguous_index(ratings["user_id"].to_numpy())
+    movie_ids, movie_idx = contiguous_index(ratings["movie_id"].to_numpy())
     timestamps = ratings["timestamp"].to_numpy()
 
     order = chronological_order(user_idx, timestamps, movie_idx)
@@ -152,8 +150,8 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
 
     interactions = pd.DataFrame(
         {
-            "user_idx": user_sorted.astype(np.int64),
-            "movie_idx": movie_idx[order].astype(np.int64),
+            "user_idx": user_sorted,
+            "movie_idx": movie_idx[order],
             "user_id": ratings["user_id"].to_numpy()[order],
             "movie_id": ratings["movie_id"].to_numpy()[order],
             "rating": ratings["rating"].to_numpy()[order],
@@ -183,6 +181,29 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
         timestamp_ties=ties,
     )
     return Preprocessed(interactions=interactions, movies=movies, users=users, stats=stats)
+
+
+def contiguous_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted distinct ``ids`` and each id's position among them (int64).
+
+    Ids that are non-negative and at most a few times as many as the values are mapped through a dense lookup
+    table (linear time; MovieLens ids are), others by a sort and binary search.
+
+    >>> distinct, index = contiguous_index(np.array([30, 10, 30, 20]))
+    >>> distinct.tolist(), index.tolist()
+    ([10, 20, 30], [2, 0, 2, 1])
+    >>> contiguous_index(np.array([-5, 10**15, -5]))[1].tolist()
+    [0, 1, 0]
+    """
+    if len(ids) and ids.min() >= 0 and ids.max() < 4 * len(ids) + 1_000_000:
+        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present[ids] = True
+        distinct = np.flatnonzero(present)
+        lookup = np.zeros(len(present), dtype=np.int64)
+        lookup[distinct] = np.arange(len(distinct))
+        return distinct.astype(ids.dtype, copy=False), lookup[ids]
+    distinct = np.unique(ids)
+    return distinct, np.searchsorted(distinct, ids).astype(np.int64, copy=False)
 
 
 def chronological_order(user_idx: np.ndarray, timestamps: np.ndarray, movie_idx: np.ndarray) -> np.ndarray:

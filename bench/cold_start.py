@@ -9,13 +9,14 @@ soon as it finishes. The deterministic baselines are computed once. At the end e
 ``--out`` (split ``cold-test``), with the warm validation and test metrics of each seed's model.
 
 Settings are chosen on split ``cold-val`` (``--split cold-val``: the next-newest movies, trained on the
-warm data without them and without any cold-test interaction); ``--id-dropout 0.1 0.3 0.5`` runs every
-seed at each value.
+warm data without them and without any cold-test interaction); ``--id-dropout 0.1 0.3 0.5`` and
+``--new-movie-loss 0 0.5 1`` run every seed at each combination of values.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, replace
@@ -61,6 +62,7 @@ def _seed_rows(base: TrainConfig, seed: int) -> list[dict]:
     rows = cold_start_rows(split, result.model, config, baselines=False, progress=False)
     rows["seed"] = seed
     rows["id_dropout"] = config.id_dropout
+    rows["new_movie_loss"] = config.new_movie_loss
     rows["best_epoch"] = result.best_epoch + 1
     queries = build_queries(split.warm, config.history_len)
     warm = evaluate(result.scorer(), queries, "B", split.warm.n_movies, config.eval)
@@ -77,6 +79,7 @@ def main() -> None:
     parser.add_argument("--batches-per-epoch", type=int, default=TrainConfig.batches_per_epoch)
     parser.add_argument("--split", choices=(COLD_SPLIT, COLD_VAL_SPLIT), default=COLD_SPLIT)
     parser.add_argument("--id-dropout", type=float, nargs="+", default=[TrainConfig.id_dropout])
+    parser.add_argument("--new-movie-loss", type=float, nargs="+", default=[TrainConfig.new_movie_loss])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     base = TrainConfig(
@@ -92,8 +95,8 @@ def main() -> None:
         args.workers, mp_context=get_context("spawn"), initializer=_start, initargs=initargs
     ) as pool:
         jobs = [
-            pool.submit(_seed_rows, replace(base, id_dropout=value), seed)
-            for value in args.id_dropout
+            pool.submit(_seed_rows, replace(base, id_dropout=dropout, new_movie_loss=weight), seed)
+            for dropout, weight in itertools.product(args.id_dropout, args.new_movie_loss)
             for seed in args.seeds
         ]
         for future in as_completed(jobs):
@@ -103,16 +106,19 @@ def main() -> None:
                 handle.writelines(json.dumps(row) + "\n" for row in finished)
             for row in finished:
                 print(
-                    f"id dropout {row['id_dropout']} seed {row['seed']} revealed {row['revealed']:>2}  "
+                    f"id dropout {row['id_dropout']} new-movie loss {row['new_movie_loss']} seed {row['seed']} "
+                    f"revealed {row['revealed']:>2}  "
                     f"{args.split} HR@10 {row['hr']:.4f}  warm val HR@10 {row['warm_val_hr_B']:.4f}",
                     flush=True,
                 )
     metadata = {"dataset": args.dataset, "share": args.share, "config": asdict(base), "seeds": args.seeds}
     metadata["id_dropout"] = args.id_dropout
+    metadata["new_movie_loss"] = args.new_movie_loss
     metadata["split"] = _STATE["split"].warm.manifest["cold_start"]
     table = pd.DataFrame(rows)
     write_table(table, args.out, metadata)
-    print(summarise_cold(table, args.split, by=["id_dropout"]).to_string(index=False, float_format="{:.4f}".format))
+    summary = summarise_cold(table, args.split, by=["id_dropout", "new_movie_loss"])
+    print(summary.to_string(index=False, float_format="{:.4f}".format))
     print(f"wrote {args.out}")
 
 

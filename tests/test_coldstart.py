@@ -27,10 +27,10 @@ from rec_lib.pinsage.coldstart import (
     summarise_cold,
 )
 from rec_lib.pinsage.config import EvalConfig, SamplerConfig
-from rec_lib.pinsage.graph import EMPTY_TITLE, FeatureVocab, movie_features
+from rec_lib.pinsage.graph import EMPTY_TITLE, FeatureVocab, build_graph, movie_features
 from rec_lib.pinsage.layers import MovieIds
 from rec_lib.pinsage.model import PinSageModel
-from rec_lib.pinsage.sampler import TorchPinSageSampler, sample_blocks
+from rec_lib.pinsage.sampler import SequenceSampler, TorchPinSageSampler, sample_blocks
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,33 @@ def test_unseen_movies_share_one_id_row_and_id_dropout_only_trains() -> None:
     assert ids(torch.tensor([0, 2] * 50)).tolist() == [0, 2] * 50
     with pytest.raises(ValueError, match="must lie in"):
         MovieIds(torch.tensor([True]), 1, dropout=1.0)
+
+
+def test_without_id_dropout_the_unseen_row_learns_from_movies_no_one_rated_in_training(planted) -> None:
+    """The default (no id dropout): a catalogue movie without a training interaction is drawn as a negative,
+    reads the unseen row, and so trains its id embedding and bias; a step without one leaves them alone."""
+    prep, _ = planted
+    warm = cold_start_split(prep, share=0.2).warm
+    graph = build_graph(warm)
+    assert not bool(graph.trained.all()), "the held-out movies are nodes without training interactions"
+    train = warm.split("train")
+    sequences = torch.tensor(train[["user_idx", "movie_idx"]].to_numpy().T.copy())
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=3))
+    sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4)
+    model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1, id_dropout=0.0)
+    unseen = model.ids.unseen
+    torch.manual_seed(0)
+    grads = []
+    for n_negatives in (200, 0):
+        batch = sampler.sample(16, n_negatives)
+        model.zero_grad()
+        model.sequence_loss(batch, "softmax").backward()
+        reads_unseen = bool((model.ids(batch.blocks[0].src_nodes) == unseen).any())
+        id_grad = model.projector.id_embedding.weight.grad[unseen].abs().sum()
+        grads.append((reads_unseen, id_grad, model.bias.grad[unseen]))
+    (with_negatives, id_grad, bias_grad), (without, still_id, still_bias) = grads
+    assert with_negatives and id_grad > 0 and bias_grad != 0
+    assert not without and still_id == 0 and still_bias == 0
 
 
 def test_id_dropout_drops_a_movie_in_every_lookup_of_a_step() -> None:

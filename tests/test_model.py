@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import synthetic
 
-from rec_lib.pinsage.config import SamplerConfig
+from rec_lib.errors import ConfigError
+from rec_lib.pinsage.config import SamplerConfig, TrainConfig
 from rec_lib.pinsage.layers import MovieIds, MovieInputProjector, WeightedSAGEConv
 from rec_lib.pinsage.model import PinSageModel
-from rec_lib.pinsage.sampler import Block, PairSampler, SequenceSampler, TorchPinSageSampler
+from rec_lib.pinsage.sampler import Block, PairSampler, SequenceSampler, TorchPinSageSampler, sample_blocks
 from rec_lib.serving.embeddings import QueryRule
 
 
@@ -138,3 +140,48 @@ def test_without_bias_the_bias_is_zero_and_not_a_parameter(tmp_path: Path) -> No
     _, graph = synthetic(tmp_path)
     model = PinSageModel(graph.features, graph.trained, 16, 2, use_bias=False)
     assert "bias" not in dict(model.named_parameters()) and model.bias.abs().sum() == 0
+
+
+def test_a_brand_new_vector_is_what_a_movie_without_id_or_neighbours_gets(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _, graph = synthetic(tmp_path)
+    model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1).eval()
+    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=3))
+    movies = torch.arange(30)
+    blocks = sample_blocks(sampler, movies, num_layers=2)
+    assert all(bool((block.weights > 0).any()) for block in blocks)
+    isolated = [replace(block, weights=torch.zeros_like(block.weights)) for block in blocks]
+    model.ids.rows[:] = model.ids.unseen
+    assert torch.allclose(model.brand_new_representation(movies), model.representation(isolated), atol=1e-6)
+
+
+def test_new_movie_loss_adds_the_softmax_over_brand_new_candidates(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    graph, _, batch = _sequence_batch(tmp_path)
+    model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1, new_movie_loss=0.5)
+    log_q = torch.rand(batch.candidate_ids.numel())
+    main = torch.nn.functional.cross_entropy(model.sequence_logits(batch, log_q), batch.targets)
+    h = model.representation(batch.blocks)
+    query = model.pool(h[batch.history], batch.history_mask)
+    cold = model.brand_new_logits(batch, query, log_q)
+    fresh = model.brand_new_representation(batch.candidate_ids)
+    row = 0
+    unmasked = torch.isfinite(cold[row])
+    expected = query[row] @ fresh.T + model.bias[model.ids.unseen] - log_q
+    assert torch.allclose(cold[row][unmasked], expected[unmasked], atol=1e-5)
+    assert torch.equal(torch.isinf(cold), torch.isinf(model.sequence_logits(batch, log_q))), "the same history mask"
+    loss = model.sequence_loss(batch, "softmax", log_q)
+    expected_loss = main + 0.5 * torch.nn.functional.cross_entropy(cold, batch.targets)
+    assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-5)
+    loss.backward()
+    assert model.projector.genres.weight.grad.abs().sum() > 0
+    unseen_grad = model.projector.id_embedding.weight.grad[model.ids.unseen]
+    assert unseen_grad.abs().sum() > 0, "the cold term reads the unseen id"
+
+
+def test_new_movie_loss_needs_the_sampled_softmax() -> None:
+    TrainConfig(new_movie_loss=1.0).validate()
+    with pytest.raises(ConfigError, match="new_movie_loss"):
+        TrainConfig(new_movie_loss=1.0, loss="margin").validate()
+    with pytest.raises(ConfigError, match="new_movie_loss"):
+        TrainConfig(new_movie_loss=-1.0).validate()

@@ -6,7 +6,9 @@ The protocol (split ``cold-test``):
   first rating (ties by movie index): what the catalogue added last and users went on to watch. None of
   their interactions is used to train: the model learns from the *warm* data (every interaction with
   any other movie), split per user by the standard leave-one-out and stopped early on its validation,
-  exactly as the product's model is.
+  exactly as the product's model is. The new movies stay in the catalogue without interactions, as movies
+  the catalogue team has added but nobody has rated: training draws them as uniform negatives like any
+  other movie (their features and the unseen id, never a rating of theirs).
 * **Revealed interactions**: for each ``k`` of :data:`REVEALED`, every new movie's first ``k``
   interactions (in time) join the graph, which also holds every warm interaction. No model is retrained.
 * **Events**: every interaction of a user with a new movie after that movie's first ``max(REVEALED)``,

@@ -51,10 +51,15 @@ class TrainConfig:
         they watched next above the batch's other targets and shared negatives, under ``loss`` ("softmax":
         sampled softmax at ``temperature``, with the logQ correction; "margin": max-margin). ``"pairs"`` is
         the earlier recipe: movie pairs (head, the movie watched right after it) under max-margin, scored
-        with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score. ``id_dropout`` is the
-    chance that a movie's id embedding and bias are swapped for the shared "unseen" ones for a training step,
-    which is what a movie added after training gets (:class:`rec_lib.pinsage.layers.MovieIds`); with
-    ``drop_neighbourhood`` such a movie also reads no neighbours in that step, as a brand-new movie has none.
+        with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score. A movie without a
+    training interaction reads the shared "unseen" id embedding and bias
+    (:class:`rec_lib.pinsage.layers.MovieIds`), which learns from the catalogue's movies that have no training
+    interaction: they are drawn as uniform negatives. ``id_dropout`` (0 by default, chosen on cold-val) is the
+    chance that a movie also reads the unseen row for a training step; with ``drop_neighbourhood`` such a movie
+    reads no neighbours in that step either, as a brand-new movie has none. ``new_movie_loss`` (softmax only) adds,
+    with that weight, the same softmax with every candidate scored as a brand-new movie (the unseen id, no
+    neighbours) against the user's real history: the feature path is trained for the cold-start question while
+    every movie keeps its own id in the main term.
     Each epoch is ``batches_per_epoch`` batches and ends with validation HR@K on at most ``val_users`` users, the
     same sample drawn from ``seed`` every epoch (all users up to that number: ml-1m's 6,040, not ml-25m's 162,541);
     early stopping and the best epoch follow it, and ``evaluate`` then scores every user.
@@ -70,8 +75,9 @@ class TrainConfig:
     hidden_dims: int = 256
     num_layers: int = 2
     dropout: float = 0.5
-    id_dropout: float = 0.1
+    id_dropout: float = 0.0
     drop_neighbourhood: bool = True
+    new_movie_loss: float = 0.0
     random_walk_length: int = 2
     restart_prob: float = 0.5
     num_random_walks: int = 10
@@ -127,6 +133,12 @@ class TrainConfig:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: expected one of {allowed}")
         if self.objective == "pairs" and (self.loss != "margin" or self.query_pooling != "fixed"):
             raise ConfigError("TrainConfig.objective='pairs' needs loss='margin' and query_pooling='fixed'")
+        softmax = (self.objective, self.loss) == ("sequence", "softmax")
+        if self.new_movie_loss < 0 or (self.new_movie_loss > 0 and not softmax):
+            raise ConfigError(
+                f"TrainConfig.new_movie_loss={self.new_movie_loss}: a non-negative weight, used only with "
+                "objective='sequence' and loss='softmax'"
+            )
         if not self.temperature > 0:
             raise ConfigError(f"TrainConfig.temperature={self.temperature} must be positive")
         if self.sampler_backend not in ("torch", "dgl"):

@@ -14,11 +14,13 @@ class MovieIds(nn.Module):
     """Which row of the per-movie tables (id embedding, bias) each movie node reads.
 
     A movie with a training interaction has its own row; every other movie (one with no training
-    interaction, or added after training) reads the shared *unseen* row, the last one. Id dropout: each
-    training step first draws (:meth:`resample`) which movies are dropped, each with probability
-    ``dropout``; a dropped movie reads the unseen row in every lookup of that step (its input vector as a
-    node or a neighbour, and its bias), so that row and the feature path learn to stand for a movie the
-    model has not seen. Outside training nothing is dropped.
+    interaction, or added after training) reads the shared *unseen* row, the last one. That row learns
+    whenever such a movie is in a training step: the catalogue's movies without training interactions are
+    drawn as negatives like any other, so it learns what a movie nobody has rated yet is worth (and from
+    the new-movie loss, ``TrainConfig.new_movie_loss``, when that is on). Id dropout
+    (0 by default): each training step first draws (:meth:`resample`) which movies are dropped, each with
+    probability ``dropout``; a dropped movie reads the unseen row in every lookup of that step (its input
+    vector as a node or a neighbour, and its bias). Outside training nothing is dropped.
     """
 
     def __init__(self, known: torch.Tensor, n_movies: int, dropout: float = 0.0) -> None:
@@ -73,8 +75,12 @@ class MovieInputProjector(nn.Module):
         self.register_buffer("title_matrix", _padded_titles(features, pad), persistent=False)
 
     def forward(self, movies: torch.Tensor) -> torch.Tensor:
+        return self.project(movies, self.id_embedding(self.ids(movies)))
+
+    def project(self, movies: torch.Tensor, id_vectors: torch.Tensor) -> torch.Tensor:
+        """The input vectors of ``movies`` given the id embedding each reads."""
         return (
-            self.id_embedding(self.ids(movies))
+            id_vectors
             + self.year_embedding(self.year_index[movies])
             + self.genres(self.genre_matrix[movies])
             + self.title(self.title_matrix[movies])

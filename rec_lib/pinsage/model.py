@@ -3,7 +3,8 @@
 A movie's vector is ``h = x + SAGE(neighbourhood)``; with a ``temperature`` (the softmax loss) it is
 L2-normalised and scaled by ``1/sqrt(temperature)``, so a dot product is a cosine over the temperature.
 The score of a candidate ``i`` for a query ``q`` is ``q · h_i + b_i``. Movies without a training
-interaction share one "unseen" id embedding and bias, which id dropout trains (:class:`MovieIds`), so
+interaction share one "unseen" id embedding and bias (:class:`MovieIds`), learned from the catalogue's movies
+that have no training interaction (uniform negatives draw them) and, when set, from id dropout; so
 the model gives a vector to a movie it never saw from its features and whatever neighbourhood it has.
 A query from several movies is their weighted mean under the model's
 :class:`~rec_lib.serving.embeddings.QueryRule`: recency weights over the latest ``history_len`` movies,
@@ -42,9 +43,11 @@ class PinSageModel(nn.Module):
         learn_query: bool = False,
         id_dropout: float = 0.0,
         drop_neighbourhood: bool = True,
+        new_movie_loss: float = 0.0,
     ) -> None:
         super().__init__()
         self.drop_neighbourhood = drop_neighbourhood
+        self.new_movie_loss = new_movie_loss
         self.projector = MovieInputProjector(features, MovieIds(known, features.n_movies, id_dropout), hidden_dims)
         self.sage = SAGENet(hidden_dims, num_layers, dropout)
         self.scale = None if temperature is None else 1.0 / math.sqrt(temperature)
@@ -73,6 +76,20 @@ class PinSageModel(nn.Module):
                 blocks = [_without_neighbours(block, self.ids.is_dropped(block.dst_nodes)) for block in blocks]
         h_input = self.projector(blocks[0].src_nodes)
         z = self.projector(blocks[-1].dst_nodes) + self.sage(blocks, h_input)
+        return z if self.scale is None else F.normalize(z, dim=1) * self.scale
+
+    def brand_new_representation(self, movies: torch.Tensor) -> torch.Tensor:
+        """Vectors of ``movies`` as if nobody had rated them: the unseen id and no neighbours at any layer,
+        what a movie added with no interactions gets when it is scored."""
+        unseen = torch.full_like(movies, self.ids.unseen)
+        projected = self.projector.project(movies, self.projector.id_embedding(unseen))
+        alone = Block(
+            src_nodes=movies,
+            dst_index=torch.arange(movies.numel(), device=movies.device),
+            neighbor_index=torch.zeros(movies.numel(), 1, dtype=torch.int64, device=movies.device),
+            weights=torch.zeros(movies.numel(), 1, device=movies.device),
+        )
+        z = projected + self.sage([alone] * len(self.sage.convs), projected)
         return z if self.scale is None else F.normalize(z, dim=1) * self.scale
 
     @property
@@ -134,19 +151,51 @@ class PinSageModel(nn.Module):
         ``log_q`` (C,) is subtracted: the log of how often each candidate is drawn (Yi et al., RecSys 2019),
         so popular movies are not pushed down merely for being sampled as negatives more often.
         """
+        return self._sequence_logits(batch, log_q)[0]
+
+    def _sequence_logits(self, batch: SequenceBatch, log_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The candidate logits and the pooled queries they were scored with."""
         h = self.representation(batch.blocks)
         query = self.pool(h[batch.history], batch.history_mask)
-        logits = query @ h[batch.candidates].T + self.movie_bias(batch.candidate_ids)
+        logits = self._candidate_logits(batch, query, h[batch.candidates], self.movie_bias(batch.candidate_ids), log_q)
+        return logits, query
+
+    @staticmethod
+    def _candidate_logits(
+        batch: SequenceBatch,
+        query: torch.Tensor,
+        candidates: torch.Tensor,
+        bias: torch.Tensor,
+        log_q: torch.Tensor | None,
+    ) -> torch.Tensor:
+        logits = query @ candidates.T + bias
         if log_q is not None:
             logits = logits - log_q
         seen = (batch.history_ids.unsqueeze(-1) == batch.candidate_ids).any(1)
         return logits.masked_fill(seen, -math.inf)
 
+    def brand_new_logits(
+        self, batch: SequenceBatch, query: torch.Tensor, log_q: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, C) candidate logits with every candidate as a brand-new movie (:meth:`brand_new_representation`)
+        for the pooled ``query`` of a real history: the cold-start question, which new movie this user picks."""
+        candidates = self.brand_new_representation(batch.candidate_ids)
+        return self._candidate_logits(batch, query, candidates, self.bias[self.ids.unseen], log_q)
+
     def sequence_loss(self, batch: SequenceBatch, loss: str, log_q: torch.Tensor | None = None) -> torch.Tensor:
-        """Next-engagement loss of pooled histories: sampled softmax, or max-margin against every candidate."""
-        logits = self.sequence_logits(batch, log_q)
+        """Next-engagement loss of pooled histories: sampled softmax, or max-margin against every candidate.
+
+        With ``new_movie_loss`` > 0 (softmax only) the same softmax over brand-new candidates
+        (:meth:`brand_new_logits`) is added with that weight, so the feature path learns to rank movies
+        nobody has rated for a real user's history, while every movie keeps its own id in the main term.
+        """
+        logits, query = self._sequence_logits(batch, log_q)
         if loss == "softmax":
-            return F.cross_entropy(logits, batch.targets)
+            total = F.cross_entropy(logits, batch.targets)
+            if self.new_movie_loss > 0.0:
+                cold = self.brand_new_logits(batch, query, log_q)
+                total = total + self.new_movie_loss * F.cross_entropy(cold, batch.targets)
+            return total
         positive = logits.gather(1, batch.targets[:, None])
         others = torch.ones_like(logits, dtype=torch.bool).scatter(1, batch.targets[:, None], False)
         others &= torch.isfinite(logits)

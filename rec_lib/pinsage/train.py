@@ -96,6 +96,7 @@ def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor 
         learn_query=config.query_pooling == "learned",
         id_dropout=config.id_dropout,
         drop_neighbourhood=config.drop_neighbourhood,
+        new_movie_loss=config.new_movie_loss,
     )
 
 

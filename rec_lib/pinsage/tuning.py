@@ -34,8 +34,8 @@ ABLATIONS: dict[str, dict] = {
     "no logQ correction": {"logq_correction": False},
     "fixed recency weights (0.9^age)": {"query_pooling": "fixed"},
     "no per-movie bias": {"use_bias": False},
-    "no id dropout": {"id_dropout": 0.0},
-    "id dropout keeps the neighbourhood": {"drop_neighbourhood": False},
+    "id dropout 0.1, the dropped movie loses its neighbourhood": {"id_dropout": 0.1},
+    "id dropout 0.1 keeps the neighbourhood": {"id_dropout": 0.1, "drop_neighbourhood": False},
     "previous recipe: movie pairs, max-margin": {"objective": "pairs", "loss": "margin", "query_pooling": "fixed"},
 }
 """Name → change from the defaults; ``"defaults"`` is the defaults themselves."""

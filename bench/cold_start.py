@@ -9,8 +9,10 @@ soon as it finishes. The deterministic baselines are computed once. At the end e
 ``--out`` (split ``cold-test``), with the warm validation and test metrics of each seed's model.
 
 Settings are chosen on split ``cold-val`` (``--split cold-val``: the next-newest movies, trained on the
-warm data without them and without any cold-test interaction); ``--id-dropout 0.1 0.3 0.5`` and
-``--new-movie-loss 0 0.5 1`` run every seed at each combination of values.
+warm data without them and without any cold-test interaction); ``--val-slices 3`` adds the two slices
+before it (rolling origin, ``cold_validation_slices``: rows carry ``slice``, 0 the newest), each trained
+on its own warm data; the jobs run slice by slice, so the settings of one slice finish together.
+``--id-dropout 0.1 0.3 0.5`` and ``--new-movie-loss 0 0.5 1`` run every seed at each combination of values.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from rec_lib.pinsage.coldstart import (
     COLD_VAL_SPLIT,
     cold_start_rows,
     cold_start_split,
-    cold_validation_split,
+    cold_validation_slices,
     summarise_cold,
 )
 from rec_lib.pinsage.config import TrainConfig
@@ -42,25 +44,28 @@ from rec_lib.pinsage.runs import write_table
 _STATE: dict = {}
 
 
-def _start(dataset: str, data_dir: str | None, artefacts_dir: str | None, share: float, split: str) -> None:
+def _start(
+    dataset: str, data_dir: str | None, artefacts_dir: str | None, share: float, split: str, val_slices: int
+) -> None:
     import torch
 
     torch.set_num_threads(1)
     prep = run_preprocess(PreprocessConfig(dataset), data_dir=data_dir, artefacts_dir=artefacts_dir)
     test = cold_start_split(prep, share)
-    _STATE["split"] = cold_validation_split(test) if split == COLD_VAL_SPLIT else test
+    _STATE["splits"] = cold_validation_slices(test, val_slices) if split == COLD_VAL_SPLIT else [test]
 
 
-def _seed_rows(base: TrainConfig, seed: int) -> list[dict]:
+def _seed_rows(base: TrainConfig, seed: int, slice_index: int) -> list[dict]:
     from rec_lib.pinsage.evaluation import build_queries, evaluate
     from rec_lib.pinsage.graph import build_graph
     from rec_lib.pinsage.train import train
 
-    split = _STATE["split"]
+    split = _STATE["splits"][slice_index]
     config = replace(base, seed=seed)
     result = train(split.warm, build_graph(split.warm), config)
     rows = cold_start_rows(split, result.model, config, baselines=False, progress=False)
     rows["seed"] = seed
+    rows["slice"] = slice_index
     rows["id_dropout"] = config.id_dropout
     rows["new_movie_loss"] = config.new_movie_loss
     rows["best_epoch"] = result.best_epoch + 1
@@ -78,6 +83,7 @@ def main() -> None:
     parser.add_argument("--num-epochs", type=int, default=TrainConfig.num_epochs, help="shorter for a smoke run")
     parser.add_argument("--batches-per-epoch", type=int, default=TrainConfig.batches_per_epoch)
     parser.add_argument("--split", choices=(COLD_SPLIT, COLD_VAL_SPLIT), default=COLD_SPLIT)
+    parser.add_argument("--val-slices", type=int, default=1, help="cold-val slices back in time (--split cold-val)")
     parser.add_argument("--id-dropout", type=float, nargs="+", default=[TrainConfig.id_dropout])
     parser.add_argument("--new-movie-loss", type=float, nargs="+", default=[TrainConfig.new_movie_loss])
     parser.add_argument("--out", type=Path, required=True)
@@ -85,9 +91,13 @@ def main() -> None:
     base = TrainConfig(
         dataset=args.dataset, device=args.device, num_epochs=args.num_epochs, batches_per_epoch=args.batches_per_epoch
     )
-    initargs = (args.dataset, args.data_dir, args.artefacts_dir, args.share, args.split)
+    if args.val_slices > 1 and args.split != COLD_VAL_SPLIT:
+        parser.error("--val-slices needs --split cold-val")
+    initargs = (args.dataset, args.data_dir, args.artefacts_dir, args.share, args.split, args.val_slices)
     _start(*initargs)
-    baselines = cold_start_rows(_STATE["split"], None, base).to_dict(orient="records")
+    baselines = []
+    for index, split in enumerate(_STATE["splits"]):
+        baselines += cold_start_rows(split, None, base).assign(slice=index).to_dict(orient="records")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     partial = args.out.with_suffix(".jsonl")
     rows = list(baselines)
@@ -95,9 +105,10 @@ def main() -> None:
         args.workers, mp_context=get_context("spawn"), initializer=_start, initargs=initargs
     ) as pool:
         jobs = [
-            pool.submit(_seed_rows, replace(base, id_dropout=dropout, new_movie_loss=weight), seed)
-            for dropout, weight in itertools.product(args.id_dropout, args.new_movie_loss)
+            pool.submit(_seed_rows, replace(base, id_dropout=dropout, new_movie_loss=weight), seed, index)
+            for index in range(len(_STATE["splits"]))
             for seed in args.seeds
+            for dropout, weight in itertools.product(args.id_dropout, args.new_movie_loss)
         ]
         for future in as_completed(jobs):
             finished = future.result()
@@ -107,6 +118,7 @@ def main() -> None:
             for row in finished:
                 print(
                     f"id dropout {row['id_dropout']} new-movie loss {row['new_movie_loss']} seed {row['seed']} "
+                    f"slice {row['slice']} "
                     f"revealed {row['revealed']:>2}  "
                     f"{args.split} HR@10 {row['hr']:.4f}  warm val HR@10 {row['warm_val_hr_B']:.4f}",
                     flush=True,
@@ -114,11 +126,12 @@ def main() -> None:
     metadata = {"dataset": args.dataset, "share": args.share, "config": asdict(base), "seeds": args.seeds}
     metadata["id_dropout"] = args.id_dropout
     metadata["new_movie_loss"] = args.new_movie_loss
-    metadata["split"] = _STATE["split"].warm.manifest["cold_start"]
+    metadata["split"] = [split.warm.manifest["cold_start"] for split in _STATE["splits"]]
     table = pd.DataFrame(rows)
     write_table(table, args.out, metadata)
-    summary = summarise_cold(table, args.split, by=["id_dropout", "new_movie_loss"])
-    print(summary.to_string(index=False, float_format="{:.4f}".format))
+    grid = ["id_dropout", "new_movie_loss"]
+    for by in ([*grid, "slice"], grid) if len(_STATE["splits"]) > 1 else (grid,):
+        print(summarise_cold(table, args.split, by=by).to_string(index=False, float_format="{:.4f}".format))
     print(f"wrote {args.out}")
 
 

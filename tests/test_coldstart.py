@@ -22,6 +22,7 @@ from rec_lib.pinsage.coldstart import (
     PopularNew,
     cold_events,
     cold_start_split,
+    cold_validation_slices,
     cold_validation_split,
     evaluate_cold,
     summarise_cold,
@@ -76,6 +77,23 @@ def test_cold_val_holds_out_the_next_newest_movies_and_never_sees_cold_test(plan
         assert not data.interactions["movie_idx"].isin(test.new_movies).any(), "no cold-test interaction at all"
     assert not val.warm.interactions["movie_idx"].isin(val.new_movies).any()
     assert cold_events(val, history_len=5).n == int((val.position >= val.events_after).sum()) > 0
+
+
+def test_cold_val_slices_go_back_in_time_and_never_see_a_later_slice(planted) -> None:
+    prep, _ = planted
+    test = cold_start_split(prep, share=0.2)
+    slices = cold_validation_slices(test, 3)
+    assert len(slices) == 3 and all(s.name == COLD_VAL_SPLIT for s in slices)
+    assert np.array_equal(slices[0].new_movies, cold_validation_split(test).new_movies)
+    first = prep.interactions.groupby("movie_idx")["timestamp"].min()
+    later = test.new_movies
+    for older in slices:
+        assert first[older.new_movies].max() <= first[later].min(), "each slice's movies came before the next's"
+        assert not older.prep.interactions["movie_idx"].isin(later).any(), "no later slice's interaction"
+        assert cold_events(older, history_len=5).n > 0
+        later = np.union1d(later, older.new_movies)
+    with pytest.raises(ConfigError, match="at least 1"):
+        cold_validation_slices(test, 0)
 
 
 def test_a_share_that_holds_out_nothing_is_refused(planted) -> None:

@@ -27,7 +27,8 @@ Choosing only new movies that went on to get more than ``max(REVEALED)`` ratings
 lets every ``k`` be scored on the same events, and it is the same for every model.
 
 Settings are chosen on split ``cold-val`` (:func:`cold_validation_split`): the same protocol applied to
-the warm data alone, so its new movies are the next-newest slice and nothing of ``cold-test`` is seen.
+the warm data alone, so its new movies are the next-newest slice and nothing of ``cold-test`` is seen;
+:func:`cold_validation_slices` goes further back, slice by slice, to average over several periods.
 """
 
 from __future__ import annotations
@@ -159,6 +160,22 @@ def cold_validation_split(test: ColdStartSplit) -> ColdStartSplit:
     seen the test movies.
     """
     return cold_start_split(test.warm, test.share, (test.events_after,), name=COLD_VAL_SPLIT)
+
+
+def cold_validation_slices(test: ColdStartSplit, count: int) -> list[ColdStartSplit]:
+    """``count`` cold-val splits going back in time (a rolling origin): the first is
+    :func:`cold_validation_split`, each next one the protocol applied to the previous one's warm data.
+
+    One slice is a couple of hundred movies from one period; a setting chosen on the mean over several
+    slices depends less on which movies happened to be newest. Each slice trains on less (older) data
+    than the one after it, and none sees a later slice's movies.
+    """
+    if count < 1:
+        raise ConfigError(f"cold-val slices={count} must be at least 1")
+    slices = [cold_validation_split(test)]
+    while len(slices) < count:
+        slices.append(cold_validation_split(slices[-1]))
+    return slices
 
 
 @dataclass(frozen=True)

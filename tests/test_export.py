@@ -30,7 +30,7 @@ def exported(tmp_path_factory):
 
 def test_export_is_complete_finite_and_saved_with_its_fingerprint(exported) -> None:
     prep, graph, directory, embeddings = exported
-    assert embeddings.vectors.shape == (graph.n_movies, QUICK.hidden_dims)
+    assert embeddings.vectors.shape == (graph.n_movies, QUICK.hidden_dims + graph.features.content.shape[1])
     assert embeddings.vectors.dtype == np.float32 and np.isfinite(embeddings.vectors).all()
     np.testing.assert_array_equal(embeddings.movie_ids, prep.movies["movie_id"].to_numpy())
     again = load_embeddings(directory)

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from rec_lib.data.loaders import load_folder
+from rec_lib.data.loaders import NO_GENRES, load_folder
 from rec_lib.data.preprocess import preprocess
+from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError, DataFormatError
+from rec_lib.pinsage.baselines import ContentSimilarity
+from rec_lib.pinsage.content import TITLE_HASH_DIMS, word_column
 from rec_lib.pinsage.graph import (
     EMPTY_TITLE,
     MOVIE,
@@ -78,6 +82,32 @@ def test_movie_features(tiny) -> None:
 
     assert title(f) == [EMPTY_TITLE], "by default title words are not features"
     assert title(movie_features(prep.movies, FeatureVocab.of(prep.movies, min_word_movies=1))) == ["the", "matrix"]
+
+
+def test_content_channel_is_the_content_baselines_similarity_with_title_words_hashed() -> None:
+    movies = pd.DataFrame(
+        {
+            "title": ["Star Wars (1977)", "Star Trek (1979)", "Alien (1979)", "Aliens (1986)", "Heat", "Star Wars"],
+            "year": [1977, 1979, 1979, 1986, None, 2015],
+            "genres": [["Sci-Fi", "Action"], ["Sci-Fi"], ["Horror", "Sci-Fi"], ["Action"], [NO_GENRES], ["Sci-Fi"]],
+        }
+    )
+    words = {word for title in movies["title"] for word in title_words(title)}
+    assert len({word_column(word)[0] for word in words}) == len(words), "these words must not share a column"
+    content = movie_features(movies).content.numpy()
+    exact = ContentSimilarity(movies).features.toarray()
+    assert content.shape[1] == len(FeatureVocab.of(movies).genres) + TITLE_HASH_DIMS + 3, "1970s, 1980s, 2010s"
+    np.testing.assert_allclose(content @ content.T, exact @ exact.T, atol=1e-6)
+    assert content[4, : len(FeatureVocab.of(movies).genres)].sum() == 0, "no genres listed is no genre"
+
+
+def test_a_new_word_in_two_new_titles_brings_them_together() -> None:
+    trained = pd.DataFrame({"title": ["Heat (1995)"], "year": [1995], "genres": [["Action"]]})
+    new = pd.DataFrame(
+        {"title": ["Zorblax (2030)", "Zorblax Returns (2032)"], "year": [2030, 2032], "genres": [["Drama"], ["Drama"]]}
+    )
+    content = movie_features(new, FeatureVocab.of(trained)).content.numpy()
+    assert content[0] @ content[1] > 0.8, "same decade and an unseen word in common"
 
 
 def test_builder_names_unknown_keys_and_unregistered_columns() -> None:

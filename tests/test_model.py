@@ -185,3 +185,27 @@ def test_new_movie_loss_needs_the_sampled_softmax() -> None:
         TrainConfig(new_movie_loss=1.0, loss="margin").validate()
     with pytest.raises(ConfigError, match="new_movie_loss"):
         TrainConfig(new_movie_loss=-1.0).validate()
+
+
+def test_scoring_vectors_add_the_weighted_content_cosine_to_the_score(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    _, graph = synthetic(tmp_path)
+    plain = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1).eval()
+    fused = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1, content_weight=2.0).eval()
+    fused.load_state_dict(plain.state_dict())
+    blocks = sample_blocks(TorchPinSageSampler(graph, SamplerConfig()), torch.arange(40), num_layers=2)
+    h = plain.representation(blocks)
+    assert torch.equal(plain.scoring_vectors(blocks), h), "no content weight: the representation alone"
+    vectors = fused.scoring_vectors(blocks)
+    content = graph.features.content[:40]
+    assert vectors.shape == (40, 16 + content.shape[1])
+    query = vectors[:5].mean(0)
+    expected = h[:5].mean(0) @ h.T + 2.0 * content[:5].mean(0) @ content.T
+    assert torch.allclose(query @ vectors.T, expected, atol=1e-4)
+
+
+def test_the_content_weight_must_be_finite_and_not_negative() -> None:
+    TrainConfig(content_weight=0.0).validate()
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ConfigError, match="content_weight"):
+            TrainConfig(content_weight=bad).validate()

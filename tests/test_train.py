@@ -38,7 +38,8 @@ def test_short_training_beats_random_and_most_popular(tmp_path: Path) -> None:
     for split in ("val", "test"):
         assert pinsage[split].hr > popular[split].hr + 0.05, split
         assert pinsage[split].hr > 2 * random_hr, split
-    assert result.vectors.shape == result.test_vectors.shape == (graph.n_movies, QUICK.hidden_dims)
+    scored_dims = QUICK.hidden_dims + graph.features.content.shape[1]
+    assert result.vectors.shape == result.test_vectors.shape == (graph.n_movies, scored_dims)
     assert torch.isfinite(result.vectors).all()
     assert result.history[-1].loss < result.history[0].loss
     assert not torch.equal(result.vectors, result.test_vectors), "test vectors see the validation edges"

@@ -14,10 +14,12 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from rec_lib.data.loaders import NO_GENRES
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.config import EASE_L2
+from rec_lib.pinsage.content import inverse_document_frequency
 
 
 def training_matrix(prep: Preprocessed) -> sp.csr_matrix:
@@ -255,10 +257,10 @@ def _content_parts(movies: pd.DataFrame) -> list[sp.csr_matrix]:
         r, c = (np.array(v, dtype=np.int64) for v in zip(*cells, strict=True)) if cells else ([], [])
         return sp.csr_matrix((np.ones(len(cells), dtype=np.float32), (r, c)), shape=(rows, max(len(vocab), 1)))
 
-    genres = one_hot([[g for g in gs if g != "(no genres listed)"] for gs in movies["genres"]])
+    genres = one_hot([[g for g in gs if g != NO_GENRES] for gs in movies["genres"]])
     words = one_hot([title_words(t) for t in movies["title"]])
     document_frequency = np.asarray((words > 0).sum(axis=0)).ravel()
-    words = words @ sp.diags(np.log((1 + rows) / (1 + document_frequency)).astype(np.float32) + 1.0)
+    words = words @ sp.diags(inverse_document_frequency(document_frequency, rows).astype(np.float32))
     years = movies["year"].astype("Int64")
     decades = one_hot([[] if pd.isna(y) else [int(y) // 10] for y in years])
     return [genres.tocsr(), words.tocsr(), decades]

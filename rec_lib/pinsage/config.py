@@ -6,6 +6,7 @@ They import no torch, so the CLI can build its flags (and serving can start) wit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -59,7 +60,11 @@ class TrainConfig:
     reads no neighbours in that step either, as a brand-new movie has none. ``new_movie_loss`` (softmax only) adds,
     with that weight, the same softmax with every candidate scored as a brand-new movie (the unseen id, no
     neighbours) against the user's real history: the feature path is trained for the cold-start question while
-    every movie keeps its own id in the main term.
+    every movie keeps its own id in the main term. ``content_weight`` (2, chosen on three cold-val slices) adds that
+    weight times the content cosine of query and candidate (genres, title words, decade: the content baseline's
+    similarity, title words hashed) to every score that evaluation and serving compute; training is unchanged.
+    The model's vectors among new movies spread far less than among warm ones (score sd 0.22 against 1.40 on
+    cold-val), so the content term decides among new movies while barely moving warm rankings.
     Each epoch is ``batches_per_epoch`` batches and ends with validation HR@K on at most ``val_users`` users, the
     same sample drawn from ``seed`` every epoch (all users up to that number: ml-1m's 6,040, not ml-25m's 162,541);
     early stopping and the best epoch follow it, and ``evaluate`` then scores every user.
@@ -78,6 +83,7 @@ class TrainConfig:
     id_dropout: float = 0.0
     drop_neighbourhood: bool = True
     new_movie_loss: float = 0.0
+    content_weight: float = 2.0
     random_walk_length: int = 2
     restart_prob: float = 0.5
     num_random_walks: int = 10
@@ -139,6 +145,8 @@ class TrainConfig:
                 f"TrainConfig.new_movie_loss={self.new_movie_loss}: a non-negative weight, used only with "
                 "objective='sequence' and loss='softmax'"
             )
+        if not (self.content_weight >= 0 and math.isfinite(self.content_weight)):
+            raise ConfigError(f"TrainConfig.content_weight={self.content_weight} must be a finite non-negative number")
         if not self.temperature > 0:
             raise ConfigError(f"TrainConfig.temperature={self.temperature} must be positive")
         if self.sampler_backend not in ("torch", "dgl"):

@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.data.loaders import NO_GENRES
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError, DataFormatError
+from rec_lib.pinsage.content import content_vectors
 
 USER, MOVIE = "user", "movie"
 WATCHED, WATCHED_BY = "watched", "watched-by"
@@ -173,35 +175,53 @@ class FeatureVocab:
     """What the model's feature embeddings have rows for: genres, years and title words seen in training.
 
     Index 0 of ``years`` is the unknown year (stored as 0); index 0 of ``title_words`` stands for a title
-    with no known word. A trained model keeps its vocabulary in the checkpoint, so a movie added later is
-    encoded exactly like the movies it was trained on.
+    with no known word. ``title_frequency`` counts, for every word of the ``titles`` trained movies' titles,
+    how many of them hold it: the idf of the content channel (:func:`rec_lib.pinsage.content.content_vectors`).
+    A trained model keeps its vocabulary in the checkpoint, so a movie added later is encoded exactly like the
+    movies it was trained on.
     """
 
     genres: tuple[str, ...]
     years: tuple[int, ...]
     title_words: tuple[str, ...]
+    title_frequency: tuple[tuple[str, int], ...] = ()
+    titles: int = 0
 
     @classmethod
     def of(cls, movies: pd.DataFrame, min_word_movies: int | None = MIN_TITLE_WORD_MOVIES) -> FeatureVocab:
         """The vocabulary of ``movies`` (genres, title, year columns): their decades, and the title words in at
         least ``min_word_movies`` of them (None: no title word)."""
+        counts = Counter(word for title in movies["title"] for word in set(title_words(title)))
         words: set[str] = set()
         if min_word_movies is not None:
-            counts = Counter(word for title in movies["title"] for word in set(title_words(title)))
             words = {word for word, count in counts.items() if count >= min_word_movies}
         years = movies["year"].astype("Int64").dropna().unique()
         return cls(
             genres=tuple(sorted({g for genres in movies["genres"] for g in genres})),
             years=(0, *sorted({int(y) // YEAR_BUCKET * YEAR_BUCKET for y in years})),
             title_words=(EMPTY_TITLE, *sorted(words - {EMPTY_TITLE})),
+            title_frequency=tuple(sorted(counts.items())),
+            titles=len(movies),
         )
 
     def to_dict(self) -> dict:
-        return {"genres": list(self.genres), "years": list(self.years), "title_words": list(self.title_words)}
+        return {
+            "genres": list(self.genres),
+            "years": list(self.years),
+            "title_words": list(self.title_words),
+            "title_frequency": dict(self.title_frequency),
+            "titles": self.titles,
+        }
 
     @classmethod
     def from_dict(cls, values: dict) -> FeatureVocab:
-        return cls(tuple(values["genres"]), tuple(int(y) for y in values["years"]), tuple(values["title_words"]))
+        return cls(
+            tuple(values["genres"]),
+            tuple(int(y) for y in values["years"]),
+            tuple(values["title_words"]),
+            tuple(sorted((word, int(count)) for word, count in values.get("title_frequency", {}).items())),
+            int(values.get("titles", 0)),
+        )
 
     def year_positions(self, years: pd.Series) -> np.ndarray:
         """Each year's index: its decade's, the nearest known decade for one the vocabulary lacks, 0 when unknown.
@@ -236,6 +256,8 @@ class MovieFeatures:
     title_offsets: torch.Tensor
     """(n_movies,) start of each title in ``title_tokens``."""
     vocab: FeatureVocab
+    content: torch.Tensor
+    """(n_movies, content dims) the fixed content vectors (:func:`rec_lib.pinsage.content.content_vectors`)."""
 
     @property
     def n_movies(self) -> int:
@@ -248,6 +270,7 @@ class MovieFeatures:
             self.title_tokens.to(device),
             self.title_offsets.to(device),
             self.vocab,
+            self.content.to(device),
         )
 
 
@@ -289,12 +312,23 @@ def movie_features(movies: pd.DataFrame, vocab: FeatureVocab | None = None) -> M
     lengths = torch.tensor([len(toks) for toks in tokens], dtype=torch.int64)
     offsets = torch.zeros(len(tokens), dtype=torch.int64)
     offsets[1:] = torch.cumsum(lengths, 0)[:-1]
+    year_index = vocab.year_positions(movies["year"])
+    listed = torch.tensor([g != NO_GENRES for g in vocab.genres], dtype=torch.float32)
+    content = content_vectors(
+        (genres * listed).numpy(),
+        list(movies["title"]),
+        year_index - 1,
+        len(vocab.years) - 1,
+        dict(vocab.title_frequency),
+        vocab.titles,
+    )
     return MovieFeatures(
         genres=genres,
-        year_index=torch.from_numpy(vocab.year_positions(movies["year"])),
+        year_index=torch.from_numpy(year_index),
         title_tokens=torch.tensor([tok for toks in tokens for tok in toks], dtype=torch.int64),
         title_offsets=offsets,
         vocab=vocab,
+        content=torch.from_numpy(content),
     )
 
 

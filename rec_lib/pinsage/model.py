@@ -2,11 +2,14 @@
 
 A movie's vector is ``h = x + SAGE(neighbourhood)``; with a ``temperature`` (the softmax loss) it is
 L2-normalised and scaled by ``1/sqrt(temperature)``, so a dot product is a cosine over the temperature.
-The score of a candidate ``i`` for a query ``q`` is ``q · h_i + b_i``. Movies without a training
-interaction share one "unseen" id embedding and bias (:class:`MovieIds`), learned from the catalogue's movies
-that have no training interaction (uniform negatives draw them) and, when set, from id dropout; so
-the model gives a vector to a movie it never saw from its features and whatever neighbourhood it has.
-A query from several movies is their weighted mean under the model's
+The score of a candidate ``i`` for a query ``q`` is ``q · h_i + b_i``. With a ``content_weight`` the vectors
+that evaluation and serving score with (:meth:`PinSageModel.scoring_vectors`) also carry each movie's fixed
+content vector (genres, title words, decade), which adds that weight times the content cosine to the score:
+a late fusion with the content model, which is what ranks a movie nobody has rated yet among its peers.
+Movies without a training interaction share one "unseen" id embedding and bias (:class:`MovieIds`),
+learned from the catalogue's movies that have no training interaction (uniform negatives draw them) and,
+when set, from id dropout; so the model gives a vector to a movie it never saw from its features and
+whatever neighbourhood it has. A query from several movies is their weighted mean under the model's
 :class:`~rec_lib.serving.embeddings.QueryRule`: recency weights over the latest ``history_len`` movies,
 fixed (``0.9 ** age``) or learned with the rest of the model.
 """
@@ -44,10 +47,13 @@ class PinSageModel(nn.Module):
         id_dropout: float = 0.0,
         drop_neighbourhood: bool = True,
         new_movie_loss: float = 0.0,
+        content_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.drop_neighbourhood = drop_neighbourhood
         self.new_movie_loss = new_movie_loss
+        self.content_weight = content_weight
+        self.register_buffer("content", features.content.float(), persistent=False)
         self.projector = MovieInputProjector(features, MovieIds(known, features.n_movies, id_dropout), hidden_dims)
         self.sage = SAGENet(hidden_dims, num_layers, dropout)
         self.scale = None if temperature is None else 1.0 / math.sqrt(temperature)
@@ -77,6 +83,18 @@ class PinSageModel(nn.Module):
         h_input = self.projector(blocks[0].src_nodes)
         z = self.projector(blocks[-1].dst_nodes) + self.sage(blocks, h_input)
         return z if self.scale is None else F.normalize(z, dim=1) * self.scale
+
+    def scoring_vectors(self, blocks: list[Block]) -> torch.Tensor:
+        """What evaluation, export and serving score the output nodes of ``blocks`` with:
+        ``[h, sqrt(content_weight) * c]``, the representation and the fixed content vector, so that
+        ``q · v_i = q_h · h_i + content_weight * q_c · c_i`` for a query pooled from such vectors.
+        Without a content weight it is the representation alone; training scores ``h`` alone either way.
+        """
+        h = self.representation(blocks)
+        if self.content_weight == 0.0:
+            return h
+        content = self.content[blocks[-1].dst_nodes] * math.sqrt(self.content_weight)
+        return torch.cat([h, content.to(h.dtype)], dim=1)
 
     def brand_new_representation(self, movies: torch.Tensor) -> torch.Tensor:
         """Vectors of ``movies`` as if nobody had rated them: the unseen id and no neighbours at any layer,

@@ -97,6 +97,7 @@ def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor 
         id_dropout=config.id_dropout,
         drop_neighbourhood=config.drop_neighbourhood,
         new_movie_loss=config.new_movie_loss,
+        content_weight=config.content_weight,
     )
 
 
@@ -128,7 +129,7 @@ def movie_vectors(
     for start in progress_bar(starts, progress, desc="movie vectors", unit="batch"):
         seeds = movies[start : start + batch_size].to(device)
         blocks = [b.to(device) for b in sample_blocks(sampler, seeds, num_layers)]
-        out.append(model.representation(blocks).float().cpu())
+        out.append(model.scoring_vectors(blocks).float().cpu())
     model.train(was_training)
     return torch.cat(out)
 

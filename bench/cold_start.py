@@ -13,6 +13,9 @@ warm data without them and without any cold-test interaction); ``--val-slices 3`
 before it (rolling origin, ``cold_validation_slices``: rows carry ``slice``, 0 the newest), each trained
 on its own warm data; the jobs run slice by slice, so the settings of one slice finish together.
 ``--id-dropout 0.1 0.3 0.5`` and ``--new-movie-loss 0 0.5 1`` run every seed at each combination of values.
+``--content-weight 0 1 2 4`` scores each trained model at every content weight (``TrainConfig.content_weight``
+changes scoring only, so one training serves them all; its early stopping used the default weight); rows carry
+``content_weight``, and the warm validation HR@10 at each weight is computed on vectors drawn with the run's seed.
 """
 
 from __future__ import annotations
@@ -55,25 +58,37 @@ def _start(
     _STATE["splits"] = cold_validation_slices(test, val_slices) if split == COLD_VAL_SPLIT else [test]
 
 
-def _seed_rows(base: TrainConfig, seed: int, slice_index: int) -> list[dict]:
-    from rec_lib.pinsage.evaluation import build_queries, evaluate
+def _seed_rows(base: TrainConfig, seed: int, slice_index: int, content_weights: list[float] | None) -> list[dict]:
+    from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate
     from rec_lib.pinsage.graph import build_graph
-    from rec_lib.pinsage.train import train
+    from rec_lib.pinsage.train import seeded_vectors, train
 
     split = _STATE["splits"][slice_index]
     config = replace(base, seed=seed)
-    result = train(split.warm, build_graph(split.warm), config)
-    rows = cold_start_rows(split, result.model, config, baselines=False, progress=False)
-    rows["seed"] = seed
-    rows["slice"] = slice_index
-    rows["id_dropout"] = config.id_dropout
-    rows["new_movie_loss"] = config.new_movie_loss
-    rows["best_epoch"] = result.best_epoch + 1
+    graph = build_graph(split.warm)
+    result = train(split.warm, graph, config)
     queries = build_queries(split.warm, config.history_len)
-    warm = evaluate(result.scorer(), queries, "B", split.warm.n_movies, config.eval)
-    for name, metrics in warm.items():
-        rows[f"warm_{name}_hr_B"] = metrics.hr
-    return rows.to_dict(orient="records")
+    out = []
+    for weight in content_weights or [config.content_weight]:
+        scored = replace(config, content_weight=weight)
+        result.model.content_weight = weight
+        rows = cold_start_rows(split, result.model, scored, baselines=False, progress=False)
+        rows["seed"] = seed
+        rows["slice"] = slice_index
+        rows["id_dropout"] = config.id_dropout
+        rows["new_movie_loss"] = config.new_movie_loss
+        rows["content_weight"] = weight
+        rows["best_epoch"] = result.best_epoch + 1
+        if content_weights is None:
+            warm = evaluate(result.scorer(), queries, "B", split.warm.n_movies, config.eval)
+        else:
+            vectors = seeded_vectors(result.model, scored, graph, next(result.model.parameters()).device)
+            scorer = EmbeddingScorer("pinsage", vectors, result.bias, result.query_rule)
+            warm = evaluate(scorer, queries, "B", split.warm.n_movies, config.eval, ("val",))
+        for name, metrics in warm.items():
+            rows[f"warm_{name}_hr_B"] = metrics.hr
+        out += rows.to_dict(orient="records")
+    return out
 
 
 def main() -> None:
@@ -86,6 +101,7 @@ def main() -> None:
     parser.add_argument("--val-slices", type=int, default=1, help="cold-val slices back in time (--split cold-val)")
     parser.add_argument("--id-dropout", type=float, nargs="+", default=[TrainConfig.id_dropout])
     parser.add_argument("--new-movie-loss", type=float, nargs="+", default=[TrainConfig.new_movie_loss])
+    parser.add_argument("--content-weight", type=float, nargs="+", default=None, help="score each model at each")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     base = TrainConfig(
@@ -105,7 +121,13 @@ def main() -> None:
         args.workers, mp_context=get_context("spawn"), initializer=_start, initargs=initargs
     ) as pool:
         jobs = [
-            pool.submit(_seed_rows, replace(base, id_dropout=dropout, new_movie_loss=weight), seed, index)
+            pool.submit(
+                _seed_rows,
+                replace(base, id_dropout=dropout, new_movie_loss=weight),
+                seed,
+                index,
+                args.content_weight,
+            )
             for index in range(len(_STATE["splits"]))
             for seed in args.seeds
             for dropout, weight in itertools.product(args.id_dropout, args.new_movie_loss)
@@ -117,7 +139,8 @@ def main() -> None:
                 handle.writelines(json.dumps(row) + "\n" for row in finished)
             for row in finished:
                 print(
-                    f"id dropout {row['id_dropout']} new-movie loss {row['new_movie_loss']} seed {row['seed']} "
+                    f"id dropout {row['id_dropout']} new-movie loss {row['new_movie_loss']} "
+                    f"content weight {row['content_weight']} seed {row['seed']} "
                     f"slice {row['slice']} "
                     f"revealed {row['revealed']:>2}  "
                     f"{args.split} HR@10 {row['hr']:.4f}  warm val HR@10 {row['warm_val_hr_B']:.4f}",
@@ -126,10 +149,11 @@ def main() -> None:
     metadata = {"dataset": args.dataset, "share": args.share, "config": asdict(base), "seeds": args.seeds}
     metadata["id_dropout"] = args.id_dropout
     metadata["new_movie_loss"] = args.new_movie_loss
+    metadata["content_weight"] = args.content_weight or [base.content_weight]
     metadata["split"] = [split.warm.manifest["cold_start"] for split in _STATE["splits"]]
     table = pd.DataFrame(rows)
     write_table(table, args.out, metadata)
-    grid = ["id_dropout", "new_movie_loss"]
+    grid = ["id_dropout", "new_movie_loss", "content_weight"]
     for by in ([*grid, "slice"], grid) if len(_STATE["splits"]) > 1 else (grid,):
         print(summarise_cold(table, args.split, by=by).to_string(index=False, float_format="{:.4f}".format))
     print(f"wrote {args.out}")

@@ -17,8 +17,8 @@ The protocol (split ``cold-test``):
   the scorer's query rule), the **new movies only** are ranked, not the whole catalogue: the question
   is which new movie the user picks. New movies already in the user's history are masked. Ties count at
   their expected rank, so a scorer that cannot tell the new movies apart scores at chance.
-* **Models**: PinSage (the same model, loss and query rule as the product; new movies read the unseen
-  id), content-only similarity (:class:`~rec_lib.pinsage.baselines.ContentSimilarity`), popularity among
+* **Models**: PinSage (the same model, loss, query rule and content channel as the product; new movies read
+  the unseen id), content-only similarity (:class:`~rec_lib.pinsage.baselines.ContentSimilarity`), popularity among
   the new movies (:class:`PopularNew`: their revealed ratings before the event, and every rating before
   it), and item-kNN and EASE fitted on the revealed graph: with nothing revealed they have no score for
   a new movie.

@@ -30,6 +30,7 @@ TUNING_DIR = PROJECT_ROOT / "reports" / "tuning"
 
 ABLATIONS: dict[str, dict] = {
     "defaults": {},
+    "no content channel": {"content_weight": 0.0},
     "max-margin loss": {"loss": "margin"},
     "no logQ correction": {"logq_correction": False},
     "fixed recency weights (0.9^age)": {"query_pooling": "fixed"},

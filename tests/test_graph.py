@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -101,13 +102,20 @@ def test_content_channel_is_the_content_baselines_similarity_with_title_words_ha
     assert content[4, : len(FeatureVocab.of(movies).genres)].sum() == 0, "no genres listed is no genre"
 
 
-def test_a_new_word_in_two_new_titles_brings_them_together() -> None:
+def test_a_word_no_trained_title_had_still_brings_two_new_titles_together() -> None:
     trained = pd.DataFrame({"title": ["Heat (1995)"], "year": [1995], "genres": [["Action"]]})
     new = pd.DataFrame(
-        {"title": ["Zorblax (2030)", "Zorblax Returns (2032)"], "year": [2030, 2032], "genres": [["Drama"], ["Drama"]]}
+        {
+            "title": ["Zorblax (2031)", "Zorblax Returns (2032)", "Quux (2033)"],
+            "year": [2031, 2032, 2033],
+            "genres": [["Drama"], ["Drama"], ["Drama"]],
+        }
     )
     content = movie_features(new, FeatureVocab.of(trained)).content.numpy()
-    assert content[0] @ content[1] > 0.8, "same decade and an unseen word in common"
+    same_decade = 1 / 3
+    shared_word = (1 / math.sqrt(2)) / 3
+    assert content[0] @ content[1] == pytest.approx(same_decade + shared_word, abs=1e-6)
+    assert content[0] @ content[2] == pytest.approx(same_decade, abs=1e-6), "no genre known to the vocabulary"
 
 
 def test_builder_names_unknown_keys_and_unregistered_columns() -> None:

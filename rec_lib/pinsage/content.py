@@ -20,8 +20,8 @@ import numpy as np
 from rec_lib.data.text import title_words
 
 TITLE_HASH_DIMS = 128
-"""Columns the title words are hashed into. On cold-val (three slices, one seed) a random projection of the
-exact tf-idf words to 128 columns ranked new movies as well as the exact words did (HR@10 0.186 and 0.186)."""
+"""Columns the title words are hashed into. On cold-val (three slices, one seed, content weight 2) hashed words
+ranked new movies at HR@10 0.184, the exact 9,144 tf-idf columns at 0.186, a random projection to 128 at 0.186."""
 CONTENT_PARTS = 3
 """Genres, title words, decade: the channel is their concatenation divided by √3, so two movies'
 inner product is the mean of the three parts' cosines (at most 1)."""

@@ -71,6 +71,7 @@ def test_notebook_02_search_and_any_training_flag_flow_to_notebook_03(tmp_path: 
     generate_ml1m(tmp_path / "data" / "syn", SyntheticConfig(n_users=200, n_movies=80, n_ratings=6_000, seed=3))
     common = {"dataset": "syn", "artefacts_dir": str(tmp_path / "artefacts")}
     overrides = {"hidden_dims": 8, "num_epochs": 1, "batches_per_epoch": 3, "batch_size": 16, "dropout": 0.3}
+    overrides["content_weight"] = 0.0
     search_out = tmp_path / "tuning" / "syn.json"
     trained = execute(
         "train",
@@ -90,4 +91,4 @@ def test_notebook_02_search_and_any_training_flag_flow_to_notebook_03(tmp_path: 
     assert summary["ablation"].tolist() == ["defaults", "no per-movie bias"] and summary["seeds"].tolist() == [2, 2]
     exported = execute("export", tmp_path / "03.ipynb", **common)
     assert exported["run_dir"] == trained["run_dir"]
-    assert exported["n_vectors"] == 80 and exported["dim"] == 8
+    assert exported["n_vectors"] == 80 and exported["dim"] == 8, "hidden 8 and no content channel, as trained"

@@ -9,6 +9,8 @@ import pytest
 
 from rec_lib.cli import main
 from rec_lib.errors import RecLibError
+from rec_lib.pinsage.content import TITLE_HASH_DIMS
+from rec_lib.pinsage.train import CHECKPOINT_BEST, checkpoint_vocab
 from rec_lib.reports.runner import NOTEBOOKS, Baseline, Check, baseline_from, compare, run_notebooks, write_summary
 
 
@@ -99,7 +101,9 @@ def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_p
     assert train["config"]["hidden_dims"] == 16 and train["batches_per_s"] > 0
     assert train["search_ran"] is False, "a report shows the committed search, it does not re-run it"
     export = observed["notebooks"]["03_export_embeddings"]
-    assert (export["n_vectors"], export["dim"]) == (9_724, 16)
+    vocab = checkpoint_vocab(Path(train["run_dir"]) / CHECKPOINT_BEST)
+    content_dims = len(vocab.genres) + TITLE_HASH_DIMS + len(vocab.years) - 1
+    assert (export["n_vectors"], export["dim"]) == (9_724, 16 + content_dims), "hidden 16 and the content channel"
     assert export["run_dir"] == train["run_dir"], "03 exports the run 02 trained"
     assert {row["query"] for row in export["neighbours"]} >= {"Toy Story (1995)", "Matrix, The (1999)"}
     load = observed["notebooks"]["04_load"]

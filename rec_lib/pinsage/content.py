@@ -61,7 +61,7 @@ def content_vectors(
     titles hold each word (its idf weights the word, counted once per title).
 
     >>> v = content_vectors(np.array([[1.0, 0.0]]), ["Toy Story"], np.array([1]), 2, {"toy": 1}, 10)
-    >>> v.shape, round(float(v @ v.T), 6)
+    >>> v.shape, round(float((v @ v.T)[0, 0]), 6)
     ((1, 132), 1.0)
     """
     n = len(titles)

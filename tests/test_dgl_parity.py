@@ -78,5 +78,7 @@ def test_training_with_the_dgl_sampler_backend(tmp_path: Path) -> None:
     config = TrainConfig(
         hidden_dims=16, num_epochs=1, batches_per_epoch=5, batch_size=32, sampler_backend="dgl", device="cpu"
     )
-    result = train(prep, build_graph(prep), config)
-    assert result.vectors.shape == (120, 16) and torch.isfinite(result.vectors).all()
+    graph = build_graph(prep)
+    result = train(prep, graph, config)
+    scored_dims = 16 + graph.features.content.shape[1]
+    assert result.vectors.shape == (120, scored_dims) and torch.isfinite(result.vectors).all()

@@ -16,6 +16,8 @@ on its own warm data; the jobs run slice by slice, so the settings of one slice 
 ``--content-weight 0 1 2 4`` scores each trained model at every content weight (``TrainConfig.content_weight``
 changes scoring only, so one training serves them all; its early stopping used the default weight); rows carry
 ``content_weight``, and the warm validation HR@10 at each weight is computed on vectors drawn with the run's seed.
+``--save-models DIR`` keeps each training's checkpoints in ``DIR/<split>-slice<i>-seed<s>/`` (a rerun resumes
+from them) for ``bench/cold_start_diagnosis.py``; it is meant for one setting per seed and slice.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
+from cold_start_diagnosis import saved_model_dir
 from common import seeded_run_arguments
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
@@ -58,7 +61,9 @@ def _start(
     _STATE["splits"] = cold_validation_slices(test, val_slices) if split == COLD_VAL_SPLIT else [test]
 
 
-def _seed_rows(base: TrainConfig, seed: int, slice_index: int, content_weights: list[float] | None) -> list[dict]:
+def _seed_rows(
+    base: TrainConfig, seed: int, slice_index: int, content_weights: list[float] | None, save_models: Path | None
+) -> list[dict]:
     from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate
     from rec_lib.pinsage.graph import build_graph
     from rec_lib.pinsage.train import seeded_vectors, train
@@ -66,7 +71,8 @@ def _seed_rows(base: TrainConfig, seed: int, slice_index: int, content_weights: 
     split = _STATE["splits"][slice_index]
     config = replace(base, seed=seed)
     graph = build_graph(split.warm)
-    result = train(split.warm, graph, config)
+    checkpoints = None if save_models is None else saved_model_dir(save_models, split.name, slice_index, seed)
+    result = train(split.warm, graph, config, checkpoint_dir=checkpoints)
     queries = build_queries(split.warm, config.history_len)
     out = []
     for weight in content_weights or [config.content_weight]:
@@ -102,6 +108,7 @@ def main() -> None:
     parser.add_argument("--id-dropout", type=float, nargs="+", default=[TrainConfig.id_dropout])
     parser.add_argument("--new-movie-loss", type=float, nargs="+", default=[TrainConfig.new_movie_loss])
     parser.add_argument("--content-weight", type=float, nargs="+", default=None, help="score each model at each")
+    parser.add_argument("--save-models", type=Path, default=None, help="keep each training's checkpoints here")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     base = TrainConfig(
@@ -109,6 +116,8 @@ def main() -> None:
     )
     if args.val_slices > 1 and args.split != COLD_VAL_SPLIT:
         parser.error("--val-slices needs --split cold-val")
+    if args.save_models and len(args.id_dropout) * len(args.new_movie_loss) > 1:
+        parser.error("--save-models keeps one training per seed and slice: give one --id-dropout and --new-movie-loss")
     initargs = (args.dataset, args.data_dir, args.artefacts_dir, args.share, args.split, args.val_slices)
     _start(*initargs)
     baselines = []
@@ -127,6 +136,7 @@ def main() -> None:
                 seed,
                 index,
                 args.content_weight,
+                args.save_models,
             )
             for index in range(len(_STATE["splits"]))
             for seed in args.seeds

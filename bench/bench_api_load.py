@@ -9,7 +9,8 @@ both started here on loopback (run it through ``tests/isolated.sh``: the Milvus 
 interface, and inside that namespace every interface is loopback). Each is served by ``python -m
 rec_lib serve`` as its own process; ``--concurrency`` clients send requests back to back for
 ``--seconds``: 70% POST /recommend (a real user's last 1-5 movies), 20% GET /movies/search, 10% GET
-/movies/{id}. It prints requests/s, p50/p99 and errors per set-up and client count, then the server
+/movies/{id}. It prints requests/s, p50/p99 and errors per set-up and client count, the CPU each role spent per
+request (read from /proc: the load clients, the API processes, the Milvus server, MariaDB, ...), then the server
 path's requests/s over the embedded one's. Exits 1 on any error.
 """
 
@@ -67,6 +68,39 @@ async def load(base: str, seconds: float, concurrency: int, queries, ids) -> tup
     return samples, errors, time.perf_counter() - started
 
 
+def cpu_seconds_by_process() -> dict[int, tuple[int, str, float]]:
+    """Every process's parent pid, command name and CPU seconds so far (user + system, all its threads)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # exited while we looked
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks)
+    return table
+
+
+def cpu_by_role(before: dict, after: dict, api_pid: int) -> dict[str, float]:
+    """CPU seconds spent between two snapshots by the load clients (this process), the API process tree, and
+    every other process by command name (the Milvus server, MariaDB, ...)."""
+    api = {api_pid}
+    for _ in range(4):  # the serve process, its worker processes, and anything they start
+        api |= {pid for pid, (ppid, _, _) in after.items() if ppid in api}
+    spent: dict[str, float] = {}
+    for pid, (_, name, seconds) in after.items():
+        delta = seconds - before.get(pid, (0, name, 0.0))[2]
+        if delta <= 0:
+            continue
+        role = "clients" if pid == os.getpid() else "API" if pid in api else name
+        spent[role] = spent.get(role, 0.0) + delta
+    return spent
+
+
 def wait_until_up(base: str, process: subprocess.Popen, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -107,7 +141,9 @@ def measure(name: str, settings: StoreSettings, workers: int, artefacts_dir: str
     try:
         asyncio.run(load(base, 2, 4, queries, ids))  # warm every worker's clients and caches
         for concurrency in args.concurrency:
+            cpu_before = cpu_seconds_by_process()
             samples, errors, elapsed = asyncio.run(load(base, args.seconds, concurrency, queries, ids))
+            cpu = cpu_by_role(cpu_before, cpu_seconds_by_process(), server.pid)
             total = sum(len(v) for v in samples.values())
             recommend_ms = np.array(samples.get("POST /recommend", [0.0])) * 1000
             every_ms = np.concatenate([np.array(v) for v in samples.values()]) * 1000
@@ -116,6 +152,8 @@ def measure(name: str, settings: StoreSettings, workers: int, artefacts_dir: str
                 "req_s": total / elapsed, "p50_ms": float(np.percentile(every_ms, 50)),
                 "p99_ms": float(np.percentile(every_ms, 99)),
                 "recommend_p50_ms": float(np.percentile(recommend_ms, 50)), "errors": len(errors),
+                "cpu_ms_per_request": {role: 1000 * s / total for role, s in cpu.items()},
+                "cores_busy": sum(cpu.values()) / elapsed,
             })  # fmt: skip
             row = rows[-1]
             print(
@@ -124,6 +162,9 @@ def measure(name: str, settings: StoreSettings, workers: int, artefacts_dir: str
                 f"{row['recommend_p50_ms']:6.1f} ms  errors {row['errors']}",
                 flush=True,
             )
+            shares = sorted(row["cpu_ms_per_request"].items(), key=lambda kv: -kv[1])
+            print(f"  CPU ms per request ({row['cores_busy']:.2f} cores busy): "
+                  + ", ".join(f"{role} {ms:.2f}" for role, ms in shares[:6] if ms >= 0.01))  # fmt: skip
             for error in errors[:5]:
                 print(f"  error: {error}")
     finally:

@@ -237,3 +237,14 @@ def _parent(proc: Path) -> int | None:
         return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def test_served_processes_parse_http_and_loop_in_compiled_code() -> None:
+    """`serve` leaves the choice to uvicorn ("auto"), which takes httptools and uvloop when the serve extra
+    installed them (with pandas left out of the answers, they halved the API's CPU per request under load)."""
+    import uvicorn
+
+    config = uvicorn.Config("rec_lib.serving.api:create_app", factory=True)
+    config.load()
+    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    assert config.get_loop_factory().__module__.startswith("uvloop")

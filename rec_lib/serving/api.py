@@ -118,8 +118,17 @@ def _movie_fields(row: dict) -> dict:
         "movie_id": int(row["movie_id"]),
         "title": row["title"],
         "year": None if pd.isna(year) else int(year),
-        "genres": [g for g in str(row["genres"]).split(GENRE_SEPARATOR) if g],
+        "genres": _genre_list(str(row["genres"])),
     }
+
+
+def _genre_list(genres: str) -> list[str]:
+    """The stored ``A|B`` genre string as a list.
+
+    >>> _genre_list("Comedy|Drama"), _genre_list("")
+    (['Comedy', 'Drama'], [])
+    """
+    return [g for g in genres.split(GENRE_SEPARATOR) if g]
 
 
 def create_app(settings: StoreSettings | None = None) -> FastAPI:
@@ -178,7 +187,8 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         q: str = Query(..., min_length=1, max_length=200, description="part of a title"),
         limit: int = Query(20, ge=1, le=MAX_SEARCH),
     ) -> list[Movie]:
-        return _movies(request.app.state.stores.metadata.search(q, limit))
+        rows = request.app.state.stores.metadata.search_rows(q, limit)
+        return [Movie(movie_id=r.movie_id, title=r.title, year=r.year, genres=_genre_list(r.genres)) for r in rows]
 
     @app.get("/movies/random", response_model=list[Movie])
     def random_movies(request: Request, n: int = Query(10, ge=1, le=MAX_RANDOM)) -> list[Movie]:
@@ -188,10 +198,10 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     def movie(
         request: Request, movie_id: Annotated[int, PathParam(ge=MOVIE_ID_RANGE[0], le=MOVIE_ID_RANGE[1])]
     ) -> Movie:
-        found = request.app.state.stores.metadata.movies([movie_id])
-        if found.empty:
+        found = request.app.state.stores.metadata.details([movie_id]).get(movie_id)
+        if found is None:
             raise HTTPException(status_code=404, detail=f"unknown movie id {movie_id}")
-        return _movies(found)[0]
+        return Movie(movie_id=movie_id, title=found.title, year=found.year, genres=_genre_list(found.genres))
 
     @app.get("/genres", response_model=list[str])
     def genres(request: Request) -> list[str]:
@@ -199,16 +209,17 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     @app.post("/recommend", response_model=RecommendResponse)
     def recommend(request: Request, body: RecommendRequest) -> RecommendResponse:
-        table = request.app.state.recommender.recommend(body.liked, body.k, genres=body.genres, years=body.years)
+        ranked = request.app.state.recommender.rank(body.liked, body.k, genres=body.genres, years=body.years)
         items = [
             Recommendation(
-                **_movie_fields(row),
-                score=float(row["score"]),
-                because_id=None if pd.isna(row["because_id"]) else int(row["because_id"]),
-                because=row["because"],
+                movie_id=movie_id, title=title, year=year, genres=_genre_list(genres), score=score,
+                because_id=because_id, because=because,
             )
-            for row in table.to_dict(orient="records")
-        ]
+            for movie_id, title, year, genres, score, because_id, because in zip(
+                ranked.movie_id, ranked.title, ranked.year, ranked.genres, ranked.score, ranked.because_id,
+                ranked.because, strict=True,
+            )
+        ]  # fmt: skip
         return RecommendResponse(recommendations=items, fallback=not body.liked)
 
     _mount_docs(app)

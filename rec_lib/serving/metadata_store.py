@@ -236,9 +236,13 @@ class MetadataStore:
 
     def search(self, query: str, limit: int = 20) -> pd.DataFrame:
         """Movies whose title contains the query, ignoring case, accents and article position; popular first."""
+        return self._typed(pd.DataFrame(self.search_rows(query, limit), columns=COLUMNS))
+
+    def search_rows(self, query: str, limit: int = 20) -> list[sa.Row]:
+        """What :meth:`search` finds, as rows: the HTTP API's path, which needs no DataFrame."""
         key = search_key(query)
         if not key:
-            return pd.DataFrame(columns=COLUMNS)
+            return []
         pattern = "%" + _escape_like(key) + "%"
         statement = (
             sa.select(movies_table)
@@ -246,7 +250,11 @@ class MetadataStore:
             .order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id)
             .limit(limit)
         )
-        return self._frame(statement)
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(statement))
+        except SQLAlchemyError as exc:
+            raise self._fail(exc) from exc
 
     def random(self, n: int, seed: int | None = None) -> pd.DataFrame:
         """``n`` movies drawn uniformly (reproducible when ``seed`` is given)."""

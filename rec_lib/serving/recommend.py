@@ -60,6 +60,34 @@ class Filters:
     years: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class Recommendations:
+    """A ranked result as plain columns, best first: what the HTTP API sends without building a DataFrame
+    (:meth:`frame` gives the table ``recommend()`` returns). ``because_id`` is None for popular fallbacks."""
+
+    movie_id: list[int]
+    title: list[str]
+    year: list[int | None]
+    genres: list[str]
+    score: list[float]
+    because_id: list[int | None]
+    because: list[str]
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "movie_id": pd.array(self.movie_id, dtype="int64"),
+                "title": self.title,
+                "year": pd.array(self.year, dtype="Int64"),
+                "genres": self.genres,
+                "score": pd.array(self.score, dtype="float64"),
+                "because_id": pd.array(self.because_id, dtype="Int64"),
+                "because": self.because,
+            },
+            columns=RESULT_COLUMNS,
+        )
+
+
 @dataclass
 class _Published:
     """What one load published, read once: its collection and query rule, and caches of its movies' stored
@@ -109,6 +137,17 @@ class Recommender:
         years: tuple[int, int] | None = None,
     ) -> pd.DataFrame:
         """The ``k`` best movies for the liked ones: movie_id, title, year, genres, score, because_id, because."""
+        return self.rank(liked, k, genres=genres, years=years).frame()
+
+    def rank(
+        self,
+        liked: Iterable[int],
+        k: int = 10,
+        *,
+        genres: Iterable[str] | None = None,
+        years: tuple[int, int] | None = None,
+    ) -> Recommendations:
+        """What :meth:`recommend` returns, as plain columns."""
         liked_ids = self._check_liked(liked)
         try:
             return self._recommend_pinned(liked_ids, k, genres, years)
@@ -118,14 +157,14 @@ class Recommender:
 
     def _recommend_pinned(
         self, liked_ids: list[int], k: int, genres: Iterable[str] | None, years: tuple[int, int] | None
-    ) -> pd.DataFrame:
+    ) -> Recommendations:
         published = self._pinned()
         filters = self._check_filters(k, genres, years)
         if not liked_ids:
             return self._popular(published, k, filters)
         return self._ranked(published, liked_ids, k, filters)
 
-    def _ranked(self, published: _Published, liked_ids: list[int], k: int, filters: Filters) -> pd.DataFrame:
+    def _ranked(self, published: _Published, liked_ids: list[int], k: int, filters: Filters) -> Recommendations:
         stored = self._liked_vectors(published, liked_ids)
         unknown = [i for i in liked_ids if i not in stored]
         if unknown:
@@ -193,14 +232,14 @@ class Recommender:
             years = (int(years[0]), int(years[1]))
         return Filters(wanted, years)
 
-    def _popular(self, published: _Published, k: int, filters: Filters) -> pd.DataFrame:
+    def _popular(self, published: _Published, k: int, filters: Filters) -> Recommendations:
         rows = self.stores.metadata.popular(k, genres=list(filters.genres), years=filters.years)
         return self._table(published, rows["movie_id"].tolist(), rows["n_ratings"].astype(float).tolist(), None)
 
     def _table(
         self, published: _Published, movie_ids: list[int], scores: list[float], because_ids: list[int] | None
-    ) -> pd.DataFrame:
-        """The result table: SQL details joined to the ranked ids; ``because_ids`` None means popular."""
+    ) -> Recommendations:
+        """The result: SQL details joined to the ranked ids; ``because_ids`` None means popular."""
         details = self._details(published, movie_ids + (because_ids or []))
         missing = [i for i in movie_ids if i not in details]
         if missing:
@@ -209,17 +248,14 @@ class Recommender:
                 "run `python -m rec_lib load` again"
             )
         found = [details[i] for i in movie_ids]
-        return pd.DataFrame(
-            {
-                "movie_id": pd.array(movie_ids, dtype="int64"),
-                "title": [d.title for d in found],
-                "year": pd.array([d.year for d in found], dtype="Int64"),
-                "genres": [d.genres for d in found],
-                "score": pd.array(scores, dtype="float64"),
-                "because_id": pd.array(because_ids or [None] * len(movie_ids), dtype="Int64"),
-                "because": [details[j].title for j in because_ids] if because_ids else [POPULAR] * len(movie_ids),
-            },
-            columns=RESULT_COLUMNS,
+        return Recommendations(
+            movie_id=movie_ids,
+            title=[d.title for d in found],
+            year=[d.year for d in found],
+            genres=[d.genres for d in found],
+            score=scores,
+            because_id=because_ids or [None] * len(movie_ids),
+            because=[details[j].title for j in because_ids] if because_ids else [POPULAR] * len(movie_ids),
         )
 
 

@@ -3,6 +3,7 @@
     python bench/cold_start.py --data-dir ../shared/data --seeds 0 --save-models /tmp/cold-models ...
     python bench/cold_start_diagnosis.py --data-dir ../shared/data --models /tmp/cold-models \
         --out reports/coldstart/ml-latest-small-diagnosis.json
+    python bench/cold_start_diagnosis.py --data-dir ../shared/data --popularity-windows 3
 
 Every model saved by ``bench/cold_start.py --save-models`` (``<split>-slice<i>-seed<s>/best.pt``) is scored on
 its own split with nothing revealed, and so are parts of its score, each ranking the new movies alone:
@@ -20,6 +21,10 @@ its own split with nothing revealed, and so are parts of its score, each ranking
 Two rank correlations (Spearman) over the new movies say what the prior is: ``prior ~ genre popularity``, between
 the prior and the mean training count of the warm movies sharing each genre of the new movie, and
 ``events ~ genre popularity``, between the events each new movie gets and that same genre popularity.
+
+``--popularity-windows N`` needs no models: for cold-test and ``N`` cold-val slices it prints ``events ~ genre
+popularity`` with the popularity counted over only the latest 100, 50, 20, 10, 5 and 2 % of the training ratings
+(is the prior stale, or does genre popularity not track the new movies at all?).
 
 So a gap between the product and the content baseline splits into what the query rule costs the content part,
 what hashing costs, and what PinSage's own term adds or takes away. This is a diagnosis of a split already
@@ -81,10 +86,18 @@ def hit_rate(scores: torch.Tensor, events: ColdEvents, k: int) -> float:
     return float(tie_aware_metrics(scores, events.target, k)[0].mean())
 
 
-def genre_popularity(split: ColdStartSplit, genres: np.ndarray) -> np.ndarray:
+POPULARITY_WINDOWS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)
+"""Shares of the training ratings, the latest by time, that ``--popularity-windows`` counts genre popularity over."""
+
+
+def genre_popularity(split: ColdStartSplit, genres: np.ndarray, latest: float = 1.0) -> np.ndarray:
     """Each new movie's genres' popularity: the mean training count of the warm movies of each of its genres,
-    averaged over its genres (0 for a movie without genres)."""
-    counts = np.bincount(split.warm.split("train")["movie_idx"], minlength=split.prep.n_movies).astype(np.float64)
+    averaged over its genres (0 for a movie without genres), counting only the ``latest`` share of the training
+    ratings by time."""
+    train = split.warm.split("train")
+    newest_first = np.argsort(-train["timestamp"].to_numpy(), kind="stable")[: math.ceil(latest * len(train))]
+    counts = np.bincount(train["movie_idx"].to_numpy()[newest_first], minlength=split.prep.n_movies)
+    counts = counts.astype(np.float64)
     trained = counts > 0
     per_genre = (genres[trained] * counts[trained, None]).sum(0) / np.maximum(genres[trained].sum(0), 1)
     new = genres[split.new_movies]
@@ -128,15 +141,43 @@ def diagnose(
     }
 
 
+def popularity_windows(splits: dict[str, ColdStartSplit], genres: np.ndarray, history_len: int) -> pd.DataFrame:
+    """``events ~ genre popularity`` (Spearman) per split, the popularity counted over each of
+    :data:`POPULARITY_WINDOWS`."""
+    rows = {}
+    for name, split in splits.items():
+        per_movie_events = np.bincount(cold_events(split, history_len).target.numpy(), minlength=len(split.new_movies))
+        rows[name] = {
+            f"latest {latest:.0%}": spearmanr(per_movie_events, genre_popularity(split, genres, latest)).statistic
+            for latest in POPULARITY_WINDOWS
+        }
+    return pd.DataFrame(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", default="ml-latest-small")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--artefacts-dir", default=None)
-    parser.add_argument("--models", type=Path, required=True, help="the --save-models dir of bench/cold_start.py")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--models", type=Path, help="the --save-models dir of bench/cold_start.py")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--popularity-windows", type=int, metavar="N", help="print the windows table for cold-test "
+                        "and N cold-val slices instead (no models needed)")  # fmt: skip
     args = parser.parse_args()
     torch.set_grad_enabled(False)
+    if args.popularity_windows is not None:
+        prep = run_preprocess(PreprocessConfig(args.dataset), data_dir=args.data_dir, artefacts_dir=args.artefacts_dir)
+        test = cold_start_split(prep)
+        splits = {COLD_SPLIT: test} | {
+            f"{COLD_VAL_SPLIT} slice {i}": split
+            for i, split in enumerate(cold_validation_slices(test, args.popularity_windows))
+        }
+        genres = _content_parts(prep.movies)[0].toarray() > 0
+        print("Spearman, events per new movie ~ genres' popularity over the latest share of the training ratings:")
+        print(popularity_windows(splits, genres, EvalConfig().history_len).to_string(float_format="{:.2f}".format))
+        return
+    if args.models is None or args.out is None:
+        parser.error("--models and --out are required (or --popularity-windows)")
     if not args.models.is_dir():
         parser.error(f"--models {args.models} is not a folder")
     found = [(m, d) for d in sorted(args.models.iterdir()) if (m := MODEL_DIR.fullmatch(d.name))]

@@ -5,7 +5,9 @@
 #   .devdata/  a data dir holding ml-latest-small/
 # Everything it writes goes to $OUT. With GPU_CHECK=scale it runs the scale bench instead (bench_scale.py on CUDA at
 # SCALE_SIZES, default "10m 25m": synthesize, preprocess, one short training epoch, evaluate, export, load), which
-# needs its own call of about 10 minutes.
+# needs its own call. Synthesizing 25M ratings is one numpy thread drawing 9.6 billion Gumbel variates (434 s on
+# this project's 2-core machine), so on a 15-minute device budget start with SCALE_SIZES=10m (its steps took 225 s
+# in all on 2 CPU cores here).
 set -euo pipefail
 python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD TQDM_MININTERVAL=30 PYTHONUNBUFFERED=1

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import numpy as np
@@ -40,32 +42,81 @@ TARGET_RATIO = 5
 SEARCHES = ["star", "the", "love", "man", "war", "matrix", "toy", "king", "night", "life"]
 
 
-async def client(base: str, deadline: float, rng: np.random.Generator, queries, ids, samples, errors) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+class Connection:
+    """One keep-alive HTTP/1.1 connection that sends prepared requests and reads answers that carry a
+    Content-Length (every answer of this API does). The load clients share 2 cores with the API and the servers,
+    so they are kept lean: ~0.2 ms of CPU per request where httpx spent 1.0-1.3 ms."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, base: str) -> Connection:
+        host, port = urlsplit(base).hostname, urlsplit(base).port
+        return cls(*await asyncio.open_connection(host, port))
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        """The status and body of the answer to one prepared request."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = None
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length is None:
+            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+        return int(head[9:12]), await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def prepared_requests(base: str, queries: list[list[int]], ids) -> dict[str, list[bytes]]:
+    """Every request the clients send, encoded once, by endpoint."""
+    host = urlsplit(base).netloc
+    bodies = [json.dumps({"liked": [int(i) for i in liked], "k": 10}).encode() for liked in queries]
+    return {
+        "POST /recommend": [
+            f"POST /recommend HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+            for body in bodies
+        ],
+        "GET /movies/search": [
+            f"GET /movies/search?{urlencode({'q': q})} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for q in SEARCHES
+        ],
+        "GET /movies/{id}": [f"GET /movies/{int(i)} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for i in ids],
+    }
+
+
+MIX = [(0.7, "POST /recommend"), (0.9, "GET /movies/search"), (1.0, "GET /movies/{id}")]
+"""70% recommend, 20% title search, 10% movie details (cumulative shares)."""
+
+
+async def client(base: str, deadline: float, rng: np.random.Generator, requests, samples, errors) -> None:
+    connection = await Connection.open(base)
+    try:
         while time.perf_counter() < deadline:
             draw = rng.random()
+            endpoint = next(name for share, name in MIX if draw < share)
+            prepared = requests[endpoint]
             started = time.perf_counter()
-            if draw < 0.7:
-                endpoint = "POST /recommend"
-                response = await http.post("/recommend", json={"liked": queries[rng.integers(len(queries))], "k": 10})
-            elif draw < 0.9:
-                endpoint = "GET /movies/search"
-                response = await http.get("/movies/search", params={"q": SEARCHES[rng.integers(len(SEARCHES))]})
-            else:
-                endpoint = "GET /movies/{id}"
-                response = await http.get(f"/movies/{int(ids[rng.integers(len(ids))])}")
+            status, body = await connection.send(prepared[rng.integers(len(prepared))])
             samples.setdefault(endpoint, []).append(time.perf_counter() - started)
-            if response.status_code != 200:
-                errors.append(f"{endpoint}: {response.status_code} {response.text[:200]}")
+            if status != 200:
+                errors.append(f"{endpoint}: {status} {body[:200].decode(errors='replace')}")
+    finally:
+        connection.close()
 
 
-async def load(base: str, seconds: float, concurrency: int, queries, ids) -> tuple[dict, list, float]:
+async def load(base: str, seconds: float, concurrency: int, requests) -> tuple[dict, list, float]:
     samples: dict[str, list[float]] = {}
     errors: list[str] = []
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
-        *(client(base, deadline, np.random.default_rng(i), queries, ids, samples, errors) for i in range(concurrency))
+        *(client(base, deadline, np.random.default_rng(i), requests, samples, errors) for i in range(concurrency))
     )
     return samples, errors, time.perf_counter() - started
 
@@ -139,12 +190,13 @@ def serve(settings: StoreSettings, workers: int, artefacts_dir: str) -> tuple[su
 
 def measure(name: str, settings: StoreSettings, workers: int, artefacts_dir: str, args, queries, ids) -> list[dict]:
     server, base = serve(settings, workers, artefacts_dir)
+    requests = prepared_requests(base, queries, ids)
     rows = []
     try:
-        asyncio.run(load(base, 2, 4, queries, ids))  # warm every worker's clients and caches
+        asyncio.run(load(base, 2, 4, requests))  # warm every worker's clients and caches
         for concurrency in args.concurrency:
             cpu_before = cpu_seconds_by_process()
-            samples, errors, elapsed = asyncio.run(load(base, args.seconds, concurrency, queries, ids))
+            samples, errors, elapsed = asyncio.run(load(base, args.seconds, concurrency, requests))
             cpu = cpu_by_role(cpu_before, cpu_seconds_by_process(), server.pid)
             total = sum(len(v) for v in samples.values())
             recommend_ms = np.array(samples.get("POST /recommend", [0.0])) * 1000

@@ -7,13 +7,14 @@
    score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.pinsage.evaluation`
    exactly; it is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with
    ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
-3. search once, under the filters (the liked movies themselves, optional genres and years). Each result
-   credits the liked movie ``j`` with the largest ``h_j · h_i`` ("because you liked …");
+3. search once, under the filters (the liked movies themselves, optional genres and years), for ids only;
+   the results' vectors come from the same cache as the liked ones. Each result credits the liked movie
+   ``j`` with the largest ``h_j · h_i`` ("because you liked …");
 4. join titles, years and genres from SQL.
 
-Steps 1, 2 and 4 read what one load published, which never changes until the next load: the
-:class:`Recommender` reads the rule once per published collection and caches vectors and details, so a
-warm call costs one Milvus search. An empty selection returns the most-rated movies that pass the
+Steps 1, 2 and 4 and the vectors of step 3 are what one load published, which never changes until the
+next load: the :class:`Recommender` reads the rule once per published collection and caches vectors and
+details, so a warm call costs one Milvus search. An empty selection returns the most-rated movies that pass the
 filters, credited to :data:`POPULAR`. ``bench/bench_recommend.py`` measures latency against the bare
 search and recall against an exact in-memory search.
 """
@@ -165,7 +166,7 @@ class Recommender:
         return self._ranked(published, liked_ids, k, filters)
 
     def _ranked(self, published: _Published, liked_ids: list[int], k: int, filters: Filters) -> Recommendations:
-        stored = self._liked_vectors(published, liked_ids)
+        stored = self._vectors(published, liked_ids)
         unknown = [i for i in liked_ids if i not in stored]
         if unknown:
             raise UnknownMoviesError(unknown)
@@ -175,32 +176,22 @@ class Recommender:
         (hits,) = self.stores.vectors.search(query, k, expression, collection=published.collection)
         if not hits:
             return self._table(published, [], [], [])
-        found = np.stack([h.vector for h in hits])
+        found_ids = [h.movie_id for h in hits]
+        vectors = self._vectors(published, found_ids)
+        found = np.stack([vectors[i] for i in found_ids])
         similarity = liked_vectors[:, :-1] @ found[:, :-1].T
         fused = found @ query[0]
         order = np.argsort(-fused, kind="stable")
         because = np.asarray(liked_ids)[similarity.argmax(axis=0)]
-        return self._table(published, [hits[i].movie_id for i in order], fused[order].tolist(), because[order].tolist())
+        return self._table(published, [found_ids[i] for i in order], fused[order].tolist(), because[order].tolist())
 
-    def _liked_vectors(self, published: _Published, liked_ids: list[int]) -> dict[int, np.ndarray]:
-        cache = published.vectors
-        missing = [i for i in liked_ids if i not in cache]
-        if missing:
-            fetched = self.stores.vectors.fetch(missing, collection=published.collection)
-            if len(cache) + len(fetched) > CACHED_MOVIES:
-                cache.clear()
-            cache.update(fetched)
-        return {i: cache[i] for i in liked_ids if i in cache}
+    def _vectors(self, published: _Published, movie_ids: list[int]) -> dict[int, np.ndarray]:
+        """Stored ``[h, b]`` rows by id (ids not in the collection are absent), fetched once per collection."""
+        return _through_cache(published.vectors, movie_ids, lambda missing: self.stores.vectors.fetch(
+            missing, collection=published.collection))  # fmt: skip
 
     def _details(self, published: _Published, movie_ids: list[int]) -> dict[int, MovieDetails]:
-        cache = published.details
-        missing = [i for i in dict.fromkeys(movie_ids) if i not in cache]
-        if missing:
-            fetched = self.stores.metadata.details(missing)
-            if len(cache) + len(fetched) > CACHED_MOVIES:
-                cache.clear()
-            cache.update(fetched)
-        return {i: cache[i] for i in movie_ids if i in cache}
+        return _through_cache(published.details, movie_ids, self.stores.metadata.details)
 
     def _check_liked(self, liked: Iterable[int]) -> list[int]:
         values = list(liked or [])
@@ -257,6 +248,25 @@ class Recommender:
             because_id=because_ids or [None] * len(movie_ids),
             because=[details[j].title for j in because_ids] if because_ids else [POPULAR] * len(movie_ids),
         )
+
+
+def _through_cache(cache: dict, keys: list, fetch) -> dict:
+    """``cache``'s values for ``keys``, fetching the missing ones in one call and keeping them; a cache that
+    would pass :data:`CACHED_MOVIES` starts over. Keys ``fetch`` does not return are absent from the result.
+
+    >>> cache = {1: "a"}
+    >>> _through_cache(cache, [1, 2, 3], lambda missing: {i: str(i) for i in missing if i != 3}), cache
+    ({1: 'a', 2: '2'}, {1: 'a', 2: '2'})
+    """
+    found = {key: cache[key] for key in keys if key in cache}
+    missing = [key for key in dict.fromkeys(keys) if key not in found]
+    if missing:
+        fetched = fetch(missing)
+        if len(cache) + len(fetched) > CACHED_MOVIES:
+            cache.clear()
+        cache.update(fetched)
+        found.update(fetched)
+    return found
 
 
 def _shown(values: list, most: int = 10) -> str:

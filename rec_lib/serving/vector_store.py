@@ -63,8 +63,8 @@ class VectorStoreConfig:
 @dataclass(frozen=True)
 class Hit:
     movie_id: int
-    vector: np.ndarray
-    """The stored ``[h, b]``: recommend() credits each result to a liked movie from it."""
+    score: float
+    """The inner product of the query with the movie's stored vector."""
 
 
 class VectorStore:
@@ -243,8 +243,10 @@ class VectorStore:
     def search(
         self, queries: np.ndarray, limit: int, filter_expression: str = "", collection: str | None = None
     ) -> list[list[Hit]]:
-        """The ``limit`` best movies per query under the filter, with their stored vectors, in ``collection``
-        (default: the published one)."""
+        """The ``limit`` best movies per query under the filter, ids and scores only, in ``collection`` (default:
+        the published one). Returning no stored fields spares a Milvus server its second, retrieval phase: 1 ms
+        of its CPU per search on ml-latest-small (3.0 against 4.0 ms); callers that need vectors :meth:`fetch`
+        them."""
         queries = np.asarray(queries, dtype=np.float32)
         target = collection or self.config.alias
         if collection is None or target not in self._dims:
@@ -261,11 +263,11 @@ class VectorStore:
             data=queries.tolist(),
             limit=limit,
             filter=filter_expression,
-            output_fields=[VECTOR_FIELD],
+            output_fields=[],
             consistency_level=HOT_PATH_CONSISTENCY,
             search_params={"metric_type": "IP", "params": {"ef": max(self.config.hnsw_ef, limit)}},
         )
-        return [[Hit(_hit_id(h), np.asarray(h["entity"][VECTOR_FIELD], np.float32)) for h in hits] for hits in results]
+        return [[Hit(_hit_id(h), float(h["distance"])) for h in hits] for hits in results]
 
     def ping(self) -> None:
         self._call("list collections", self.client.list_collections)

@@ -1,7 +1,10 @@
 """The original design's HTTP interface (FastAPI) and its web page, over the same recommender.
 
 ``python -m rec_lib serve`` (or ``make serve``) starts it on 127.0.0.1:8000. One pair of store
-clients is opened per process when the app starts and shared by every request. Every error is JSON
+clients is opened per process when the app starts and shared by every request. Endpoints are coroutines that
+hand only their blocking store calls to a pool of :data:`~rec_lib.serving.metadata_store.CONCURRENT_QUERIES`
+threads and build the answer on the event loop: one thread hop per request, where a plain ``def`` endpoint
+takes two (FastAPI then also validates the answer on the pool). Every error is JSON
 with a real status code: 404 for an unknown movie or path, 413 for a body over :data:`MAX_BODY_BYTES`,
 422 for bad input (ids, years and K bounded to what the stores hold; an error echoes at most
 :data:`MAX_ERRORS_SHOWN` problems, each cut to :data:`MAX_ECHO_CHARS`), 503 when Milvus or SQL is down
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
+from anyio.to_thread import current_default_thread_limiter
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -28,11 +32,12 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, StringConstraints, field_validator
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rec_lib import __version__
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
-from rec_lib.serving.metadata_store import GENRE_SEPARATOR
+from rec_lib.serving.metadata_store import CONCURRENT_QUERIES, GENRE_SEPARATOR
 from rec_lib.serving.recommend import MAX_K, MOVIE_ID_RANGE, YEAR_RANGE, RecommendConfig, Recommender
 from rec_lib.serving.redact import scrub
 from rec_lib.serving.stores import StoreSettings, open_stores
@@ -139,6 +144,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        current_default_thread_limiter().total_tokens = CONCURRENT_QUERIES
         stores = open_stores(settings or StoreSettings.from_env())
         app.state.stores = stores
         app.state.recommender = Recommender(stores)
@@ -175,41 +181,43 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         )
 
     @app.get("/health", response_model=Health)
-    def health(request: Request) -> Health:
+    async def health(request: Request) -> Health:
         stores = request.app.state.stores
-        stores.metadata.ping()
-        count = stores.vectors.count()
+        await run_in_threadpool(stores.metadata.ping)
+        count = await run_in_threadpool(stores.vectors.count)
         return Health(status="ok", milvus=stores.vectors.where, sql=stores.metadata.where, movies=count)
 
     @app.get("/movies/search", response_model=list[Movie])
-    def search(
+    async def search(
         request: Request,
         q: str = Query(..., min_length=1, max_length=200, description="part of a title"),
         limit: int = Query(20, ge=1, le=MAX_SEARCH),
     ) -> list[Movie]:
-        rows = request.app.state.stores.metadata.search_rows(q, limit)
+        rows = await run_in_threadpool(request.app.state.stores.metadata.search_rows, q, limit)
         return [Movie(movie_id=r.movie_id, title=r.title, year=r.year, genres=_genre_list(r.genres)) for r in rows]
 
     @app.get("/movies/random", response_model=list[Movie])
-    def random_movies(request: Request, n: int = Query(10, ge=1, le=MAX_RANDOM)) -> list[Movie]:
-        return _movies(request.app.state.stores.metadata.random(n))
+    async def random_movies(request: Request, n: int = Query(10, ge=1, le=MAX_RANDOM)) -> list[Movie]:
+        return _movies(await run_in_threadpool(request.app.state.stores.metadata.random, n))
 
     @app.get("/movies/{movie_id}", response_model=Movie)
-    def movie(
+    async def movie(
         request: Request, movie_id: Annotated[int, PathParam(ge=MOVIE_ID_RANGE[0], le=MOVIE_ID_RANGE[1])]
     ) -> Movie:
-        found = request.app.state.stores.metadata.details([movie_id]).get(movie_id)
+        found = (await run_in_threadpool(request.app.state.stores.metadata.details, [movie_id])).get(movie_id)
         if found is None:
             raise HTTPException(status_code=404, detail=f"unknown movie id {movie_id}")
         return Movie(movie_id=movie_id, title=found.title, year=found.year, genres=_genre_list(found.genres))
 
     @app.get("/genres", response_model=list[str])
-    def genres(request: Request) -> list[str]:
-        return request.app.state.recommender.known_genres()
+    async def genres(request: Request) -> list[str]:
+        return await run_in_threadpool(request.app.state.recommender.known_genres)
 
     @app.post("/recommend", response_model=RecommendResponse)
-    def recommend(request: Request, body: RecommendRequest) -> RecommendResponse:
-        ranked = request.app.state.recommender.rank(body.liked, body.k, genres=body.genres, years=body.years)
+    async def recommend(request: Request, body: RecommendRequest) -> RecommendResponse:
+        ranked = await run_in_threadpool(
+            request.app.state.recommender.rank, body.liked, body.k, genres=body.genres, years=body.years
+        )
         items = [
             Recommendation(
                 movie_id=movie_id, title=title, year=year, genres=_genre_list(genres), score=score,

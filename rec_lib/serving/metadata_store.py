@@ -88,12 +88,19 @@ def catalogue_rows(movies: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+CONCURRENT_QUERIES = 40
+"""Threads of one process that may query at once: the API runs its blocking work on a pool of this many
+(:func:`rec_lib.serving.api.create_app`). The engine keeps as many connections once opened; with SQLAlchemy's
+default of 5, the connections a burst opened beyond 5 were closed and opened again at the next burst: 64 new
+MariaDB logins, each with its own TLS context, in 15 s at 32 clients (``bench/bench_api_load.py``)."""
+
+
 class MetadataStore:
     """The movies table behind one SQLAlchemy engine (one per process; see :mod:`rec_lib.serving.stores`)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        options = {"pool_pre_ping": True}
+        options = {"pool_pre_ping": True, "pool_size": CONCURRENT_QUERIES}
         if url.startswith("mysql"):
             options["connect_args"] = {"charset": "utf8mb4", "connect_timeout": 5}
         self.engine: Engine = sa.create_engine(url, **options)

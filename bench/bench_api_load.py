@@ -180,7 +180,7 @@ def serve(settings: StoreSettings, workers: int, artefacts_dir: str) -> tuple[su
     if not settings.sql_url.startswith("sqlite"):
         env["MYSQL_URL"] = settings.sql_url
     server = subprocess.Popen(
-        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), "--workers", str(workers), "--no-access-log"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from helpers import TRICKY_TITLES, store_data
+from servers import free_port
 
 from rec_lib.serving.api import create_app
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
@@ -27,6 +34,21 @@ def test_health(client: TestClient) -> None:
     assert body == {"status": "ok", "milvus": "milvus.db", "sql": "sqlite:///movies.sqlite", "movies": 90}, (
         "no absolute path of the embedded stores"
     )
+
+
+def test_requests_do_not_ask_opentelemetry_for_providers(client: TestClient, monkeypatch) -> None:
+    """FastAPI's native telemetry is off: with it on, every request looked up three OpenTelemetry providers
+    (each reading the environment), though this app exports nothing."""
+    from opentelemetry import _logs, metrics, trace
+
+    asked: list[str] = []
+    for module, name in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider"),
+                         (_logs, "get_logger_provider")):  # fmt: skip
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda original=original, name=name: (asked.append(name), original())[1])
+    assert client.post("/recommend", json={"liked": [3], "k": 2}).status_code == 200
+    assert client.get("/movies/search", params={"q": "movie"}).status_code == 200
+    assert asked == []
 
 
 def test_search_get_and_random(client: TestClient) -> None:
@@ -188,28 +210,18 @@ def test_docs_and_web_page_are_served(client: TestClient) -> None:
     assert "http" not in client.get("/static/style.css").text, "no CDN"
 
 
-def test_serve_workers_over_a_milvus_server_share_the_load(milvus_server, tmp_path: Path) -> None:
-    """`serve --workers 2`: two processes, each with its own listening socket and store clients, both answering."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    import httpx
-    from servers import free_port
-
-    settings = StoreSettings(milvus_server.uri, f"sqlite:///{tmp_path / 'movies.sqlite'}")
-    load_stores(open_stores(settings), *store_data())
-    close_stores(settings)
+@contextmanager
+def _served(tmp_path: Path, env: dict[str, str], *args: str):
+    """``python -m rec_lib serve *args`` over the stores loaded under ``tmp_path``, up and answering /health;
+    yields the process and its base URL, and stops it at the end."""
     port = free_port()
-    env = {**os.environ, "MILVUS_URI": milvus_server.uri, "REC_ARTEFACTS_DIR": str(tmp_path)}
-    env.pop("MYSQL_URL", None)
+    inherited = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MYSQL_URL")}
+    env = {**inherited, "REC_ARTEFACTS_DIR": str(tmp_path), **env}
     server = subprocess.Popen(
-        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), "--workers", "2"],
+        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), *args],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        assert "with 2 worker(s)" in server.stdout.readline()
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
@@ -218,18 +230,40 @@ def test_serve_workers_over_a_milvus_server_share_the_load(milvus_server, tmp_pa
                     break
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline and server.poll() is None, "the workers did not come up"
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not come up"
             time.sleep(0.3)
+        yield server, base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_serve_workers_over_a_milvus_server_share_the_load(milvus_server, tmp_path: Path) -> None:
+    """`serve --workers 2`: two processes, each with its own listening socket and store clients, both answering."""
+    settings = StoreSettings(milvus_server.uri, f"sqlite:///{tmp_path / 'movies.sqlite'}")
+    load_stores(open_stores(settings), *store_data())
+    close_stores(settings)
+    with _served(tmp_path, {"MILVUS_URI": milvus_server.uri}, "--workers", "2") as (server, base):
+        assert "with 2 worker(s)" in server.stdout.readline()
         children = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == server.pid]
         workers = [p for p in children if b"spawn_main" in (p / "cmdline").read_bytes()]
         assert len(workers) == 2, "one process per worker"
         with httpx.Client(base_url=base, timeout=10) as http:
             answers = [http.post("/recommend", json={"liked": [3, 6], "k": 5}) for _ in range(20)]
         assert all(a.status_code == 200 and len(a.json()["recommendations"]) == 5 for a in answers)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert server.returncode == 0
+
+
+@pytest.mark.parametrize("flag, logged", [((), 3), (("--no-access-log",), 0)])
+def test_serve_logs_a_line_per_request_unless_told_not_to(tmp_path: Path, flag: tuple[str, ...], logged: int) -> None:
+    settings = StoreSettings(str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'movies.sqlite'}")
+    load_stores(open_stores(settings), *store_data())
+    close_stores(settings)
+    with _served(tmp_path, {}, *flag) as (server, base):
+        for _ in range(3):
+            assert httpx.get(base + "/movies/search", params={"q": "matrix"}).status_code == 200
+    output = server.stdout.read()
+    assert output.count("GET /movies/search?q=matrix HTTP/1.1") == logged, output[-2000:]
 
 
 def _parent(proc: Path) -> int | None:

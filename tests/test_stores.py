@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from rec_lib.errors import (
     StoreUnavailableError,
     UnknownMoviesError,
 )
-from rec_lib.serving.metadata_store import movies_table
+from rec_lib.serving.metadata_store import CONCURRENT_QUERIES, MetadataStore, movies_table
 from rec_lib.serving.recommend import POPULAR, ExactRecommender, Recommender
 from rec_lib.serving.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
 from rec_lib.serving.vector_store import VectorStoreConfig
@@ -156,6 +157,30 @@ def test_a_warm_recommend_is_one_milvus_search_and_no_sql(loaded, monkeypatch) -
     finally:
         sa.event.remove(stores.metadata.engine, "before_cursor_execute", on_sql)
     assert calls == ["search"] and len(again) == 5
+
+
+def test_the_sql_engine_keeps_the_connections_a_burst_of_api_threads_opened(tmp_path: Path) -> None:
+    """Bursts of concurrent queries (API threads) reuse connections: the second burst opens none, where
+    SQLAlchemy's default pool of 5 closed the extra ones after the first burst and opened them again."""
+    store = MetadataStore(f"sqlite:///{tmp_path / 'movies.sqlite'}")
+    opened: list[object] = []
+    sa.event.listen(store.engine, "connect", lambda *args: opened.append(args[0]))
+    threads = CONCURRENT_QUERIES // 2
+    all_holding = threading.Barrier(threads)
+
+    def query() -> None:
+        with store.engine.connect() as conn:
+            all_holding.wait(timeout=30)
+            conn.execute(sa.text("SELECT 1"))
+
+    for _ in range(2):
+        burst = [threading.Thread(target=query) for _ in range(threads)]
+        for thread in burst:
+            thread.start()
+        for thread in burst:
+            thread.join()
+    assert len(opened) == threads
+    store.close()
 
 
 def test_a_reload_is_seen_at_the_next_request(loaded) -> None:

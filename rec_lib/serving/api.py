@@ -62,6 +62,10 @@ DOCS_POLICY = (
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 """Swagger UI starts from an inline script; its files are still this server's own."""
+NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+"""FastAPI's native OpenTelemetry off: this app exports no telemetry, and with it on FastAPI still asked
+OpenTelemetry for its providers on every request (reading the environment each time: 6.5 % of the API's CPU
+in a profile under load)."""
 DOCS_PATH = "/docs"
 SWAGGER_PATH = "/static/swagger"
 
@@ -156,6 +160,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         "or behind a proxy that authenticates.",
         version=__version__,
         lifespan=lifespan,
+        telemetry=NO_TELEMETRY,
         docs_url=None,
         redoc_url=None,
     )

@@ -7,9 +7,11 @@
    score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.pinsage.evaluation`
    exactly; it is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with
    ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
-3. search once, under the filters (the liked movies themselves, optional genres and years), for ids only;
-   the results' vectors come from the same cache as the liked ones. Each result credits the liked movie
-   ``j`` with the largest ``h_j · h_i`` ("because you liked …");
+3. search once for the ``k + len(liked)`` best under the optional genre and year filters, ids only, and drop
+   the liked movies: the top ``k`` of the rest is the top ``k`` without them, and Milvus evaluates no id
+   filter over every row (0.4 ms of a server's CPU per search). The results' vectors come from the same
+   cache as the liked ones. Each result credits the liked movie ``j`` with the largest ``h_j · h_i``
+   ("because you liked …");
 4. join titles, years and genres from SQL.
 
 Steps 1, 2 and 4 and the vectors of step 3 are what one load published, which never changes until the
@@ -172,16 +174,17 @@ class Recommender:
             raise UnknownMoviesError(unknown)
         liked_vectors = np.stack([stored[i] for i in liked_ids])
         query = published.rule.query(liked_vectors[::-1])
-        expression = filter_expression(liked_ids, list(filters.genres), filters.years)
-        (hits,) = self.stores.vectors.search(query, k, expression, collection=published.collection)
-        if not hits:
+        expression = filter_expression(genres=list(filters.genres), years=filters.years)
+        (hits,) = self.stores.vectors.search(query, k + len(liked_ids), expression, collection=published.collection)
+        liked_set = set(liked_ids)
+        found_ids = [h.movie_id for h in hits if h.movie_id not in liked_set]
+        if not found_ids:
             return self._table(published, [], [], [])
-        found_ids = [h.movie_id for h in hits]
         vectors = self._vectors(published, found_ids)
         found = np.stack([vectors[i] for i in found_ids])
         similarity = liked_vectors[:, :-1] @ found[:, :-1].T
         fused = found @ query[0]
-        order = np.argsort(-fused, kind="stable")
+        order = np.argsort(-fused, kind="stable")[:k]
         because = np.asarray(liked_ids)[similarity.argmax(axis=0)]
         return self._table(published, [found_ids[i] for i in order], fused[order].tolist(), because[order].tolist())
 

@@ -17,10 +17,10 @@ import sys
 APP_FACTORY = "rec_lib.serving.api:create_app"
 
 
-def run_workers(host: str, port: int, workers: int) -> int:
+def run_workers(host: str, port: int, workers: int, *, access_log: bool = True) -> int:
     """Run ``workers`` API processes on ``host:port`` until interrupted; the exit code is the first failure's."""
     context = multiprocessing.get_context("spawn")
-    processes = [context.Process(target=_worker, args=(host, port), daemon=False) for _ in range(workers)]
+    processes = [context.Process(target=_worker, args=(host, port, access_log), daemon=False) for _ in range(workers)]
     for process in processes:
         process.start()
 
@@ -51,11 +51,11 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _worker(host: str, port: int) -> None:
+def _worker(host: str, port: int, access_log: bool) -> None:
     import uvicorn
 
     sock = reuse_port_socket(host, port)
-    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port)
+    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, access_log=access_log)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:

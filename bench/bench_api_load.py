@@ -7,11 +7,12 @@ The same vectors and movies are loaded into Milvus Lite + SQLite (one API proces
 allows one) and into a Milvus server + MariaDB (``--workers`` API processes, default one per core),
 both started here on loopback (run it through ``tests/isolated.sh``: the Milvus 2.3.5 server binds every
 interface, and inside that namespace every interface is loopback). Each is served by ``python -m
-rec_lib serve`` as its own process; ``--concurrency`` clients send requests back to back for
-``--seconds``: 70% POST /recommend (a real user's last 1-5 movies), 20% GET /movies/search, 10% GET
-/movies/{id}. It prints requests/s, p50/p99 and errors per set-up and client count, the CPU each role spent per
-request (read from /proc: the load clients, the API processes, the Milvus server, MariaDB, ...), then the server
-path's requests/s over the embedded one's. Exits 1 on any error.
+rec_lib serve --no-access-log`` as its own process; ``--concurrency`` clients (one keep-alive connection each,
+requests encoded once: see :class:`Connection`) send requests back to back for ``--seconds``: 70% POST
+/recommend (a real user's last 1-5 movies), 20% GET /movies/search, 10% GET /movies/{id}. It prints
+requests/s, p50/p99 and errors per set-up and client count, the CPU each role spent per request (read from
+/proc: the load clients, the API processes, the Milvus server, MariaDB, ...), then the server path's
+requests/s over the embedded one's. Exits 1 on any error.
 """
 
 from __future__ import annotations

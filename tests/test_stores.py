@@ -183,6 +183,26 @@ def test_the_sql_engine_keeps_the_connections_a_burst_of_api_threads_opened(tmp_
     store.close()
 
 
+def test_concurrent_recommends_get_what_each_would_alone(loaded, monkeypatch) -> None:
+    """Threads of one process share Milvus calls (rec_lib.serving.batching): each still gets its own ranking."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores, *_ = loaded
+    asks = [([3, 6], 5, None), ([1], 3, ["G0"]), ([2, 9, 4], 7, None), ([8], 4, ["G1"]), ([5, 3], 2, None)] * 4
+    alone = [Recommender(stores).recommend(liked, k, genres=genres) for liked, k, genres in asks]
+    shared = Recommender(stores)
+    shared.recommend([1], 1)  # cached vectors: the threads below meet at the search
+    calls: list[int] = []
+    search = stores.vectors.search
+    monkeypatch.setattr(stores.vectors, "search", lambda queries, *a, **kw: (calls.append(len(queries)),
+                                                                            search(queries, *a, **kw))[1])  # fmt: skip
+    with ThreadPoolExecutor(max_workers=len(asks)) as pool:
+        together = list(pool.map(lambda ask: shared.recommend(ask[0], ask[1], genres=ask[2]), asks))
+    for one, other in zip(alone, together, strict=True):
+        assert one.equals(other)
+    assert sum(calls) == len(asks) and len(calls) < len(asks), f"query vectors per call: {calls}"
+
+
 def test_a_reload_is_seen_at_the_next_request(loaded) -> None:
     stores, _, rows, _ = loaded
     recommender = Recommender(stores)

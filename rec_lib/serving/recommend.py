@@ -10,8 +10,9 @@
 3. search once for the ``k + len(liked)`` best under the optional genre and year filters, ids only, and drop
    the liked movies: the top ``k`` of the rest is the top ``k`` without them, and Milvus evaluates no id
    filter over every row (0.4 ms of a server's CPU per search). The results' vectors come from the same
-   cache as the liked ones. Each result credits the liked movie ``j`` with the largest ``h_j · h_i``
-   ("because you liked …");
+   cache as the liked ones. Searches that threads of one process ask for while another is in flight go to
+   Milvus together (:mod:`rec_lib.serving.batching`). Each result credits the liked movie ``j`` with the
+   largest ``h_j · h_i`` ("because you liked …");
 4. join titles, years and genres from SQL.
 
 Steps 1, 2 and 4 and the vectors of step 3 are what one load published, which never changes until the
@@ -30,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.errors import CollectionMissingError, ConfigError, ConsistencyError, UnknownMoviesError
+from rec_lib.serving.batching import SearchBatcher
 from rec_lib.serving.embeddings import QueryRule
 from rec_lib.serving.metadata_store import MovieDetails
 from rec_lib.serving.stores import Stores
@@ -106,8 +108,9 @@ class _Published:
 class Recommender:
     """recommend() over one process's stores (see :func:`rec_lib.serving.stores.open_stores`).
 
-    It pins the collection the alias points at and reads the query rule once, then caches the liked movies'
-    vectors and the shown movies' details, so a warm call is one Milvus search and no SQL. A reload (by this
+    It pins the collection the alias points at and reads the query rule once, then caches the movies' vectors
+    and details it has used, so a warm call is one Milvus search (shared with the threads searching at the same
+    time) and no SQL. Safe to call from many threads at once. A reload (by this
     or another process) drops the pinned collection: the next call finds it gone, pins the new one, and
     reads the rule and details again, so it is seen at the first request after it.
     """
@@ -116,6 +119,7 @@ class Recommender:
         self.stores = stores
         self.config = config or RecommendConfig()
         self._published: _Published | None = None
+        self._searches = SearchBatcher(stores.vectors)
 
     def _pinned(self) -> _Published:
         published = self._published
@@ -175,7 +179,7 @@ class Recommender:
         liked_vectors = np.stack([stored[i] for i in liked_ids])
         query = published.rule.query(liked_vectors[::-1])
         expression = filter_expression(genres=list(filters.genres), years=filters.years)
-        (hits,) = self.stores.vectors.search(query, k + len(liked_ids), expression, collection=published.collection)
+        hits = self._searches.search(query[0], k + len(liked_ids), expression, collection=published.collection)
         liked_set = set(liked_ids)
         found_ids = [h.movie_id for h in hits if h.movie_id not in liked_set]
         if not found_ids:
@@ -261,7 +265,7 @@ def _through_cache(cache: dict, keys: list, fetch) -> dict:
     >>> _through_cache(cache, [1, 2, 3], lambda missing: {i: str(i) for i in missing if i != 3}), cache
     ({1: 'a', 2: '2'}, {1: 'a', 2: '2'})
     """
-    found = {key: cache[key] for key in keys if key in cache}
+    found = {key: value for key in keys if (value := cache.get(key)) is not None}  # safe if another thread clears
     missing = [key for key in dict.fromkeys(keys) if key not in found]
     if missing:
         fetched = fetch(missing)

@@ -7,8 +7,9 @@ For each catalogue size, clustered 257-d vectors (the stored ``[h, b]`` shape of
 loaded through ``load_stores`` — the same path as ``python -m rec_lib load``, so the index is the one
 :class:`~rec_lib.serving.vector_store.VectorStoreConfig` chooses by size (FLAT up to 100,000 movies, HNSW
 above) — into Milvus Lite and into a Milvus server (started here; run it through ``tests/isolated.sh``).
-Queries are pooled vectors of 1-5 random movies of one cluster, searched with the recommend path's filter
-(the liked movies excluded); recall@10 is the overlap with an exact numpy search of the same score. Load
+Queries are pooled vectors of 1-5 random movies of one cluster, searched as recommend() searches: for the
+``K + len(liked)`` best, the liked movies then dropped; recall@10 is the overlap with an exact numpy search of the
+same score without the liked movies. Load
 seconds, p50/p99 search latency and recall are printed per size and store.
 """
 
@@ -26,7 +27,6 @@ import pandas as pd
 from rec_lib.data.text import search_key
 from rec_lib.serving.embeddings import Embeddings, QueryRule
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
-from rec_lib.serving.vector_store import filter_expression
 
 DIM = 256
 K = 10
@@ -65,14 +65,15 @@ def measure(settings: StoreSettings, embeddings: Embeddings, rows: pd.DataFrame,
     for _ in range(n_queries):
         liked = rng.choice(len(stored), size=int(rng.integers(1, 6)), replace=False)
         query = embeddings.query_rule.query(stored[liked][::-1])
-        expression = filter_expression(embeddings.movie_ids[liked].tolist())
+        liked_ids = set(embeddings.movie_ids[liked].tolist())
         started = time.perf_counter()
-        (hits,) = stores.vectors.search(query, K, expression)
+        (hits,) = stores.vectors.search(query, K + len(liked))
+        found = [h.movie_id for h in hits if h.movie_id not in liked_ids][:K]
         latencies.append(time.perf_counter() - started)
         exact = stored @ query[0]
         exact[liked] = -np.inf
         truth = set(embeddings.movie_ids[np.argpartition(-exact, K)[:K]].tolist())
-        recalls.append(len(truth & {h.movie_id for h in hits}) / K)
+        recalls.append(len(truth & set(found)) / K)
     close_stores(settings)
     ms = np.array(latencies) * 1000
     return {

@@ -178,7 +178,7 @@ class Recommender:
             raise UnknownMoviesError(unknown)
         liked_vectors = np.stack([stored[i] for i in liked_ids])
         query = published.rule.query(liked_vectors[::-1])
-        expression = filter_expression(genres=list(filters.genres), years=filters.years)
+        expression = filter_expression(list(filters.genres), filters.years)
         hits = self._searches.search(query[0], k + len(liked_ids), expression, collection=published.collection)
         liked_set = set(liked_ids)
         found_ids = [h.movie_id for h in hits if h.movie_id not in liked_set]

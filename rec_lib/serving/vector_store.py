@@ -17,7 +17,6 @@ with an explicit ``ef`` (Milvus Lite ignores HNSW *build* parameters but honours
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -55,8 +54,9 @@ class VectorStoreConfig:
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 1024
     """Search breadth for HNSW (used above ``flat_max_items``): on 200,000 clustered 257-d vectors searched with the
-    liked-movie filter, recall@10 was 0.90 at 256, 0.98 at 512 and 1.000 at 1024, for 10.7, 10.3 and 13.5 ms p50
-    on the Milvus server and 111, 111 and 118 ms on Milvus Lite (``bench/bench_index.py``)."""
+    liked movies excluded by a filter, recall@10 was 0.90 at 256, 0.98 at 512 and 1.000 at 1024, for 10.7, 10.3
+    and 13.5 ms p50 on the Milvus server and 111, 111 and 118 ms on Milvus Lite; searched as recommend() now does
+    (``k + len(liked)``, the liked dropped), 1.000 at 1024 on both (``bench/bench_index.py``)."""
     timeout_s: float = 10.0
 
 
@@ -295,17 +295,13 @@ def genre_fields(genres: list[str]) -> dict[str, str]:
     return fields
 
 
-def filter_expression(
-    exclude: list[int] | None = None, genres: list[str] | None = None, years: tuple[int, int] | None = None
-) -> str:
-    """A Milvus boolean expression; ids and years are written as integers, genres as field names.
+def filter_expression(genres: list[str] | None = None, years: tuple[int, int] | None = None) -> str:
+    """A Milvus boolean expression; genres as field names, years as integers.
 
-    >>> filter_expression([1, 2], ["Sci-Fi", "Drama"], (1990, 1999))
-    'movie_id not in [1, 2] and (genre_sci_fi == true or genre_drama == true) and year >= 1990 and year <= 1999'
+    >>> filter_expression(["Sci-Fi", "Drama"], (1990, 1999))
+    '(genre_sci_fi == true or genre_drama == true) and year >= 1990 and year <= 1999'
     """
     parts = []
-    if exclude:
-        parts.append(f"{ID_FIELD} not in {json.dumps([int(i) for i in exclude])}")
     if genres:
         flags = genre_fields(list(genres))
         parts.append("(" + " or ".join(f"{flags[g]} == true" for g in genres) + ")")

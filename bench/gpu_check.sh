@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The GPU check, run once on a lent GPU machine (no network there): notebook 02 under papermill on CUDA,
-# training throughput on CUDA, and the tests that need a GPU. Needs, in the repository root:
-#   .whl/      papermill + ipykernel wheels for the machine's Python (pip download ... papermill ipykernel)
-#   .devdata/  a data dir holding ml-latest-small/
-# Everything it writes goes to $OUT. With GPU_CHECK=scale it runs the scale bench instead (bench_scale.py on CUDA at
-# SCALE_SIZES, default "10m 25m": synthesize, preprocess, one short training epoch, evaluate, export, load), which
-# needs its own call. Synthesizing 25M ratings is one numpy thread drawing 9.6 billion Gumbel variates (434 s on
-# this project's 2-core machine), so on a 15-minute device budget start with SCALE_SIZES=10m (its steps took 225 s
-# in all on 2 CPU cores here).
+# training throughput on CUDA, and the tests that need a GPU. Prepare it here first, where the network is:
+#   python3 bench/device_prepare.py     # .whl/ (wheels that machine lacks) and .devdata/ml-latest-small/
+# then call the device tool with carry [".whl", ".devdata"] (49 MiB of the 64 a call may carry). Everything it writes
+# goes to $OUT. With GPU_CHECK=scale it runs the scale bench instead (bench_scale.py on CUDA at SCALE_SIZES, default
+# "10m 25m": synthesize, preprocess, one short training epoch, evaluate, export, load), which needs its own call.
+# Synthesizing 25M ratings takes 181 s on this project's 2 cores and draws on every core (it took 434 s in one
+# thread); the other 25M steps took 755 s here on the CPU, evaluate 558 s of it. On a 15-minute device budget run
+# SCALE_SIZES=10m first (its steps took about 190 s here), then 25m in a second call if time is left.
 set -euo pipefail
 python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD TQDM_MININTERVAL=30 PYTHONUNBUFFERED=1

@@ -6,7 +6,7 @@
 # goes to $OUT. With GPU_CHECK=scale it runs the scale bench instead (bench_scale.py on CUDA at SCALE_SIZES, default
 # "10m 25m": synthesize, preprocess, one short training epoch, evaluate, export, load), which needs its own call.
 # Synthesizing 25M ratings takes 181 s on this project's 2 cores and draws on every core (it took 434 s in one
-# thread); the other 25M steps took 755 s here on the CPU, evaluate 558 s of it. On a 15-minute device budget run
+# thread); the other 25M steps took 755-923 s here on the CPU, evaluate 558-694 s of it. On a 15-minute budget run
 # SCALE_SIZES=10m first (its steps took about 190 s here), then 25m in a second call if time is left.
 set -euo pipefail
 python3 -m pip install -q --upgrade --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl

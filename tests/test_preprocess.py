@@ -70,6 +70,17 @@ def test_index_maps_are_contiguous_and_consistent(ml1m_dir: Path) -> None:
     assert (joined["user_id"] == joined["user_id_u"]).all()
 
 
+def test_rows_of_splits_are_the_interactions_in_order_with_the_columns_asked_for(ml1m_dir: Path) -> None:
+    prep = preprocess(load_folder(ml1m_dir))
+    inter = prep.interactions
+    history = prep.rows(("train", "val"), ["user_idx", "movie_idx", "split"])
+    expected = inter.loc[inter["split"] != "test", ["user_idx", "movie_idx", "split"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(history, expected)
+    pd.testing.assert_frame_equal(prep.split("test"), inter[inter["split"] == "test"].reset_index(drop=True))
+    with pytest.raises(ConfigError, match="split='valid'"):
+        prep.rows(("train", "valid"))
+
+
 def test_unrated_movies_are_reported(ml1m_dir: Path) -> None:
     (ml1m_dir / "movies.dat").write_text(
         (ml1m_dir / "movies.dat").read_text("latin-1") + "5::Unseen (2000)::Drama\n", encoding="latin-1"

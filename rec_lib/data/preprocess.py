@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -110,11 +111,23 @@ class Preprocessed:
     def n_movies(self) -> int:
         return len(self.movies)
 
-    def split(self, name: str) -> pd.DataFrame:
-        """The interactions of one split: 'train', 'val' or 'test'."""
-        if name not in SPLITS:
-            raise ConfigError(f"split={name!r}: expected one of {SPLITS}")
-        return self.interactions[self.interactions["split"] == name]
+    def split(self, name: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The interactions of one split, 'train', 'val' or 'test' (see :meth:`rows`)."""
+        return self.rows((name,), columns)
+
+    def rows(self, splits: tuple[str, ...], columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The interactions of ``splits``, in their order (by user, then time), numbered from 0, with every column
+        or only ``columns``: at 25M ratings copying the columns a caller does not read costs seconds."""
+        unknown = [name for name in splits if name not in SPLITS]
+        if unknown:
+            raise ConfigError(f"split={unknown[0]!r}: expected one of {SPLITS}")
+        mask = self.interactions["split"].isin(splits).to_numpy()
+        kept = {}
+        for name in columns or self.interactions.columns:
+            values = self.interactions[name]
+            # numpy columns through numpy: several times faster than pandas' own take at 25M rows
+            kept[name] = values.to_numpy()[mask] if isinstance(values.dtype, np.dtype) else values.array[mask]
+        return pd.DataFrame(kept)
 
 
 def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> Preprocessed:

@@ -24,7 +24,7 @@ from rec_lib.pinsage.content import inverse_document_frequency
 
 def training_matrix(prep: Preprocessed) -> sp.csr_matrix:
     """Binary users × movies matrix of the training interactions."""
-    train = prep.split("train")
+    train = prep.split("train", ["user_idx", "movie_idx"])
     values = np.ones(len(train), dtype=np.float32)
     return sp.csr_matrix((values, (train["user_idx"], train["movie_idx"])), shape=(prep.n_users, prep.n_movies))
 

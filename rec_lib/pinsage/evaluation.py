@@ -132,43 +132,59 @@ class Queries:
 
 def build_queries(prep: Preprocessed, history_len: int) -> Queries:
     """Queries for every user that has a validation and a test movie."""
-    inter = prep.interactions
-    evaluated = np.sort(inter.loc[inter["split"] == "test", "user_idx"].to_numpy())
+    users = prep.interactions["user_idx"].to_numpy()
+    movies = prep.interactions["movie_idx"].to_numpy()
+    splits = prep.interactions["split"]
+    evaluated = np.sort(users[(splits == "test").to_numpy()])
     position = np.full(prep.n_users, -1)
     position[evaluated] = np.arange(len(evaluated))
-    of_evaluated = position[inter["user_idx"].to_numpy()] >= 0
-    splits = {
-        split: _split_queries(inter, of_evaluated, position, split, history_len, len(evaluated))
+    rows = position[users]
+    queries = {
+        split: _split_queries(
+            rows,
+            movies,
+            splits.isin(HISTORY_SPLITS[split]).to_numpy(),
+            (splits == split).to_numpy(),
+            history_len,
+            len(evaluated),
+        )
         for split in EVAL_SPLITS
     }
-    counts = np.bincount(prep.split("train")["movie_idx"].to_numpy(), minlength=prep.n_movies)
+    counts = np.bincount(movies[(splits == "train").to_numpy()], minlength=prep.n_movies)
     percentile = pd.Series(counts).rank(pct=True).to_numpy() * 100.0
     return Queries(
         users=torch.from_numpy(evaluated),
-        splits=splits,
+        splits=queries,
         popularity_percentile=torch.tensor(percentile, dtype=torch.float32),
     )
 
 
 def _split_queries(
-    inter: pd.DataFrame, of_evaluated: np.ndarray, position: np.ndarray, split: str, history_len: int, n_users: int
+    rows: np.ndarray,
+    movies: np.ndarray,
+    is_history: np.ndarray,
+    is_target: np.ndarray,
+    history_len: int,
+    n_users: int,
 ) -> SplitQueries:
-    history_rows = inter[inter["split"].isin(HISTORY_SPLITS[split]).to_numpy() & of_evaluated]
-    rows = position[history_rows["user_idx"].to_numpy()]
-    order = np.argsort(rows, kind="stable")  # by user, each user's interactions still in time order
-    rows, cols = rows[order], history_rows["movie_idx"].to_numpy()[order]
-    # each user's interactions are in time order, so counting from each user's end gives the age
-    ends = pd.Series(np.arange(len(rows))).groupby(rows).transform("max").to_numpy()
-    age = ends - np.arange(len(rows))
+    """One split's queries from every interaction's position among the ``n_users`` evaluated users (``rows``,
+    -1 for a user not evaluated) and movie, in time order per user, and whether it is history or the target."""
+    history = is_history & (rows >= 0)
+    order = np.argsort(rows[history], kind="stable")  # by user, each user's interactions still in time order
+    history_rows, cols = rows[history][order], movies[history][order]
+    # each user's interactions are in time order, so counting back from the user's last one gives the age
+    last = np.cumsum(np.bincount(history_rows, minlength=n_users)) - 1
+    age = last[history_rows] - np.arange(len(history_rows))
     keep = age < history_len
-    history = torch.zeros((n_users, history_len), dtype=torch.int64)
+    history_movies = torch.zeros((n_users, history_len), dtype=torch.int64)
     mask = torch.zeros((n_users, history_len), dtype=torch.float32)
-    history[rows[keep], age[keep]] = torch.tensor(cols[keep])
-    mask[rows[keep], age[keep]] = 1.0
-    part = inter[inter["split"] == split]
+    history_movies[history_rows[keep], age[keep]] = torch.tensor(cols[keep])
+    mask[history_rows[keep], age[keep]] = 1.0
     target = np.empty(n_users, dtype=np.int64)
-    target[position[part["user_idx"].to_numpy()]] = part["movie_idx"].to_numpy()
-    return SplitQueries(history, mask, torch.from_numpy(target), torch.tensor(rows), torch.tensor(cols))
+    target[rows[is_target]] = movies[is_target]
+    return SplitQueries(
+        history_movies, mask, torch.from_numpy(target), torch.from_numpy(history_rows), torch.from_numpy(cols)
+    )
 
 
 def protocol_rule(scorer: MovieScorer, protocol: QueryProtocol, config: EvalConfig) -> QueryRule:

@@ -170,7 +170,7 @@ def train(
     generator.manual_seed(config.seed)
     walker = TorchPinSageSampler(graph, config.sampler, device=device, generator=generator)
     neighbours = make_neighbour_sampler(config, graph, walker)
-    train_rows = prep.split("train")
+    train_rows = prep.split("train", ["user_idx", "movie_idx"])
     sequences = torch.tensor(train_rows[["user_idx", "movie_idx"]].to_numpy().T.copy())
     draw = _batch_drawer(config, walker, neighbours, sequences)
     model = build_model(config, graph).to(device)

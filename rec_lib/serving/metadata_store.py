@@ -65,7 +65,7 @@ class MovieDetails(NamedTuple):
 
 def movie_rows(prep: Preprocessed) -> pd.DataFrame:
     """The movies table's rows for a preprocessed dataset (popularity from the training split)."""
-    return catalogue_rows(prep.movies, prep.split("train"))
+    return catalogue_rows(prep.movies, prep.split("train", ["movie_id", "rating"]))
 
 
 def catalogue_rows(movies: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:

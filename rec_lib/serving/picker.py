@@ -70,7 +70,7 @@ class MoviePicker:
 
     def start_from_user(self, prep: Preprocessed, user_id: int, n: int = 5) -> list[int]:
         """Replace the liked list with a MovieLens user's ``n`` latest training movies."""
-        train = prep.split("train")
+        train = prep.split("train", ["user_id", "movie_id"])
         history = train.loc[train["user_id"] == user_id, "movie_id"]
         if history.empty:
             raise PickerError(f"user {user_id} has no training ratings in {prep.manifest.get('dataset')}")

@@ -45,13 +45,14 @@ class StepResult:
     note: str
 
 
-def run_step(command: list[str], env: dict) -> tuple[float, float, float | None, int, str]:
-    """Run one CLI step; its wall seconds, its own peak RSS in GB, its peak GPU memory in GB (from the step's own
-    ``peak memory:`` line; None when it used no GPU), exit code and a note: the last stderr line when it failed,
-    the training speed (batches/s: sampling and steps, without the validation) when it trained."""
+def run_step(command: list[str], env: dict, cwd: Path | None = None) -> tuple[float, float, float | None, int, str]:
+    """Run one CLI step (in ``cwd``, default this process's folder); its wall seconds, its own peak RSS in GB, its
+    peak GPU memory in GB (from the step's own ``peak memory:`` line; None when it used no GPU), exit code and a
+    note: the last stderr line when it failed, the training speed (batches/s: sampling and steps, without the
+    validation) when it trained."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stdout:
-        process = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
         stderr = process.stderr.read()
         _, status, usage = os.wait4(process.pid, 0)
         process.returncode = os.waitstatus_to_exitcode(status)

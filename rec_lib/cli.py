@@ -574,8 +574,11 @@ def _serve(args: argparse.Namespace) -> int:
     )
     if args.workers == 1:
         from rec_lib.serving.api import create_app
+        from rec_lib.serving.guard import server_config
 
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=args.access_log)
+        uvicorn.Server(
+            server_config(create_app(settings), host=args.host, port=args.port, access_log=args.access_log)
+        ).run()
         return 0
     from rec_lib.serving.workers import run_workers
 

@@ -50,8 +50,23 @@ class UnknownMoviesError(RecLibError):
         super().__init__(f"unknown movie ids: {', '.join(str(i) for i in self.movie_ids)}")
 
 
+LOAD_ADVICE = (
+    "load the stores with python -m rec_lib load (while serve holds a Milvus Lite data dir, stop it first, or "
+    "serve that dir through python -m rec_lib milvus-lite and MILVUS_URI so a load can run beside it); "
+    "a running serve answers again as soon as the store is back"
+)
+"""What every "not loaded" message advises: it works whether or not ``serve`` is running."""
+
+
 class StoreUnavailableError(RecLibError):
-    """A store (Milvus or SQL) cannot be reached or is not loaded; names the store and what to do."""
+    """A store (Milvus or SQL) cannot be reached or is not loaded; names the store and what to do.
+
+    ``store`` is ``"milvus"`` or ``"sql"`` when known: what /health and the API's 503 answers name as failing.
+    """
+
+    def __init__(self, message: str, store: str | None = None) -> None:
+        super().__init__(message)
+        self.store = store
 
 
 class CollectionMissingError(StoreUnavailableError):

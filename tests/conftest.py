@@ -10,7 +10,7 @@ import pytest
 from rec_lib.config import PROJECT_ROOT
 
 REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
-INTEGRATION_FILES = {"test_stores.py", "test_api.py", "test_browser.py"}
+INTEGRATION_FILES = {"test_stores.py", "test_api.py", "test_api_faults.py", "test_api_soak.py", "test_browser.py"}
 NOTEBOOK_FILES = {"test_notebooks.py"}
 
 

@@ -10,15 +10,18 @@ from contextlib import contextmanager
 import uvicorn
 
 from rec_lib.serving.api import create_app
+from rec_lib.serving.guard import LIMITS, ServeLimits, server_config
 from rec_lib.serving.stores import StoreSettings
 
 
 @contextmanager
-def serve(settings: StoreSettings):
+def serve(settings: StoreSettings, limits: ServeLimits = LIMITS):
+    """The app over ``settings`` as ``serve`` runs it (the guarded protocol held to ``limits``); yields its URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(settings)
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=port, log_level="warning", limits=limits))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

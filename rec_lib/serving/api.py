@@ -5,10 +5,12 @@ clients is opened per process when the app starts and shared by every request. E
 hand only their blocking store calls to a pool of :data:`~rec_lib.serving.metadata_store.CONCURRENT_QUERIES`
 threads and build the answer on the event loop: one thread hop per request, where a plain ``def`` endpoint
 takes two (FastAPI then also validates the answer on the pool). Every error is JSON
-with a real status code: 404 for an unknown movie or path, 413 for a body over :data:`MAX_BODY_BYTES`,
-422 for bad input (ids, years and K bounded to what the stores hold; an error echoes at most
-:data:`MAX_ERRORS_SHOWN` problems, each cut to :data:`MAX_ECHO_CHARS`), 503 when Milvus or SQL is down
-or not loaded. No answer names a credential or an absolute path (:mod:`rec_lib.serving.redact`).
+with a real status code: 404 for an unknown movie or path, 422 for bad input (ids, years and K bounded to what
+the stores hold; an error echoes at most :data:`MAX_ERRORS_SHOWN` problems, each cut to :data:`MAX_ECHO_CHARS`
+and written as text, never a Python repr), 503 naming the store that is down or not loaded (``/health`` asks
+both stores each time, :mod:`rec_lib.serving.health`). What every connection and request is held to (sizes,
+timeouts, media types, headers) is :mod:`rec_lib.serving.guard`. No answer names a credential or an absolute
+path (:mod:`rec_lib.serving.redact`).
 OpenAPI docs are at ``/docs`` (Swagger UI served from the ``fastapi-offline`` package's files, no CDN);
 the web page (plain HTML, CSS and JavaScript in ``rec_lib/serving/web``) at ``/``. The API has no
 authentication: it listens on loopback unless told otherwise.
@@ -17,7 +19,6 @@ authentication: it listens on loopback unless told otherwise.
 from __future__ import annotations
 
 import json
-import logging
 import math
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,13 +34,14 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rec_lib import __version__
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
+from rec_lib.serving.guard import DOCS_PATH, RequestGuard
+from rec_lib.serving.health import HealthChecker
 from rec_lib.serving.metadata_store import CONCURRENT_QUERIES, GENRE_SEPARATOR
 from rec_lib.serving.recommend import MAX_K, MOVIE_ID_RANGE, YEAR_RANGE, RecommendConfig, Recommender
-from rec_lib.serving.redact import scrub
+from rec_lib.serving.redact import as_text, scrub
 from rec_lib.serving.stores import StoreSettings, open_stores
 
 WEB_DIR = Path(__file__).parent / "web"
@@ -47,29 +49,14 @@ MAX_SEARCH = 100
 MAX_RANDOM = 50
 MAX_GENRES = 50
 MAX_GENRE_CHARS = 64
-MAX_BODY_BYTES = 64 * 1024
-"""The largest request body read: 200 liked ids and every genre fit in a few KB."""
 MAX_ERRORS_SHOWN = 10
 MAX_ECHO_CHARS = 100
 MAX_DETAIL_CHARS = 600
-PAGE_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-)
-"""The Content-Security-Policy of every answer but /docs: only this server's own files, no inline code."""
-DOCS_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
-)
-"""Swagger UI starts from an inline script; its files are still this server's own."""
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's native OpenTelemetry off: this app exports no telemetry, and with it on FastAPI still asked
 OpenTelemetry for its providers on every request (reading the environment each time: 6.5 % of the API's CPU
 in a profile under load)."""
-DOCS_PATH = "/docs"
 SWAGGER_PATH = "/static/swagger"
-
-log = logging.getLogger("rec_lib.api")
 
 MovieId = Annotated[int, Field(strict=True, ge=MOVIE_ID_RANGE[0], le=MOVIE_ID_RANGE[1])]
 Year = Annotated[int, Field(strict=True, ge=YEAR_RANGE[0], le=YEAR_RANGE[1])]
@@ -110,11 +97,18 @@ class RecommendResponse(BaseModel):
     fallback: bool = Field(description="true when nothing was liked and these are the most popular movies")
 
 
+MOVIE_ID_PATTERN = r"^[0-9]{1,19}$"
+"""A movie id in a path: plain decimal digits (no sign, point, underscore or spaces), checked against the range."""
+
+
 class Health(BaseModel):
-    status: str
-    milvus: str
-    sql: str
-    movies: int
+    status: str = Field(description='"ok", or "unavailable" (with status 503) when a store fails')
+    milvus: str = Field(description="where the vectors are (no credentials, no absolute path)")
+    sql: str = Field(description="where the movie details are")
+    movies: int | None = Field(description="movies in the vector store; null when it fails")
+    failing: dict[str, str] = Field(
+        default_factory=dict, description='each failing store ("milvus", "sql") and what is wrong with it'
+    )
 
 
 def _movies(frame: pd.DataFrame) -> list[Movie]:
@@ -152,6 +146,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         stores = open_stores(settings or StoreSettings.from_env())
         app.state.stores = stores
         app.state.recommender = Recommender(stores)
+        app.state.health = HealthChecker(stores)
         yield
 
     app = FastAPI(
@@ -163,11 +158,12 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         telemetry=NO_TELEMETRY,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # a redirect would echo the Host header; /health/ is simply not found
     )
 
     @app.exception_handler(StoreUnavailableError)
     async def store_down(request: Request, exc: StoreUnavailableError) -> JSONResponse:
-        return JSONResponse(status_code=503, content={"detail": _detail(exc)})
+        return JSONResponse(status_code=503, content={"detail": _detail(exc), "store": exc.store})
 
     @app.exception_handler(UnknownMoviesError)
     async def unknown(request: Request, exc: UnknownMoviesError) -> JSONResponse:
@@ -185,12 +181,18 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
             content={"detail": [_problem(p) for p in problems[:MAX_ERRORS_SHOWN]], "problems": len(problems)},
         )
 
-    @app.get("/health", response_model=Health)
-    async def health(request: Request) -> Health:
-        stores = request.app.state.stores
-        await run_in_threadpool(stores.metadata.ping)
-        count = await run_in_threadpool(stores.vectors.count)
-        return Health(status="ok", milvus=stores.vectors.where, sql=stores.metadata.where, movies=count)
+    @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "a store fails"}})
+    async def health(request: Request) -> Health | JSONResponse:
+        checks = {check.store: check for check in await request.app.state.health.check()}
+        milvus, sql = checks["milvus"], checks["sql"]
+        failing = {store: check.problem for store, check in checks.items() if check.problem is not None}
+        answer = Health(
+            status="unavailable" if failing else "ok", milvus=milvus.where, sql=sql.where, movies=milvus.movies,
+            failing=failing,
+        )  # fmt: skip
+        if failing:
+            return JSONResponse(status_code=503, content=answer.model_dump())
+        return answer
 
     @app.get("/movies/search", response_model=list[Movie])
     async def search(
@@ -207,8 +209,15 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
 
     @app.get("/movies/{movie_id}", response_model=Movie)
     async def movie(
-        request: Request, movie_id: Annotated[int, PathParam(ge=MOVIE_ID_RANGE[0], le=MOVIE_ID_RANGE[1])]
+        request: Request,
+        movie_id: Annotated[str, PathParam(pattern=MOVIE_ID_PATTERN, description="a MovieLens id", examples=["1"])],
     ) -> Movie:
+        if int(movie_id) > MOVIE_ID_RANGE[1]:
+            raise RequestValidationError(
+                [{"loc": ("path", "movie_id"), "msg": f"ids lie in {list(MOVIE_ID_RANGE)}", "type": "less_than_equal",
+                  "input": movie_id}]
+            )  # fmt: skip
+        movie_id = int(movie_id)
         found = (await run_in_threadpool(request.app.state.stores.metadata.details, [movie_id])).get(movie_id)
         if found is None:
             raise HTTPException(status_code=404, detail=f"unknown movie id {movie_id}")
@@ -270,105 +279,34 @@ def _detail(exc: Exception) -> str:
 
 
 def _problem(problem: dict) -> dict:
-    """One validation problem, bounded: where, what, and a short echo of the input."""
+    """One validation problem, bounded: where, what, and a short echo of the input, all as text."""
     return {
         "loc": [part if isinstance(part, int) else _clip(str(part), MAX_ECHO_CHARS) for part in problem["loc"]],
         "msg": _clip(str(problem.get("msg", "")), MAX_ECHO_CHARS),
-        "type": str(problem.get("type", "")),
+        "type": as_text(str(problem.get("type", ""))),
         "input": _echo(problem.get("input")),
     }
 
 
 def _echo(value: object) -> str:
-    """Bad input as a short JSON-ish string (NaN and infinities, which JSON cannot hold, included).
+    r"""Bad input as a short JSON string (NaN and infinities, which JSON cannot hold, included; bytes as text).
 
     >>> _echo(float("nan")), _echo([1e400]), _echo("x" * 500)[-3:]
     ('NaN', '[Infinity]', 'xx…')
+    >>> print(_echo(b'{"a"'), _echo({chr(0xD800): 1}))
+    "{\"a\"" {"\ud800": 1}
     """
     if isinstance(value, float) and not math.isfinite(value):
         return json.dumps(value)
-    try:
-        text = json.dumps(value, default=str, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return _clip(text, MAX_ECHO_CHARS)
+    return _clip(json.dumps(value, default=_as_json, ensure_ascii=False), MAX_ECHO_CHARS)
+
+
+def _as_json(value: object) -> object:
+    """What JSON cannot hold, as text: bytes decoded (undecodable bytes replaced), anything else by ``str``."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
 
 
 def _clip(text: str, limit: int) -> str:
+    """``text`` made safe to encode (lone surrogates escaped) and cut to ``limit`` characters."""
+    text = as_text(text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-class RequestGuard:
-    """ASGI middleware around every request: bodies over :data:`MAX_BODY_BYTES` get a 413 before any parsing,
-    every answer gets ``nosniff`` and a Content-Security-Policy, and an unexpected exception becomes a JSON error
-    whose log line is scrubbed (no paths, no credentials) instead of a plain-text traceback."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-            await _send_json(send, 413, _too_large())
-            return
-        body, complete = await _read_body(receive)
-        if not complete:
-            await _send_json(send, 413, _too_large())
-            return
-        started = False
-        policy = DOCS_POLICY if scope["path"] == DOCS_PATH else PAGE_POLICY
-
-        async def replay() -> Message:
-            nonlocal body
-            if body is None:
-                return await receive()
-            message, body = {"type": "http.request", "body": body, "more_body": False}, None
-            return message
-
-        async def guarded_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message = {**message, "headers": [*message.get("headers", []), *_security_headers(policy)]}
-            await send(message)
-
-        try:
-            await self.app(scope, replay, guarded_send)
-        except Exception as exc:  # the last resort: a JSON answer and a scrubbed log line
-            log.error("%s %s failed: %s: %s", scope["method"], scope["path"], type(exc).__name__, scrub(str(exc)))
-            if not started:
-                await _send_json(send, 500, {"detail": f"internal error ({type(exc).__name__}); see the server log"})
-
-
-def _too_large() -> dict:
-    return {"detail": f"request body over {MAX_BODY_BYTES} bytes"}
-
-
-async def _read_body(receive: Receive) -> tuple[bytes | None, bool]:
-    """The whole request body if it stays within the limit; ``(None, True)`` when the client went away."""
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None, True
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None, False
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks), True
-
-
-def _security_headers(policy: str) -> list[tuple[bytes, bytes]]:
-    return [(b"x-content-type-options", b"nosniff"), (b"content-security-policy", policy.encode())]
-
-
-async def _send_json(send: Send, status: int, content: dict) -> None:
-    body = json.dumps(content).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers + _security_headers(PAGE_POLICY)})
-    await send({"type": "http.response.body", "body": body})

@@ -6,22 +6,30 @@ genres (``|``-separated, as in MovieLens), the training ratings count and mean (
 empty-selection fallback) and ``title_key`` (:func:`rec_lib.data.text.search_key` of the title) for
 search. Every statement is parameterised; a load upserts every row and deletes rows of movies no longer present, in one
 transaction, so running it twice changes nothing and readers never see half a load.
+
+A SQLite file is opened only where it exists (only :meth:`MetadataStore.create`, which a load calls, makes one),
+and a pooled connection is used only while the file is the one it opened: a file removed, truncated, replaced or
+rewritten is noticed at the next checkout, and a failed query drops the pool, so a restored file is read again at
+the next request, without a restart.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import search_key
-from rec_lib.errors import RecLibError, StoreUnavailableError
+from rec_lib.errors import LOAD_ADVICE, RecLibError, StoreUnavailableError
 from rec_lib.serving.embeddings import QueryRule
 from rec_lib.serving.redact import public_location
 
@@ -53,6 +61,10 @@ settings_table = sa.Table(
     mysql_charset="utf8mb4",
 )
 QUERY_RULE_SETTING = "query_rule"
+SQL = "sql"
+"""The name errors give this store (:attr:`rec_lib.errors.StoreUnavailableError.store`)."""
+SQLITE_PREFIX = "sqlite:///"
+_FILE_KEY = "sqlite_file"
 
 
 class MovieDetails(NamedTuple):
@@ -100,33 +112,61 @@ class MetadataStore:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.sqlite_file = Path(url.removeprefix(SQLITE_PREFIX)) if url.startswith(SQLITE_PREFIX) else None
         options = {"pool_pre_ping": True, "pool_size": CONCURRENT_QUERIES}
         if url.startswith("mysql"):
             options["connect_args"] = {"charset": "utf8mb4", "connect_timeout": 5}
+        if self.sqlite_file is not None:
+            options["creator"] = self._open_existing_file
         self.engine: Engine = sa.create_engine(url, **options)
+        if self.sqlite_file is not None:
+            sa.event.listen(self.engine, "connect", self._note_file)
+            sa.event.listen(self.engine, "checkout", self._check_file)
 
     @property
     def where(self) -> str:
         """The URL without credentials or an absolute path: what messages, /health and logs show."""
         return public_location(self.url)
 
-    def _fail(self, exc: Exception) -> StoreUnavailableError:
-        text = str(exc)
-        if "no such table" in text or "doesn't exist" in text:
-            return StoreUnavailableError(
-                f"SQL store {self.where} holds no loaded movies ({text.splitlines()[0]}): "
-                "load the stores first (python -m rec_lib load)"
-            )
-        return StoreUnavailableError(f"SQL store {self.where} failed: {type(exc).__name__}: {text}".splitlines()[0])
+    def _open_existing_file(self) -> sqlite3.Connection:
+        """A connection to the SQLite file, which must exist (a missing one is an error, not a new empty file)."""
+        return sqlite3.connect(f"{self.sqlite_file.resolve().as_uri()}?mode=rw", uri=True, check_same_thread=False)
 
-    def ping(self) -> None:
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(sa.text("SELECT 1"))
-        except SQLAlchemyError as exc:
-            raise self._fail(exc) from exc
+    def _note_file(self, dbapi_connection, record) -> None:
+        record.info[_FILE_KEY] = _file_identity(self.sqlite_file)
+
+    def _check_file(self, dbapi_connection, record, proxy) -> None:
+        """Refuse a pooled connection whose file was removed, replaced or rewritten: the pool opens a new one."""
+        if record.info.get(_FILE_KEY) != _file_identity(self.sqlite_file):
+            raise DisconnectionError("the SQLite file changed since this connection opened it")
+
+    def _fail(self, exc: Exception) -> StoreUnavailableError:
+        """``exc`` as a 503-worthy error naming this store, with what to do; a SQLite pool starts over."""
+        reason = _driver_reason(exc)
+        if self.sqlite_file is not None:
+            self.engine.dispose()
+            if not self.sqlite_file.is_file():
+                return StoreUnavailableError(
+                    f"SQL store {self.where}: the database file is missing; restore it, or {LOAD_ADVICE}", SQL
+                )
+            if "not a database" in reason or "malformed" in reason:
+                return StoreUnavailableError(
+                    f"SQL store {self.where} is not a readable database ({reason}); restore the file, or {LOAD_ADVICE}",
+                    SQL,
+                )
+        if "no such table" in reason or "doesn't exist" in reason:
+            return StoreUnavailableError(f"SQL store {self.where} holds no loaded movies: {LOAD_ADVICE}", SQL)
+        return StoreUnavailableError(f"SQL store {self.where} failed: {reason}", SQL)
+
+    def check(self) -> int:
+        """A real query of both tables (the query rule and the movie count): what /health asks; returns the count."""
+        self.query_rule()
+        return self.count()
 
     def create(self) -> None:
+        """Create the tables (and, for SQLite, the file) if missing."""
+        if self.sqlite_file is not None and not self.sqlite_file.exists():
+            sqlite3.connect(self.sqlite_file).close()
         try:
             metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
@@ -176,7 +216,7 @@ class MetadataStore:
         except SQLAlchemyError as exc:
             raise self._fail(exc) from exc
         if value is None:
-            raise StoreUnavailableError(f"SQL store {self.where} has no query rule: load it (python -m rec_lib load)")
+            raise StoreUnavailableError(f"SQL store {self.where} has no query rule: {LOAD_ADVICE}", SQL)
         return QueryRule(tuple(float(w) for w in json.loads(value)))
 
     def _upsert(self):
@@ -193,7 +233,7 @@ class MetadataStore:
             return statement.on_conflict_do_update(
                 index_elements=["movie_id"], set_={c: statement.excluded[c] for c in updated}
             )
-        raise StoreUnavailableError(f"SQL store {self.where}: only SQLite and MySQL/MariaDB are supported")
+        raise StoreUnavailableError(f"SQL store {self.where}: only SQLite and MySQL/MariaDB are supported", SQL)
 
     def _frame(self, statement) -> pd.DataFrame:
         try:
@@ -298,6 +338,33 @@ class MetadataStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _file_identity(path: Path) -> tuple[int, ...] | None:
+    """What tells one state of a file from another: device, inode, size and modification time; None if absent."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _driver_reason(exc: Exception) -> str:
+    """The database's own words for a failure, on one line: no driver class names, no Python reprs.
+
+    >>> import pymysql
+    >>> _driver_reason(DBAPIError("SELECT 1", {}, pymysql.err.OperationalError(2003, "Can't connect")))
+    "error 2003: Can't connect"
+    """
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    args = getattr(original, "args", ())
+    if len(args) == 2 and isinstance(args[0], int):
+        text = f"error {args[0]}: {args[1]}"
+    elif args and isinstance(args[0], str):
+        text = args[0]
+    else:
+        text = str(original)
+    return (text.strip().splitlines() or ["no reason given"])[0]
 
 
 def _escape_like(text: str) -> str:

@@ -24,6 +24,7 @@ search and recall against an exact in-memory search.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from rec_lib.errors import CollectionMissingError, ConfigError, ConsistencyError
 from rec_lib.serving.batching import SearchBatcher
 from rec_lib.serving.embeddings import QueryRule
 from rec_lib.serving.metadata_store import MovieDetails
+from rec_lib.serving.redact import as_text
 from rec_lib.serving.stores import Stores
 from rec_lib.serving.vector_store import filter_expression
 
@@ -222,11 +224,11 @@ class Recommender:
             raise ConfigError(f"unknown genres {_shown(unknown)}; known: {', '.join(self.known_genres())}")
         if years is not None:
             if len(years) != 2 or any(isinstance(y, bool) or not isinstance(y, int | np.integer) for y in years):
-                raise ConfigError(f"years={years!r}: expected two integers (first, last)")
+                raise ConfigError(f"years={_shown(list(years))}: expected two integers (first, last)")
             if not all(YEAR_RANGE[0] <= y <= YEAR_RANGE[1] for y in years):
-                raise ConfigError(f"years={tuple(years)!r}: each year must lie in {list(YEAR_RANGE)}")
+                raise ConfigError(f"years={_shown(list(years))}: each year must lie in {list(YEAR_RANGE)}")
             if years[0] > years[1]:
-                raise ConfigError(f"years={tuple(years)!r}: the first year is after the last")
+                raise ConfigError(f"years={_shown(list(years))}: the first year is after the last")
             years = (int(years[0]), int(years[1]))
         return Filters(wanted, years)
 
@@ -280,7 +282,7 @@ def _shown(values: list, most: int = 10) -> str:
     """A bounded echo of bad input for an error message: the first ``most`` values, each cut short.
 
     >>> _shown(["x" * 100, 2, 3], most=2)
-    "['xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…, 2, … 1 more]"
+    '["xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…, 2, … 1 more]'
     """
     parts = [_shown_one(v) for v in values[:most]]
     if len(values) > most:
@@ -289,7 +291,12 @@ def _shown(values: list, most: int = 10) -> str:
 
 
 def _shown_one(value: object, width: int = 40) -> str:
-    text = repr(value)
+    r"""One value as text: strings JSON-quoted (control characters escaped, lone surrogates too), others by ``str``.
+
+    >>> print(_shown_one("Comedy" + chr(0)), _shown_one(np.int64(3)), _shown_one(chr(0xD800)))
+    "Comedy\u0000" 3 "\ud800"
+    """
+    text = as_text(json.dumps(value, ensure_ascii=False)) if isinstance(value, str) else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

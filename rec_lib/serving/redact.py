@@ -54,6 +54,15 @@ def public_location(location: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def as_text(text: str) -> str:
+    """``text`` with lone UTF-16 surrogates (which JSON can carry but UTF-8 cannot encode) written as escapes.
+
+    >>> as_text("Comedy\\ud800!")
+    'Comedy\\\\ud800!'
+    """
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def scrub(text: str) -> str:
     """``text`` with URL credentials removed and absolute paths cut to their last part.
 
@@ -62,7 +71,7 @@ def scrub(text: str) -> str:
     >>> scrub("SQL store sqlite:////tmp/x/movies.sqlite failed")
     'SQL store sqlite:///…/movies.sqlite failed'
     """
-    text = _USERINFO.sub(r"\g<scheme>", text)
+    text = _USERINFO.sub(r"\g<scheme>", as_text(text))
     text = _SQLITE_FILE.sub(lambda m: "sqlite:///" + _cut(m["path"]), text)
     return _ABSOLUTE_PATH.sub(lambda m: "…/" + m["name"], text)
 

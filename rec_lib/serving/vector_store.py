@@ -26,7 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_lib.errors import CollectionMissingError, InvalidVectorsError, StoreBusyError, StoreUnavailableError
+from rec_lib.errors import (
+    LOAD_ADVICE,
+    CollectionMissingError,
+    InvalidVectorsError,
+    StoreBusyError,
+    StoreUnavailableError,
+)
 from rec_lib.progress import progress
 from rec_lib.serving.embeddings import validate_vectors
 from rec_lib.serving.redact import public_location
@@ -42,6 +48,8 @@ HOT_PATH_CONSISTENCY = "Bounded"
 """fetch() and search() skip the server's strong-consistency wait (a time tick, ~200 ms on a Milvus server): a
 published collection was flushed and loaded before the alias pointed at it and is never written again, so
 bounded reads see exactly what strong ones would. Counts and the consistency check stay strong."""
+MILVUS = "milvus"
+"""The name errors give this store (:attr:`rec_lib.errors.StoreUnavailableError.store`)."""
 _NOT_FOUND_CODE = 100
 _NOT_LOADED_CODE = 101
 
@@ -89,8 +97,8 @@ class VectorStore:
             self.client = MilvusClient(uri=uri, timeout=self.config.timeout_s)
         except (MilvusException, LiteDataDirBusy) as exc:
             if self.is_lite and (isinstance(exc, LiteDataDirBusy) or _lite_data_dir_busy(uri)):
-                raise StoreBusyError(busy_advice(uri)) from exc
-            raise StoreUnavailableError(f"cannot connect to Milvus at {self.where}: {exc.message or exc}") from exc
+                raise StoreBusyError(busy_advice(uri), store=MILVUS) from exc
+            raise StoreUnavailableError(f"cannot connect to Milvus at {self.where}: {_reason(exc)}", MILVUS) from exc
 
     def _call(self, what: str, function, *args, collection: str | None = None, **kwargs):
         """``function(*args, **kwargs)`` with every failure as one error naming the store; ``collection`` (default:
@@ -110,13 +118,14 @@ class VectorStore:
         except MilvusException as exc:
             if exc.code == _NOT_FOUND_CODE or "not exist" in (exc.message or "") or "not found" in (exc.message or ""):
                 raise CollectionMissingError(
-                    f"Milvus at {self.where} has no collection {target!r} ({what}): "
-                    "load it first (python -m rec_lib load)"
+                    f'Milvus at {self.where} has no collection "{target}" ({what}): {LOAD_ADVICE}', MILVUS
                 ) from exc
-            raise StoreUnavailableError(f"Milvus at {self.where} failed to {what}: {exc.message or exc}") from exc
+            raise StoreUnavailableError(f"Milvus at {self.where} failed to {what}: {_reason(exc)}", MILVUS) from exc
         except Exception as exc:  # grpc and socket errors when a server goes away mid-run
             if type(exc).__module__.startswith(("grpc", "pymilvus")) or isinstance(exc, ConnectionError):
-                raise StoreUnavailableError(f"Milvus at {self.where} is unreachable ({what}): {exc}") from exc
+                raise StoreUnavailableError(
+                    f"Milvus at {self.where} is unreachable ({what}): {_reason(exc)}", MILVUS
+                ) from exc
             raise
 
     # -- loading -------------------------------------------------------------------------------
@@ -210,7 +219,9 @@ class VectorStore:
         for field in described["fields"]:
             if field["name"] == VECTOR_FIELD:
                 return int(field["params"]["dim"])
-        raise StoreUnavailableError(f"Milvus collection {self.config.alias!r} at {self.where} has no vector field")
+        raise StoreUnavailableError(
+            f'Milvus collection "{self.config.alias}" at {self.where} has no vector field', MILVUS
+        )
 
     def count(self) -> int:
         result = self._call("count", self.client.query, self.config.alias, filter="", output_fields=["count(*)"])
@@ -271,6 +282,15 @@ class VectorStore:
 
     def ping(self) -> None:
         self._call("list collections", self.client.list_collections)
+
+    def check(self) -> int:
+        """A real, cheap query of the published collection (its row count, without the strong-consistency wait):
+        what /health asks; returns the count."""
+        result = self._call(
+            "count", self.client.query, self.config.alias, filter="", output_fields=["count(*)"],
+            consistency_level=HOT_PATH_CONSISTENCY,
+        )  # fmt: skip
+        return int(result[0]["count(*)"])
 
     def close(self) -> None:
         """Close the client; for Milvus Lite also stop its in-process server, which frees the data dir's lock."""
@@ -353,6 +373,20 @@ def lite_server_port(data_dir: str) -> int | None:
             if port.isdigit():
                 return int(port)
     return None
+
+
+def _reason(exc: Exception) -> str:
+    """A client error's message as text: pymilvus's own message, grpc's status name and details, never a repr."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str) and message:
+        return message.splitlines()[0]
+    code, details = getattr(exc, "code", None), getattr(exc, "details", None)
+    if callable(code) and callable(details):
+        try:
+            return f"{code().name}: {details()}".splitlines()[0]
+        except Exception:  # an RPC error without a status
+            pass
+    return (str(exc).splitlines() or ["no reason given"])[0]
 
 
 class LiteDataDirBusy(Exception):

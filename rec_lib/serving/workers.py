@@ -54,8 +54,10 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 def _worker(host: str, port: int, access_log: bool) -> None:
     import uvicorn
 
+    from rec_lib.serving.guard import server_config
+
     sock = reuse_port_socket(host, port)
-    config = uvicorn.Config(APP_FACTORY, factory=True, host=host, port=port, access_log=access_log)
+    config = server_config(APP_FACTORY, factory=True, host=host, port=port, access_log=access_log)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     if not server.started:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -14,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from helpers import TRICKY_TITLES, store_data
-from servers import free_port
+from live_server import served_process
 
 from rec_lib.serving.api import create_app
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
@@ -202,7 +197,7 @@ def test_docs_use_local_swagger_files_not_a_cdn(client: TestClient) -> None:
     assert client.get("/static/swagger/swagger-ui.css").status_code == 200
 
 
-def test_docs_and_web_page_are_served(client: TestClient) -> None:
+def test_docs_and_web_page_areserved_process(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/health", "/movies/search", "/movies/random", "/movies/{movie_id}", "/recommend"} <= set(schema["paths"])
@@ -212,40 +207,12 @@ def test_docs_and_web_page_are_served(client: TestClient) -> None:
     assert "http" not in client.get("/static/style.css").text, "no CDN"
 
 
-@contextmanager
-def _served(tmp_path: Path, env: dict[str, str], *args: str):
-    """``python -m rec_lib serve *args`` over the stores loaded under ``tmp_path``, up and answering /health;
-    yields the process and its base URL, and stops it at the end."""
-    port = free_port()
-    inherited = {k: v for k, v in os.environ.items() if k not in ("MILVUS_URI", "MYSQL_URL")}
-    env = {**inherited, "REC_ARTEFACTS_DIR": str(tmp_path), **env}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "rec_lib", "serve", "--port", str(port), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "the server did not come up"
-            time.sleep(0.3)
-        yield server, base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
 def test_serve_workers_over_a_milvus_server_share_the_load(milvus_server, tmp_path: Path) -> None:
     """`serve --workers 2`: two processes, each with its own listening socket and store clients, both answering."""
     settings = StoreSettings(milvus_server.uri, f"sqlite:///{tmp_path / 'movies.sqlite'}")
     load_stores(open_stores(settings), *store_data())
     close_stores(settings)
-    with _served(tmp_path, {"MILVUS_URI": milvus_server.uri}, "--workers", "2") as (server, base):
+    with served_process(tmp_path, {"MILVUS_URI": milvus_server.uri}, "--workers", "2") as (server, base):
         assert "with 2 worker(s)" in server.stdout.readline()
         children = [p for p in Path("/proc").glob("[0-9]*") if _parent(p) == server.pid]
         workers = [p for p in children if b"spawn_main" in (p / "cmdline").read_bytes()]
@@ -261,7 +228,7 @@ def test_serve_logs_a_line_per_request_unless_told_not_to(tmp_path: Path, flag: 
     settings = StoreSettings(str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'movies.sqlite'}")
     load_stores(open_stores(settings), *store_data())
     close_stores(settings)
-    with _served(tmp_path, {}, *flag) as (server, base):
+    with served_process(tmp_path, {}, *flag) as (server, base):
         for _ in range(3):
             assert httpx.get(base + "/movies/search", params={"q": "matrix"}).status_code == 200
     output = server.stdout.read()
@@ -276,11 +243,14 @@ def _parent(proc: Path) -> int | None:
 
 
 def test_served_processes_parse_http_and_loop_in_compiled_code() -> None:
-    """`serve` leaves the choice to uvicorn ("auto"), which takes httptools and uvloop when the serve extra
-    installed them (with pandas left out of the answers, they halved the API's CPU per request under load)."""
-    import uvicorn
+    """`serve` runs uvicorn's httptools protocol (held to the guard's limits) and leaves the loop to uvicorn
+    ("auto"), which takes uvloop when the serve extra installed it."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    config = uvicorn.Config("rec_lib.serving.api:create_app", factory=True)
+    from rec_lib.serving.guard import GuardedHttpToolsProtocol, server_config
+
+    config = server_config("rec_lib.serving.api:create_app", factory=True, host="127.0.0.1", port=0)
     config.load()
-    assert config.http_protocol_class.__name__ == "HttpToolsProtocol"
+    assert config.http_protocol_class is GuardedHttpToolsProtocol
+    assert issubclass(GuardedHttpToolsProtocol, HttpToolsProtocol)
     assert config.get_loop_factory().__module__.startswith("uvloop")

@@ -50,6 +50,13 @@ published collection was flushed and loaded before the alias pointed at it and i
 bounded reads see exactly what strong ones would. Counts and the consistency check stay strong."""
 MILVUS = "milvus"
 """The name errors give this store (:attr:`rec_lib.errors.StoreUnavailableError.store`)."""
+RECONNECT_OPTIONS = {
+    "grpc.initial_reconnect_backoff_ms": 500,
+    "grpc.min_reconnect_backoff_ms": 500,
+    "grpc.max_reconnect_backoff_ms": 2000,
+}
+"""gRPC retries a lost server at most every 2 s (its default backs off up to 120 s), so a restarted Milvus server
+is used again within seconds of its return."""
 _NOT_FOUND_CODE = 100
 _NOT_LOADED_CODE = 101
 
@@ -94,7 +101,8 @@ class VectorStore:
         try:
             if self.is_lite and _lite_data_dir_busy(uri):
                 raise LiteDataDirBusy
-            self.client = MilvusClient(uri=uri, timeout=self.config.timeout_s)
+            options = {} if self.is_lite else {"grpc_options": RECONNECT_OPTIONS}
+            self.client = MilvusClient(uri=uri, timeout=self.config.timeout_s, **options)
         except (MilvusException, LiteDataDirBusy) as exc:
             if self.is_lite and (isinstance(exc, LiteDataDirBusy) or _lite_data_dir_busy(uri)):
                 raise StoreBusyError(busy_advice(uri), store=MILVUS) from exc

@@ -1,4 +1,5 @@
-"""The web page in headless Chromium: log in, search, tick two movies, recommend, reload, selection kept."""
+"""The web page and /docs in headless Chromium, driven as a person does: log in, search, tick, filter, recommend,
+switch user, type bad numbers, use the keyboard, read it at a phone's width, execute every /docs example."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ def browser(tmp_path: Path):
                  f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
         options.add_argument(flag)
     session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    session.set_window_size(1400, 1000)
     session.implicitly_wait(0)
     yield session
     session.quit()
@@ -77,7 +79,7 @@ def test_search_tick_recommend_and_reload(browser, site: str) -> None:
     assert sorted(int(box.get_attribute("data-movie-id")) for box in liked) == [3, 8]
     assert browser.find_element(By.ID, "who").text == "Logged in as Ada."
     labels = {label.get_attribute("for") for label in browser.find_elements(By.CSS_SELECTOR, "label[for]")}
-    assert {"name", "query", "k", "genre"} <= labels
+    assert {"name", "query", "k", "year-from", "year-to"} <= labels
 
 
 def test_a_corrupt_saved_selection_is_discarded_and_the_page_still_opens(browser, site: str) -> None:
@@ -88,7 +90,7 @@ def test_a_corrupt_saved_selection_is_discarded_and_the_page_still_opens(browser
     browser.get(site + "/")
     for corrupt in ("{not json", '{"a": 1}', '[[1, "x"], "oops"]'):
         browser.execute_script(
-            "localStorage.setItem('rec_lib.user', 'Bo'); localStorage.setItem('rec_lib.liked.Bo', arguments[0]);",
+            "localStorage.setItem('rec_lib.user', 'Bo'); localStorage.setItem('rec_lib.liked.bo', arguments[0]);",
             corrupt,
         )
         browser.refresh()
@@ -96,7 +98,7 @@ def test_a_corrupt_saved_selection_is_discarded_and_the_page_still_opens(browser
         assert browser.find_element(By.ID, "who").text == "Logged in as Bo."
         assert browser.find_element(By.ID, "liked-count").text in ("", "(0)")
         assert "could not be read" in browser.find_element(By.ID, "search-status").text
-        assert browser.execute_script("return localStorage.getItem('rec_lib.liked.Bo')") is None
+        assert browser.execute_script("return localStorage.getItem('rec_lib.liked.bo')") is None
 
 
 def test_api_docs_render_without_network(browser, site: str) -> None:
@@ -108,3 +110,184 @@ def test_api_docs_render_without_network(browser, site: str) -> None:
     WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
     paths = {e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")}
     assert {"/recommend", "/health"} <= paths
+
+
+class Page:
+    """The page as a person uses it, one method per thing they do."""
+
+    def __init__(self, browser, site: str) -> None:
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        self.browser, self.wait = browser, WebDriverWait(browser, 20)
+        browser.get(site + "/")
+
+    def find(self, selector: str):
+        from selenium.webdriver.common.by import By
+
+        return self.browser.find_element(By.CSS_SELECTOR, selector)
+
+    def all(self, selector: str) -> list:
+        from selenium.webdriver.common.by import By
+
+        return self.browser.find_elements(By.CSS_SELECTOR, selector)
+
+    def text(self, selector: str) -> str:
+        return self.find(selector).text
+
+    def log_in(self, name: str) -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.find("#name")
+        box.clear()
+        box.send_keys(name, Keys.ENTER)
+        self.wait.until(lambda b: self.find("#query").is_displayed() and self.text("#who").startswith("Logged in"))
+
+    def search(self, query: str) -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        box = self.find("#query")
+        box.clear()
+        box.send_keys(query, Keys.ENTER)
+        self.wait.until(lambda b: "match" in self.text("#search-status"))
+
+    def tick(self, query: str, movie_id: int) -> None:
+        self.search(query)
+        self.find(f'#matches input[data-movie-id="{movie_id}"]').click()
+
+    def type_into(self, selector: str, text: str) -> None:
+        box = self.find(selector)
+        box.clear()
+        box.send_keys(text)
+
+    def recommend(self) -> list[str]:
+        before = self.text("#results-status")
+        self.browser.execute_script("document.getElementById('results-status').textContent = ''")
+        self.find("#recommend").click()
+        self.wait.until(lambda b: self.text("#results-status") not in ("", "Working…"))
+        assert before is not None
+        return [row.text for row in self.all("#results tbody tr")]
+
+    def cells(self, column: int) -> list[str]:
+        return [cell.get_attribute("textContent") for cell in self.all(f"#results tbody td:nth-child({column})")]
+
+
+def test_switching_user_shows_nothing_of_the_previous_one(browser, site: str) -> None:
+    page = Page(browser, site)
+    page.log_in("bob")
+    page.tick("matrix", 8)
+    page.type_into("#k", "5")
+    assert len(page.recommend()) == 5
+    page.log_in("alice")
+    assert page.text("#who") == "Logged in as alice."
+    assert page.find("#query").get_attribute("value") == ""
+    assert page.all("#matches li") == [] and page.all("#results tbody tr") == []
+    assert page.text("#search-status") == page.text("#results-status") == ""
+    assert page.text("#liked-count") == "(0)" and page.find("#k").get_attribute("value") == "10"
+    page.log_in("  BOB ")
+    assert page.text("#who") == "Logged in as BOB.", "names are trimmed"
+    assert page.text("#liked-count") == "(1)", "and case does not make another person"
+    assert page.all("#results tbody tr") == []
+
+
+@pytest.mark.parametrize("typed", ["101", "-3", "2.5", "0", "abc", ""])
+def test_a_bad_how_many_is_said_in_words_and_nothing_is_sent(browser, site: str, typed: str) -> None:
+    page = Page(browser, site)
+    page.log_in("carol")
+    page.tick("matrix", 8)
+    page.type_into("#k", typed)
+    page.recommend()
+    status = page.find("#results-status")
+    assert status.text.startswith("How many: type a"), status.text
+    assert "error" in status.get_attribute("class") and "422" not in status.text and "{" not in status.text
+    assert page.all("#results tbody tr") == [], "nothing was asked of the server"
+
+
+def test_years_and_several_genres_filter_as_the_api_does(browser, site: str) -> None:
+    page = Page(browser, site)
+    page.log_in("dana")
+    page.tick("matrix", 8)
+    legend = page.text("#options fieldset:nth-of-type(2) legend")
+    assert "any" in legend, "the page says how several genres combine"
+    for genre in ("G0", "G1"):
+        page.find(f'#genres input[value="{genre}"]').click()
+    page.type_into("#year-from", "1983")
+    page.type_into("#year-to", "1995")
+    rows = page.recommend()
+    assert rows, page.text("#results-status")
+    assert all(1983 <= int(year) <= 1995 for year in page.cells(3))
+    assert all({"G0", "G1"} & set(genres.split(", ")) for genres in page.cells(4))
+    page.type_into("#year-from", "2000")
+    page.type_into("#year-to", "1990")
+    page.recommend()
+    assert page.text("#results-status") == "Years: the first year (2000) is after the last (1990)."
+
+
+def test_changing_the_selection_marks_results_stale(browser, site: str) -> None:
+    page = Page(browser, site)
+    page.log_in("erin")
+    page.tick("matrix", 8)
+    page.recommend()
+    assert "stale" not in page.find("#results").get_attribute("class")
+    page.tick("amelie", 3)
+    assert "stale" in page.find("#results").get_attribute("class")
+    assert "press Recommend to update" in page.text("#results-status")
+
+
+def test_keyboard_only_enter_ticks_and_results_come_into_view(browser, site: str) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    page = Page(browser, site)
+    page.log_in("fay")
+    page.search("matrix")
+    page.find("#query").send_keys(Keys.TAB)  # to the Search button
+    browser.switch_to.active_element.send_keys(Keys.TAB)  # to the best match
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("type") == "checkbox"
+    focused.send_keys(Keys.ENTER)
+    page.wait.until(lambda b: page.text("#liked-count") == "(1)")
+    page.find("#k").send_keys(Keys.ENTER)  # Enter in a field of the options submits them
+    page.wait.until(lambda b: len(page.all("#results tbody tr")) == 10)
+    top = browser.execute_script("return document.getElementById('results-heading').getBoundingClientRect().top")
+    assert 0 <= top < 1000, "the results are brought into view"
+
+
+def test_at_a_phones_width_nothing_scrolls_sideways_and_every_column_reads(browser, site: str) -> None:
+    browser.set_window_size(400, 800)
+    page = Page(browser, site)
+    page.log_in("gus")
+    page.tick("amelie", 3)
+    assert len(page.recommend()) == 10
+    widths = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth,"
+        " document.getElementById('results').getBoundingClientRect().width]"
+    )
+    assert widths[0] <= widths[1] and widths[2] <= widths[1], f"no horizontal scroll at 400 px: {widths}"
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll('#results tbody tr:first-child td')].map(td => "
+        "[getComputedStyle(td, '::before').content, td.textContent, td.getBoundingClientRect().right])"
+    )
+    labels = [label.strip('"') for label, _, _ in cells]
+    assert labels == ["#", "Title", "Year", "Genres", "Score", "Because you liked"]
+    assert cells[-1][1].startswith("Amélie") and all(right <= widths[1] for _, _, right in cells)
+
+
+def test_every_docs_example_succeeds_when_executed_as_shown(browser, site: str) -> None:
+    """Try it out → Execute on every route in Swagger UI, as a person would: each answers 2xx."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(site + "/docs")
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+    statuses, answered = {}, ".live-responses-table tbody .response-col_status"
+    for index in range(len(browser.find_elements(By.CSS_SELECTOR, ".opblock"))):
+        block = browser.find_elements(By.CSS_SELECTOR, ".opblock")[index]
+        route = block.find_element(By.CSS_SELECTOR, ".opblock-summary-path").text
+        block.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+        wait.until(lambda b, block=block: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"))
+        block.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+        wait.until(lambda b, block=block: block.find_elements(By.CSS_SELECTOR, ".execute"))
+        block.find_element(By.CSS_SELECTOR, ".execute").click()
+        wait.until(lambda b, block=block: block.find_elements(By.CSS_SELECTOR, answered))
+        statuses[route] = block.find_element(By.CSS_SELECTOR, answered).text
+    assert len(statuses) == 6 and all(status.startswith("2") for status in statuses.values()), statuses

@@ -18,6 +18,7 @@ authentication: it listens on loopback unless told otherwise.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from rec_lib import __version__
+from rec_lib.data.text import search_key
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
 from rec_lib.serving.guard import DOCS_PATH, RequestGuard
 from rec_lib.serving.health import HealthChecker
@@ -210,7 +212,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     @app.get("/movies/{movie_id}", response_model=Movie)
     async def movie(
         request: Request,
-        movie_id: Annotated[str, PathParam(pattern=MOVIE_ID_PATTERN, description="a MovieLens id", examples=["1"])],
+        movie_id: Annotated[str, PathParam(pattern=MOVIE_ID_PATTERN, description="a MovieLens id")],
     ) -> Movie:
         if int(movie_id) > MOVIE_ID_RANGE[1]:
             raise RequestValidationError(
@@ -245,6 +247,7 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
         return RecommendResponse(recommendations=items, fallback=not body.liked)
 
     _mount_docs(app)
+    _examples_from_the_stores(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -271,6 +274,39 @@ def _mount_docs(app: FastAPI) -> None:
             swagger_css_url=f"{SWAGGER_PATH}/swagger-ui.css",
             swagger_favicon_url=f"{SWAGGER_PATH}/favicon.png",
         )
+
+
+def _examples_from_the_stores(app: FastAPI) -> None:
+    """OpenAPI examples drawn from what is loaded, so that each route's "Try it out" in /docs succeeds as shown:
+    the two most-rated movies as the liked ids (and the first as the id to look up), a genre and a year span of
+    the first, a word of its title as the search. With a store down the recommend example likes nothing."""
+    schema_of = app.openapi
+
+    def openapi() -> dict:
+        schema = copy.deepcopy(schema_of())
+        example, movie_id, query = {"liked": [], "k": 10}, None, None
+        try:
+            popular = app.state.stores.metadata.popular(2)
+        except (StoreUnavailableError, AttributeError):
+            popular = None
+        if popular is not None and len(popular):
+            first = popular.iloc[0]
+            movie_id = int(first["movie_id"])
+            example = {"liked": [int(i) for i in popular["movie_id"]], "k": 10}
+            if first["genres"]:
+                example["genres"] = [_genre_list(first["genres"])[0]]
+            if not pd.isna(first["year"]):
+                example["years"] = [int(first["year"]) - 30, int(first["year"]) + 30]
+            query = next((word for word in search_key(first["title"]).split() if len(word) > 2), None)
+        paths = schema["paths"]
+        paths["/recommend"]["post"]["requestBody"]["content"]["application/json"]["example"] = example
+        for path, name, value in (("/movies/{movie_id}", "movie_id", movie_id), ("/movies/search", "q", query)):
+            for parameter in paths[path]["get"]["parameters"]:
+                if parameter["name"] == name and value is not None:
+                    parameter["example"] = str(value)
+        return schema
+
+    app.openapi = openapi
 
 
 def _detail(exc: Exception) -> str:

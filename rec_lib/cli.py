@@ -521,13 +521,11 @@ def _report(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         artefacts_dir=args.artefacts_dir,
         extra={"short_users": args.short_users},
+        after_each=_warm_result_before_cold_start,
     )
     comparison = compare(metrics, Baseline.read(target)) if target.is_file() else None
     summary = write_summary(out_dir, metrics, comparison, target)
     print(f"report: {out_dir}\nsummary: {summary}")
-    recommend = metrics["notebooks"].get("05_recommend", {})
-    for rank, row in enumerate(recommend.get("recommendations", [])[:5], start=1):
-        print(f"  {rank}. {row['title']}  (because you liked {row['because']})")
     if comparison is None:
         print(f"no baseline at {target}; accept this run with: python -m rec_lib report --accept {out_dir}")
         return 0
@@ -538,6 +536,29 @@ def _report(args: argparse.Namespace) -> int:
         return 1
     print("all checks passed against the baseline")
     return 0
+
+
+COLD_START_PER_TRAIN = 1.35
+"""Notebook 06 trains one more PinSage model and scores four slices: it takes about this many times notebook 02."""
+
+
+def _warm_result_before_cold_start(name: str, recorded: dict[str, dict], seconds: dict[str, float]) -> None:
+    """Once notebook 05 has run: the warm result and the sample recommendations, then how long 06 will take."""
+    if name != "05_recommend":
+        return
+    hr = recorded.get("02_train", {}).get("pinsage_test_hr_B")
+    if hr is not None:
+        print(f"PinSage test HR@10 (a viewer's recent history): {hr:.3f}")
+    liked = ", ".join(m["title"] for m in recorded[name].get("liked", []))
+    print(f"sample recommendations for someone who likes {liked}:")
+    for rank, row in enumerate(recorded[name].get("recommendations", [])[:10], start=1):
+        print(f"  {rank:2d}. {row['title']}  (because you liked {row['because']})")
+    minutes = seconds.get("02_train", 0.0) * COLD_START_PER_TRAIN / 60
+    print(
+        f"now notebook 06 (cold start: movies the model never trained on) trains one more model: about "
+        f"{max(minutes, 1):.0f} minutes here, judging by notebook 02",
+        flush=True,
+    )
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -39,7 +39,7 @@ def test_search_add_remove_recommend(picker: MoviePicker) -> None:
 
 
 def test_bad_input_says_what_to_do(picker: MoviePicker) -> None:
-    with pytest.raises(PickerError, match="no movie title matches 'zzz'"):
+    with pytest.raises(PickerError, match="no movie title matches “zzz”"):
         picker.find("zzz")
     with pytest.raises(PickerError, match="not in the catalogue"):
         picker.add(10**6)
@@ -67,16 +67,137 @@ def test_widget_handlers_headless(picker: MoviePicker) -> None:
     widgets.remove_button.click()
     assert [value for _, value in widgets.liked.options] == [8]
     widgets.k.value = 4
-    widgets.genres.value = ("G2",)
+    tick_genres(widgets, "G2")
     widgets.recommend_button.click()
     result = picker.last_result
     assert len(result) == 4 and all("G2" in g.split("|") for g in result["genres"])
     assert "4 recommendations" in widgets.status.value
-    widgets.genres.value = ()
+    tick_genres(widgets)
     widgets.use_years.value = True
-    widgets.years.value = (2100, 2100)
+    widgets.year_from.value = widgets.year_to.value = 2100
     widgets.recommend_button.click()
     assert "0 recommendations" in widgets.status.value
+
+
+def tick_genres(widgets: PickerWidgets, *genres: str) -> None:
+    for box in widgets.genre_boxes:
+        box.value = box.description in genres
+
+
+@pytest.fixture
+def widgets(picker: MoviePicker) -> PickerWidgets:
+    return PickerWidgets(picker)
+
+
+def test_remove_selects_nothing_so_a_second_remove_deletes_nothing(widgets: PickerWidgets) -> None:
+    for query in ("matrix", "tokyo", "amelie"):
+        widgets.search_box.value = query
+        widgets.add_button.click()
+    assert [value for _, value in widgets.liked.options] == [8, 7, 3]
+    assert widgets.liked.value is None, "adding selects nothing in the liked list either"
+    widgets.liked.value = 8
+    widgets.remove_button.click()
+    assert [value for _, value in widgets.liked.options] == [7, 3] and widgets.liked.value is None
+    widgets.remove_button.click()
+    assert [value for _, value in widgets.liked.options] == [7, 3], "nothing removed that the person did not choose"
+    assert "Select a liked movie to remove first" in widgets.status.value
+
+
+def test_results_are_cleared_when_the_selection_or_a_filter_changes(widgets: PickerWidgets, monkeypatch) -> None:
+    cleared: list[int] = []
+    monkeypatch.setattr(widgets.output, "clear_output", lambda *args, **kwargs: cleared.append(1))
+    widgets.search_box.value = "matrix"
+    widgets.add_button.click()
+    changes = [
+        lambda: (setattr(widgets.search_box, "value", "tokyo"), widgets.add_button.click()),
+        lambda: (setattr(widgets.liked, "value", 7), widgets.remove_button.click()),
+        lambda: tick_genres(widgets, "G1"),
+        lambda: setattr(widgets.use_years, "value", True),
+        lambda: setattr(widgets.year_to, "value", 1995),
+        lambda: setattr(widgets.k, "value", 3),
+    ]
+    for change in changes:
+        widgets.recommend_button.click()
+        assert widgets.results_shown, widgets.status.value
+        cleared.clear()
+        change()
+        assert cleared and not widgets.results_shown, "results for an earlier selection or filter do not stay"
+        assert "press recommend" in widgets.status.value.lower()
+
+
+def test_search_runs_as_the_person_types_and_selects_the_best_match(widgets: PickerWidgets) -> None:
+    widgets.search_box.value = "movie"
+    assert len(widgets.matches.options) == 20 and widgets.matches.index == 0
+    assert "the best match is selected" in widgets.status.value
+    widgets.add_button.click()
+    assert widgets.picker.state.liked == [widgets.matches.options[0][1]]
+    widgets.search_box.value = "   "
+    assert widgets.matches.options == () and widgets.status.value == "", "an empty box says nothing"
+    widgets.search_box.value = "zzz"
+    assert "No movie title matches “zzz”" in widgets.status.value
+
+
+def test_search_waits_for_a_pause_in_typing_in_a_live_kernel(picker: MoviePicker) -> None:
+    """With an event loop running (as in a Jupyter kernel), keystrokes within the pause make one search."""
+    import asyncio
+
+    searches: list[str] = []
+    widgets = PickerWidgets(picker, debounce_s=0.05)
+    original = widgets.picker.search
+    widgets.picker.search = lambda query, limit=20: (searches.append(query), original(query, limit))[1]
+
+    async def type_title() -> None:
+        for end in range(1, 7):
+            widgets.search_box.value = "matrix"[:end]
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.2)
+
+    asyncio.run(type_title())
+    assert searches == ["matrix"] and widgets.matches.value == 8
+
+
+def test_years_are_off_and_look_off_until_ticked_and_a_reversed_range_is_refused(widgets: PickerWidgets) -> None:
+    assert widgets.year_from.disabled and widgets.year_to.disabled
+    widgets.use_years.value = True
+    assert not widgets.year_from.disabled and not widgets.year_to.disabled
+    widgets.year_from.value, widgets.year_to.value = 1990, 1999
+    widgets.recommend_button.click()
+    assert widgets.picker.last_result["year"].between(1990, 1999).all()
+    widgets.year_from.value = 2000
+    widgets.recommend_button.click()
+    assert "the first year (2000) is after the last (1999)" in widgets.status.value
+
+
+def test_several_genres_are_ticks_that_combine_as_any(widgets: PickerWidgets) -> None:
+    assert "any" in widgets.genre_note.value
+    assert {box.description for box in widgets.genre_boxes} == {"G0", "G1", "G2", "Shared"}
+    widgets.search_box.value = "matrix"
+    widgets.add_button.click()
+    widgets.k.value = 30
+    tick_genres(widgets, "G0", "G1")
+    widgets.recommend_button.click()
+    genres = [set(g.split("|")) for g in widgets.picker.last_result["genres"]]
+    assert all(g & {"G0", "G1"} for g in genres) and {"G0", "G1"} <= set().union(*genres)
+
+
+def chart_texts(figure) -> tuple[list[str], str, tuple[float, float]]:
+    axis = figure.axes[0]
+    legend = axis.get_legend()
+    return ([t.get_text() for t in legend.get_texts()] if legend else [], axis.get_xlabel(), axis.get_xlim())
+
+
+def test_the_chart_shows_whole_titles_an_axis_from_zero_and_says_what_popular_scores_are(picker) -> None:
+    from rec_lib.reports.figures import recommendation_scores
+
+    picker.add(picker.find("matrix"))
+    picker.add(picker.find("amelie"))
+    legend, xlabel, (left, _) = chart_texts(recommendation_scores(picker.recommend(10)))
+    assert any(text.replace("\n", " ").endswith("(Fabuleux destin d'Amélie Poulain, Le) (2001)") for text in legend)
+    assert all(text.startswith("because you liked") for text in legend) and left == 0
+    assert xlabel.startswith("score")
+    picker.clear()
+    legend, xlabel, (left, _) = chart_texts(recommendation_scores(picker.recommend(5)))
+    assert legend == [] and xlabel.startswith("number of ratings") and left == 0
 
 
 def test_start_from_a_movielens_user(picker: MoviePicker, tmp_path: Path) -> None:

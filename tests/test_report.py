@@ -87,10 +87,13 @@ def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_p
     monkeypatch.delenv("MILVUS_URI", raising=False)
     monkeypatch.delenv("MYSQL_URL", raising=False)
     out = tmp_path / "report"
+    seen: list[tuple[str, list[str]]] = []
     observed = run_notebooks(
-        "ml-latest-small", "smoke", out, data_dir=str(real_data_dir), artefacts_dir=str(tmp_path / "a")
-    )
+        "ml-latest-small", "smoke", out, data_dir=str(real_data_dir), artefacts_dir=str(tmp_path / "a"),
+        after_each=lambda name, recorded, seconds: seen.append((name, list(recorded))),
+    )  # fmt: skip
     assert list(observed["seconds"]) == list(NOTEBOOKS)
+    assert seen[4] == ("05_recommend", list(NOTEBOOKS[:5])), "05's result is shown before 06 starts"
     assert observed["checked"]["n_ratings"] == 100_836
     assert observed["checked"]["consistent"] is True and observed["checked"]["milvus_count"] == 9_724
     assert observed["checked"]["n_recommendations"] == 10
@@ -128,3 +131,23 @@ def test_every_notebook_runs_headlessly_into_a_report(real_data_dir: Path, tmp_p
     summary = write_summary(out, observed, compare(observed, baseline_from(observed, None, "self")), out / "b.json")
     text = summary.read_text()
     assert "**PASSED**" in text and "## Sample recommendations" in text and "| 05_recommend |" in text
+
+
+def test_the_demo_shows_the_warm_result_before_the_cold_start_notebook(capsys) -> None:
+    from rec_lib.cli import _warm_result_before_cold_start
+
+    recorded = {
+        "02_train": {"pinsage_test_hr_B": 0.1377},
+        "05_recommend": {
+            "liked": [{"title": "Toy Story (1995)"}, {"title": "Up (2009)"}],
+            "recommendations": [{"title": f"Movie {i}", "because": "Up (2009)"} for i in range(12)],
+        },
+    }
+    _warm_result_before_cold_start("04_load", recorded, {"02_train": 600.0})
+    assert capsys.readouterr().out == ""
+    _warm_result_before_cold_start("05_recommend", recorded, {"02_train": 600.0})
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "PinSage test HR@10 (a viewer's recent history): 0.138"
+    assert out[1] == "sample recommendations for someone who likes Toy Story (1995), Up (2009):"
+    assert out[2] == "   1. Movie 0  (because you liked Up (2009))" and len(out) == 2 + 10 + 1
+    assert out[-1].startswith("now notebook 06") and "about 14 minutes" in out[-1]

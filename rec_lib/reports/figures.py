@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.serving.recommend import POPULAR
 
 
 def dataset_overview(prep: Preprocessed) -> plt.Figure:
@@ -111,23 +114,29 @@ def query_weights(rule, decay: float) -> plt.Figure:
 def recommendation_scores(result) -> plt.Figure:
     """Recommended movies as horizontal bars of their score, coloured by the liked movie they came from.
 
-    The axis starts just below the lowest score, so the differences between neighbours show; the legend sits
-    below the bars, where it covers none of them.
+    The axis starts at 0 (or below, for negative scores), so bar lengths compare honestly. The legend sits below
+    the bars with each liked title whole (wrapped, never cut). With nothing liked the bars are the most popular
+    movies and the axis says it counts ratings.
     """
+    popular = bool(len(result)) and (result["because"] == POPULAR).all()
     reasons = list(dict.fromkeys(result["because"].fillna("")))
     colours = plt.get_cmap("tab10")
-    fig, axis = plt.subplots(figsize=(7.5, 0.3 * len(result) + 1.6))
-    titles = [t if len(t) <= 45 else t[:44] + "…" for t in result["title"]]
+    fig, axis = plt.subplots(figsize=(8, 0.34 * len(result) + 2.2))
+    titles = [textwrap.shorten(t, 60, placeholder="…") for t in result["title"]]
     scores = result["score"].to_numpy(dtype=float)
     axis.barh(titles[::-1], scores[::-1],
               color=[colours(reasons.index(r) % 10) for r in result["because"].fillna("")][::-1])  # fmt: skip
     if len(scores):
-        span = max(float(scores.max() - scores.min()), 1e-6)
-        axis.set_xlim(float(scores.min()) - 0.15 * span, float(scores.max()) + 0.05 * span)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 10)) for i in range(len(reasons))]
-    axis.legend(handles, [f"because: {r[:40]}" for r in reasons], fontsize=7, loc="upper center",
-                bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(result), 1)), ncol=2, frameon=False)  # fmt: skip
-    axis.set(xlabel="score", title="Recommendations")
+        axis.set_xlim(min(0.0, float(scores.min()) * 1.05), max(0.0, float(scores.max())) * 1.05 or 1.0)
+    axis.tick_params(labelsize=9)
+    if popular:
+        axis.set(xlabel="number of ratings (nothing liked: the most popular movies)", title="Most popular movies")
+    else:
+        handles = [plt.Rectangle((0, 0), 1, 1, color=colours(i % 10)) for i in range(len(reasons))]
+        labels = [textwrap.fill(f"because you liked {r}", 45) for r in reasons]
+        axis.legend(handles, labels, fontsize=9, loc="upper center", ncol=2, frameon=False,
+                    bbox_to_anchor=(0.5, -0.12 - 0.6 / max(len(result), 1)))  # fmt: skip
+        axis.set(xlabel="score (higher: more like the liked movies)", title="Recommendations")
     fig.tight_layout()
     plt.close(fig)
     return fig

@@ -7,6 +7,7 @@ that only call the picker and show what it returns; notebook 05 just displays it
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from html import escape
 
@@ -14,10 +15,12 @@ import pandas as pd
 
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
-from rec_lib.serving.recommend import MAX_K, Recommender
+from rec_lib.serving.recommend import MAX_K, YEAR_RANGE, Recommender
 
 DEFAULT_K = 10
 SEARCH_LIMIT = 20
+SEARCH_DEBOUNCE_S = 0.3
+"""How long the picker waits after the last keystroke before it searches."""
 
 
 class PickerError(RecLibError):
@@ -51,7 +54,7 @@ class MoviePicker:
         """The most-rated movie matching ``query``; :class:`PickerError` when none does."""
         found = self.search(query, limit=1)
         if found.empty:
-            raise PickerError(f"no movie title matches {query!r}")
+            raise PickerError(f"no movie title matches “{query}”")
         return int(found["movie_id"].iloc[0])
 
     def add(self, movie_id: int) -> None:
@@ -95,38 +98,69 @@ class MoviePicker:
 
 
 class PickerWidgets:
-    """The ipywidgets front of a :class:`MoviePicker`: build, wire, and show results or errors."""
+    """The ipywidgets front of a :class:`MoviePicker`: build, wire, and show results or errors.
 
-    def __init__(self, picker: MoviePicker, year_range: tuple[int, int] = (1900, 2030)) -> None:
+    Search runs as the person types (after a pause of ``debounce_s`` in a live kernel; at once without an
+    event loop, as in tests) and selects the best match; an empty box says nothing. Removing a movie selects
+    nothing else. Any change to the liked movies or the filters clears the results shown, which no longer
+    answer them.
+    """
+
+    def __init__(
+        self, picker: MoviePicker, year_range: tuple[int, int] = (1900, 2030), debounce_s: float = SEARCH_DEBOUNCE_S
+    ) -> None:
         import ipywidgets as w
 
         self.picker = picker
-        self.search_box = w.Text(description="Title", placeholder="e.g. the matrix, amelie", continuous_update=False)
-        self.matches = w.Select(description="Matches", options=[], rows=8, layout=w.Layout(width="60%"))
+        self.debounce_s = debounce_s
+        self._pending_search: asyncio.TimerHandle | None = None
+        wide = w.Layout(width="36em")
+        self.search_box = w.Text(description="Title", placeholder="type part of a title, e.g. matrix", layout=wide)
+        self.matches = w.Select(description="Matches", options=[], rows=8, layout=wide)
         self.add_button = w.Button(description="Add to liked", icon="plus")
-        self.liked = w.Select(description="Liked", options=[], rows=6, layout=w.Layout(width="60%"))
+        self.liked = w.Select(description="Liked", options=[], rows=6, layout=wide)
         self.remove_button = w.Button(description="Remove", icon="minus")
-        self.genres = w.SelectMultiple(description="Genres", options=picker.recommender.known_genres(), rows=6)
-        self.use_years = w.Checkbox(description="Filter by year", value=False)
-        self.years = w.IntRangeSlider(description="Years", min=year_range[0], max=year_range[1], value=year_range)
-        self.k = w.IntSlider(description="K", min=1, max=MAX_K, value=DEFAULT_K)
+        self.genre_note = w.HTML(
+            "<b>Genres</b>: a movie passes if it has <i>any</i> of the ticked genres; none ticked means every genre."
+        )
+        self.genre_boxes = [
+            w.Checkbox(description=genre, value=False, indent=False, layout=w.Layout(width="11em"))
+            for genre in picker.recommender.known_genres()
+        ]
+        self.use_years = w.Checkbox(description="Filter by year", value=False, indent=False)
+        years = {"min": YEAR_RANGE[0], "max": YEAR_RANGE[1], "disabled": True, "layout": w.Layout(width="11em")}
+        self.year_from = w.BoundedIntText(description="From", value=year_range[0], **years)
+        self.year_to = w.BoundedIntText(description="To", value=year_range[1], **years)
+        self.k = w.IntSlider(description="How many", min=1, max=MAX_K, value=DEFAULT_K)
         self.recommend_button = w.Button(description="Recommend", button_style="primary", icon="film")
         self.status = w.HTML()
         self.output = w.Output()
-        self.search_box.observe(self.on_search, names="value")
+        self.results_shown = False
+        """Whether :attr:`output` holds the answer to the current selection and filters."""
+        self.search_box.observe(self._schedule_search, names="value")
         self.add_button.on_click(self.on_add)
         self.remove_button.on_click(self.on_remove)
         self.recommend_button.on_click(self.on_recommend)
+        self.use_years.observe(self._years_switched, names="value")
+        for control in (*self.genre_boxes, self.year_from, self.year_to, self.k):
+            control.observe(self._filters_changed, names="value")
+
+    @property
+    def selected_genres(self) -> tuple[str, ...]:
+        return tuple(box.description for box in self.genre_boxes if box.value)
 
     def layout(self):
         import ipywidgets as w
 
         return w.VBox(
             [
-                w.HBox([self.search_box]),
+                self.search_box,
                 w.HBox([self.matches, self.add_button]),
                 w.HBox([self.liked, self.remove_button]),
-                w.HBox([self.genres, w.VBox([self.use_years, self.years, self.k, self.recommend_button])]),
+                self.genre_note,
+                w.GridBox(self.genre_boxes, layout=w.Layout(grid_template_columns="repeat(5, 11em)")),
+                w.HBox([self.use_years, self.year_from, self.year_to]),
+                w.HBox([self.k, self.recommend_button]),
                 self.status,
                 self.output,
             ]
@@ -134,20 +168,41 @@ class PickerWidgets:
 
     def _say(self, message: str, error: bool = False) -> None:
         colour = "#b00020" if error else "#333333"
-        self.status.value = f'<span style="color:{colour}">{escape(message)}</span>'
+        self.status.value = f'<span style="color:{colour}">{escape(message)}</span>' if message else ""
 
     def refresh_liked(self) -> None:
         liked = self.picker.liked_movies()
         self.liked.options = [(row.title, int(row.movie_id)) for row in liked.itertuples()]
+        self.liked.index = None  # a new list of options selects its first; the person has chosen nothing
+
+    def _schedule_search(self, change=None) -> None:
+        if self._pending_search is not None:
+            self._pending_search.cancel()
+            self._pending_search = None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or self.debounce_s <= 0:
+            self.on_search()
+        else:
+            self._pending_search = loop.call_later(self.debounce_s, self.on_search)
 
     def on_search(self, change=None) -> None:
-        query = self.search_box.value
+        self._pending_search = None
+        query = self.search_box.value.strip()
+        if not query:
+            self.matches.options = []
+            self._say("")
+            return
         found = self.picker.search(query)
         self.matches.options = [(row.title, int(row.movie_id)) for row in found.itertuples()]
         if found.empty:
-            self._say(f"No movie title matches {query!r}.", error=True)
-        else:
-            self._say(f"{len(found)} matches for {query!r}.")
+            self._say(f"No movie title matches “{query}”.", error=True)
+            return
+        self.matches.index = 0
+        best = "the best match is selected" if len(found) > 1 else "it is selected"
+        self._say(f"{len(found)} matches for “{query}”; {best}: press Add to liked.")
 
     def on_add(self, button=None) -> None:
         if self.matches.value is None:
@@ -155,7 +210,7 @@ class PickerWidgets:
             return
         self.picker.add(self.matches.value)
         self.refresh_liked()
-        self._say(f"{len(self.picker.state.liked)} liked movies.")
+        self._selection_changed()
 
     def on_remove(self, button=None) -> None:
         if self.liked.value is None:
@@ -163,14 +218,34 @@ class PickerWidgets:
             return
         self.picker.remove(self.liked.value)
         self.refresh_liked()
-        self._say(f"{len(self.picker.state.liked)} liked movies.")
+        self._selection_changed()
+
+    def _clear_results(self) -> None:
+        self.output.clear_output()
+        self.results_shown = False
+
+    def _selection_changed(self) -> None:
+        self._clear_results()
+        self._say(f"{len(self.picker.state.liked)} liked movies. Press Recommend for recommendations.")
+
+    def _years_switched(self, change=None) -> None:
+        self.year_from.disabled = self.year_to.disabled = not self.use_years.value
+        self._filters_changed()
+
+    def _filters_changed(self, change=None) -> None:
+        self._clear_results()
+        self._say("The filters changed: press Recommend for new recommendations.")
 
     def on_recommend(self, button=None) -> None:
         from IPython.display import display
 
         from rec_lib.reports.figures import recommendation_scores
 
-        self.picker.set_filters(list(self.genres.value), self.years.value if self.use_years.value else None)
+        years = (self.year_from.value, self.year_to.value) if self.use_years.value else None
+        if years is not None and years[0] > years[1]:
+            self._say(f"Years: the first year ({years[0]}) is after the last ({years[1]}).", error=True)
+            return
+        self.picker.set_filters(list(self.selected_genres), years)
         try:
             result = self.picker.recommend(self.k.value)
         except RecLibError as exc:
@@ -178,8 +253,9 @@ class PickerWidgets:
             return
         note = "" if self.picker.state.liked else " Nothing liked yet: these are the most popular movies."
         self._say(f"{len(result)} recommendations.{note}")
-        self.output.clear_output()
+        self._clear_results()
         with self.output:
             display(result[["title", "year", "genres", "score", "because"]])
             if len(result):
                 display(recommendation_scores(result))
+        self.results_shown = True

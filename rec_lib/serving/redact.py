@@ -17,16 +17,19 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/(?:[^\s/'\"():]+/)+(?P<name>[^\s/'\
 
 
 def public_path(path: str | Path) -> str:
-    """A local path as messages show it: relative to the working directory when inside it, else its name.
+    """A local path as messages show it: relative to the working directory when it lies there or beside it (so a
+    notebook in ``notebooks/`` shows ``../artefacts/milvus.db``, a path that works where the person is), else its
+    name alone.
 
     >>> public_path("/nowhere/else/milvus.db")
     'milvus.db'
     """
     resolved = Path(path).resolve()
-    try:
-        return str(resolved.relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return resolved.name
+    cwd = Path.cwd().resolve()
+    for base, prefix in ((cwd, ""), (cwd.parent, "../")):
+        if base != Path(base.anchor) and resolved.is_relative_to(base):
+            return prefix + str(resolved.relative_to(base))
+    return resolved.name
 
 
 def public_location(location: str) -> str:

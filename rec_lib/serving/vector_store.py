@@ -18,7 +18,9 @@ with an explicit ``ef`` (Milvus Lite ignores HNSW *build* parameters but honours
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shlex
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -358,11 +360,12 @@ def busy_advice(data_dir: str) -> str:
             f"the Milvus Lite data dir {shown} is served by a Milvus Lite server on port {port}: point this "
             f"process at it with MILVUS_URI=http://127.0.0.1:{port}"
         )
+    here = shlex.quote(os.path.relpath(Path(data_dir).resolve()))
     return (
         f"the Milvus Lite data dir {shown} is open in another process (a notebook kernel, the CLI or the API). "
         "Milvus Lite allows one process per data dir: stop that process, or share the data dir through Milvus "
-        f"Lite's server mode (python -m rec_lib milvus-lite --data-dir {shown} --port PORT) and point every "
-        "process at it with MILVUS_URI=http://127.0.0.1:PORT"
+        f"Lite's server mode (from here: python -m rec_lib milvus-lite --data-dir {here} --port 19531) and point "
+        "every process at it with MILVUS_URI=http://127.0.0.1:19531"
     )
 
 

@@ -34,7 +34,7 @@ PROFILE   ?= default
 HOST      ?= 127.0.0.1
 PORT      ?= 8000
 
-.PHONY: demo test test-fast test-dgl system-packages serve lint format bench-data clean
+.PHONY: demo test test-fast test-dgl system-packages serve screenshots lint format bench-data clean
 
 demo: $(VENV)/.installed
 	$(BIN)/python -m rec_lib report --dataset $(DATASET) --profile $(PROFILE)
@@ -51,6 +51,10 @@ system-packages:
 
 serve: $(VENV)/.installed
 	$(BIN)/python -m rec_lib serve --host $(HOST) --port $(PORT)
+
+# The README's screenshots of the page and the picker, from the stores make demo loaded (needs Chromium).
+screenshots: system-packages $(VENV)/.installed
+	$(BIN)/python tests/screenshots.py
 
 test-dgl: $(DGL_VENV)/.installed
 	REC_REQUIRE_DGL=1 tests/isolated.sh $(DGL_BIN)/python -m pytest -o addopts="-ra --strict-markers" $(DGL_TESTS)

@@ -3,10 +3,10 @@ switch user, type bad numbers, use the keyboard, read it at a phone's width, exe
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
+from chromium import Page, chromium_installed, start_chromium
 from helpers import store_data
 from live_server import serve
 from servers import unavailable
@@ -16,21 +16,9 @@ from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, ope
 
 @pytest.fixture
 def browser(tmp_path: Path):
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
+    if not chromium_installed():
         unavailable("Chromium is not installed: apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-                 f"--user-data-dir={tmp_path / 'chromium'}"):  # fmt: skip
-        options.add_argument(flag)
-    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
-    session.set_window_size(1400, 1000)
-    session.implicitly_wait(0)
+    session = start_chromium(tmp_path / "chromium", 1400, 1000)
     yield session
     session.quit()
 
@@ -112,65 +100,6 @@ def test_api_docs_render_without_network(browser, site: str) -> None:
     assert {"/recommend", "/health"} <= paths
 
 
-class Page:
-    """The page as a person uses it, one method per thing they do."""
-
-    def __init__(self, browser, site: str) -> None:
-        from selenium.webdriver.support.ui import WebDriverWait
-
-        self.browser, self.wait = browser, WebDriverWait(browser, 20)
-        browser.get(site + "/")
-
-    def find(self, selector: str):
-        from selenium.webdriver.common.by import By
-
-        return self.browser.find_element(By.CSS_SELECTOR, selector)
-
-    def all(self, selector: str) -> list:
-        from selenium.webdriver.common.by import By
-
-        return self.browser.find_elements(By.CSS_SELECTOR, selector)
-
-    def text(self, selector: str) -> str:
-        return self.find(selector).text
-
-    def log_in(self, name: str) -> None:
-        from selenium.webdriver.common.keys import Keys
-
-        box = self.find("#name")
-        box.clear()
-        box.send_keys(name, Keys.ENTER)
-        self.wait.until(lambda b: self.find("#query").is_displayed() and self.text("#who").startswith("Logged in"))
-
-    def search(self, query: str) -> None:
-        from selenium.webdriver.common.keys import Keys
-
-        box = self.find("#query")
-        box.clear()
-        box.send_keys(query, Keys.ENTER)
-        self.wait.until(lambda b: "match" in self.text("#search-status"))
-
-    def tick(self, query: str, movie_id: int) -> None:
-        self.search(query)
-        self.find(f'#matches input[data-movie-id="{movie_id}"]').click()
-
-    def type_into(self, selector: str, text: str) -> None:
-        box = self.find(selector)
-        box.clear()
-        box.send_keys(text)
-
-    def recommend(self) -> list[str]:
-        before = self.text("#results-status")
-        self.browser.execute_script("document.getElementById('results-status').textContent = ''")
-        self.find("#recommend").click()
-        self.wait.until(lambda b: self.text("#results-status") not in ("", "Working…"))
-        assert before is not None
-        return [row.text for row in self.all("#results tbody tr")]
-
-    def cells(self, column: int) -> list[str]:
-        return [cell.get_attribute("textContent") for cell in self.all(f"#results tbody td:nth-child({column})")]
-
-
 def test_switching_user_shows_nothing_of_the_previous_one(browser, site: str) -> None:
     page = Page(browser, site)
     page.log_in("bob")
@@ -200,6 +129,9 @@ def test_a_bad_how_many_is_said_in_words_and_nothing_is_sent(browser, site: str,
     assert status.text.startswith("How many: type a"), status.text
     assert "error" in status.get_attribute("class") and "422" not in status.text and "{" not in status.text
     assert page.all("#results tbody tr") == [], "nothing was asked of the server"
+    in_view = "const r = document.getElementById('results-status').getBoundingClientRect(); " \
+        "return r.top >= 0 && r.bottom <= window.innerHeight"  # fmt: skip
+    assert browser.execute_script(in_view), "the message is where the person is looking"
 
 
 def test_years_and_several_genres_filter_as_the_api_does(browser, site: str) -> None:

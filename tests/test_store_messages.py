@@ -34,3 +34,17 @@ def test_the_busy_lite_dir_advice_names_a_data_dir_that_works_as_printed(in_note
     suggested = re.search(r"--data-dir (\S+)", advice)[1]
     assert (Path.cwd() / suggested).resolve() == data_dir.resolve()
     assert str(in_notebooks) not in advice, "no absolute path"
+
+
+def test_an_idle_milvus_connection_pings_no_more_often_than_a_grpc_server_allows(tmp_path: Path) -> None:
+    """pymilvus pings every 10 s even with no call in flight; a Lite server answered an idle kernel's connection
+    with GOAWAY too_many_pings error lines. The channel the store opens must not ping an idle connection."""
+    from rec_lib.serving.vector_store import VectorStore
+
+    store = VectorStore(str(tmp_path / "milvus.db"))
+    try:
+        handler = store.client._get_connection()
+        assert handler._grpc_options["grpc.keepalive_permit_without_calls"] == 0
+        assert handler._grpc_options["grpc.keepalive_time_ms"] >= 300_000, "gRPC servers' default minimum"
+    finally:
+        store.close()

@@ -52,13 +52,17 @@ published collection was flushed and loaded before the alias pointed at it and i
 bounded reads see exactly what strong ones would. Counts and the consistency check stay strong."""
 MILVUS = "milvus"
 """The name errors give this store (:attr:`rec_lib.errors.StoreUnavailableError.store`)."""
-RECONNECT_OPTIONS = {
+GRPC_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 500,
     "grpc.min_reconnect_backoff_ms": 500,
     "grpc.max_reconnect_backoff_ms": 2000,
+    "grpc.keepalive_time_ms": 300_000,
+    "grpc.keepalive_permit_without_calls": 0,
 }
-"""gRPC retries a lost server at most every 2 s (its default backs off up to 120 s), so a restarted Milvus server
-is used again within seconds of its return."""
+"""The client's gRPC channel: it retries a lost server at most every 2 s (gRPC's default backs off up to 120 s), so
+a restarted Milvus server is used again within seconds of its return; and it pings an idle connection no more
+often than a gRPC server allows by default (pymilvus pings every 10 s even without calls, which an idle notebook
+kernel's Milvus Lite connection answered about two minutes later with GOAWAY too_many_pings error lines)."""
 _NOT_FOUND_CODE = 100
 _NOT_LOADED_CODE = 101
 
@@ -103,8 +107,7 @@ class VectorStore:
         try:
             if self.is_lite and _lite_data_dir_busy(uri):
                 raise LiteDataDirBusy
-            options = {} if self.is_lite else {"grpc_options": RECONNECT_OPTIONS}
-            self.client = MilvusClient(uri=uri, timeout=self.config.timeout_s, **options)
+            self.client = MilvusClient(uri=uri, timeout=self.config.timeout_s, grpc_options=GRPC_OPTIONS)
         except (MilvusException, LiteDataDirBusy) as exc:
             if self.is_lite and (isinstance(exc, LiteDataDirBusy) or _lite_data_dir_busy(uri)):
                 raise StoreBusyError(busy_advice(uri), store=MILVUS) from exc

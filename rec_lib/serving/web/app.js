@@ -134,8 +134,8 @@ async function search(event) {
     $("matches").replaceChildren(
       ...movies.map((m) => checkboxItem(m, state.liked.has(m.movie_id), (on) => toggle(m, on)))
     );
-    say("search-status", movies.length ? `${movies.length} matches for “${q}”.` : `No title matches “${q}”.`,
-        !movies.length);
+    const found = movies.length === 1 ? "1 match" : `${movies.length} matches`;
+    say("search-status", movies.length ? `${found} for “${q}”.` : `No title matches “${q}”.`, !movies.length);
   } catch (error) {
     say("search-status", error.message, true);
   }
@@ -180,10 +180,16 @@ function markStale() {
   if (stale) say("results-status", "Your liked movies or filters changed: press Recommend to update these results.");
 }
 
+// A problem with the request, said where the person is looking (the status line is below the options).
+function refuse(message) {
+  say("results-status", message, true);
+  $("results-status").scrollIntoView({ block: "center" });
+}
+
 async function recommend(event) {
   event.preventDefault();
   const { body, error } = request();
-  if (error) return say("results-status", error, true);
+  if (error) return refuse(error);
   say("results-status", "Working…");
   try {
     const result = await api("/recommend", {
@@ -211,7 +217,7 @@ async function recommend(event) {
         : "No movie passes these filters: widen the years or tick other genres.");
     $("results-heading").scrollIntoView({ block: "start" });
   } catch (error) {
-    say("results-status", error.message, true);
+    refuse(error.message);
   }
 }
 

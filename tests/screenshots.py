@@ -22,7 +22,7 @@ from pathlib import Path
 from chromium import Page, start_chromium
 from live_server import serve
 
-from rec_lib.config import PROJECT_ROOT, resolve_artefacts_dir
+from rec_lib.config import ARTEFACTS_DIR_ENV, PROJECT_ROOT, resolve_artefacts_dir
 from rec_lib.serving.stores import StoreSettings, close_stores, open_loaded_stores
 
 OUT_DIR = PROJECT_ROOT / "reports" / "screenshots"
@@ -55,12 +55,11 @@ PICKER_NOTEBOOK = """from rec_lib.serving.picker import MoviePicker, PickerWidge
 from rec_lib.serving.recommend import Recommender
 from rec_lib.serving.stores import StoreSettings, open_stores
 
-picker = MoviePicker(Recommender(open_stores(StoreSettings.from_env({artefacts!r}))))
+picker = MoviePicker(Recommender(open_stores(StoreSettings.from_env())))
 for title in {liked!r}:
     picker.add(picker.find(title))
 widgets = PickerWidgets(picker)
 widgets.refresh_liked()
-widgets.search_box.value = "ratatouille"
 widgets.layout()"""
 
 
@@ -70,7 +69,7 @@ def picker_screenshot(artefacts_dir: Path, out_dir: Path, profile: Path) -> Path
     from selenium.webdriver.support.ui import WebDriverWait
 
     work = Path(tempfile.mkdtemp(prefix="picker-"))
-    cells = [PICKER_NOTEBOOK.format(artefacts=str(artefacts_dir), liked=LIKED), "widgets.on_recommend()"]
+    cells = [PICKER_NOTEBOOK.format(liked=LIKED), "widgets.on_recommend()"]
     notebook = {
         "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": c}
                   for c in cells],
@@ -87,19 +86,22 @@ def picker_screenshot(artefacts_dir: Path, out_dir: Path, profile: Path) -> Path
          "--ip=127.0.0.1", f"--ServerApp.root_dir={work}", f"--IdentityProvider.token={TOKEN}",
          f"--LabApp.user_settings_dir={work / 'settings'}", f"--LabApp.workspaces_dir={work / 'workspaces'}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work,
+        env={**os.environ, ARTEFACTS_DIR_ENV: str(artefacts_dir)},
     )  # fmt: skip
-    browser = start_chromium(profile / "lab", 1300, 1900)
+    browser = start_chromium(profile / "lab", 1300, 2150)
     try:
         wait = WebDriverWait(browser, 180)
         _wait_for_port(port)
         browser.get(f"http://127.0.0.1:{port}/lab/tree/picker.ipynb?token={TOKEN}")
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"))
         wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".jp-Notebook-ExecutionIndicator[data-status='idle']"))
-        browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
-        browser.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']").click()
+        wait.until(lambda b: _click(b, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']"))
+        wait.until(lambda b: _click(b, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"))
         wait.until(
             lambda b: "recommendations." in b.page_source and b.find_elements(By.CSS_SELECTOR, ".widget-output img")
         )
+        wait.until(lambda b: _type(b, ".widget-text input", "wall"))  # as a person does: it searches after a pause
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, ".widget-select select option"))
         browser.execute_script("document.querySelector('.jp-WindowedPanel-outer, .jp-Notebook').scrollTop = 0")
         time.sleep(1)
         path = out_dir / "picker-jupyterlab.png"
@@ -109,6 +111,32 @@ def picker_screenshot(artefacts_dir: Path, out_dir: Path, profile: Path) -> Path
         browser.quit()
         lab.terminate()
         lab.wait(timeout=60)
+
+
+def _click(browser, xpath: str) -> bool:
+    """Click the element at ``xpath``; False while JupyterLab is still drawing it (missing or replaced)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        browser.find_element(By.XPATH, xpath).click()
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+    return True
+
+
+def _type(browser, selector: str, text: str) -> bool:
+    """Click into the element at ``selector`` and type ``text``; False while it is missing or replaced."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.common.by import By
+
+    try:
+        box = browser.find_element(By.CSS_SELECTOR, selector)
+        box.click()
+        box.send_keys(text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False
+    return True
 
 
 def _free_port() -> int:

@@ -128,7 +128,10 @@ class PickerWidgets:
             for genre in picker.recommender.known_genres()
         ]
         self.use_years = w.Checkbox(description="Filter by year", value=False, indent=False)
-        years = {"min": YEAR_RANGE[0], "max": YEAR_RANGE[1], "disabled": True, "layout": w.Layout(width="11em")}
+        years = {
+            "min": YEAR_RANGE[0], "max": YEAR_RANGE[1], "disabled": True, "layout": w.Layout(width="10em"),
+            "style": {"description_width": "3em"},
+        }  # fmt: skip
         self.year_from = w.BoundedIntText(description="From", value=year_range[0], **years)
         self.year_to = w.BoundedIntText(description="To", value=year_range[1], **years)
         self.k = w.IntSlider(description="How many", min=1, max=MAX_K, value=DEFAULT_K)

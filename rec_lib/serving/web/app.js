@@ -215,7 +215,7 @@ async function recommend(event) {
       ? "Nothing liked yet: these are the most popular movies (score: their number of ratings)."
       : rows.length ? `${rows.length} recommendations for your ${state.liked.size} liked movies.`
         : "No movie passes these filters: widen the years or tick other genres.");
-    $("results-heading").scrollIntoView({ block: "start" });
+    $("results-status").scrollIntoView({ block: "start" });
   } catch (error) {
     refuse(error.message);
   }

@@ -432,7 +432,17 @@ def test_a_websocket_upgrade_is_served_as_plain_http(small_server) -> None:
     assert headers["x-content-type-options"] == "nosniff" and "content-security-policy" in headers
 
 
-def test_malformed_http_is_answered_in_json(small_server) -> None:
-    status, headers, body, closed = exchange(small_server, b"GARBAGE\r\n\r\n")
-    assert status == 400 and closed and headers["content-type"] == "application/json"
-    assert json.loads(body) == {"detail": "malformed HTTP request"}
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /\xe9t\xe9 HTTP/1.1\r\nHost: x\r\n\r\n", None),
+        (b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        (b"POST /recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 9\r\n\r\n", 400),
+    ],
+    ids=["garbage", "raw non-ASCII in the URL", "bad Content-Length", "two Content-Lengths"],
+)
+def test_malformed_http_is_answered_in_json(small_server, request_bytes: bytes, status: int | None) -> None:
+    answered, headers, body, _ = exchange(small_server, request_bytes, read_s=3)
+    assert answered is not None and 400 <= answered < 500 and (status is None or answered == status), body
+    assert headers["content-type"] == "application/json" and "detail" in json.loads(body)

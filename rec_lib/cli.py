@@ -538,7 +538,7 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-COLD_START_PER_TRAIN = 1.35
+COLD_START_PER_TRAIN = 1.25
 """Notebook 06 trains one more PinSage model and scores four slices: it takes about this many times notebook 02."""
 
 

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     lite.set_defaults(handler=_milvus_lite)
 
     rep = steps.add_parser(
-        "report", help="run notebooks 01-05 headlessly into reports/<dataset>/<run id>/ and compare with the baseline"
+        "report", help="run notebooks 01-06 headlessly into reports/<dataset>/<run id>/ and compare with the baseline"
     )
     _data_arguments(rep)
     rep.add_argument("--profile", default="default", help="parameter set: default (full training) or smoke")
@@ -423,7 +423,7 @@ def _cold_start(args: argparse.Namespace) -> int:
 
     prep = _run_preprocess(args)
     config = _train_config(args)
-    split = cold_start_split(prep, args.share or COLD_SHARE)
+    split = cold_start_split(prep, COLD_SHARE if args.share is None else args.share)
     print(
         f"held out {len(split.new_movies)} new movies ({split.warm.manifest['cold_start']['new_movie_interactions']} "
         f"ratings); training on the rest into {run_dir(split.warm, config, args.artefacts_dir)}",

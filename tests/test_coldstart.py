@@ -271,6 +271,8 @@ def test_cold_start_cli_writes_cold_rows_beside_the_warm_ones(tmp_path: Path, ca
     art = tmp_path / "art"
     args = ["cold-start", "--dataset", "planted", "--data-dir", str(tmp_path / "data"), "--artefacts-dir", str(art)]
     args += ["--no-download", "--device", "cpu", "--hidden-dims", "8", "--num-epochs", "1", "--batches-per-epoch", "3"]
+    assert main([*args, "--share", "0"]) != 0, "a share of 0 is refused, not read as the default"
+    assert "share=0.0 must lie strictly between 0 and 1" in capsys.readouterr().err
     assert main([*args, "--share", "0.2"]) == 0
     out = capsys.readouterr().out
     assert "held out" in out and "wrote" in out

@@ -153,7 +153,7 @@ def load_scorer(directory: Path, name: str = "pinsage", device: torch.device | s
     """A finished run as an evaluation scorer on ``device``: per-split vectors, biases and its query rule."""
     path = Path(directory) / VECTORS_NAME
     if not path.is_file():
-        raise RecLibError(f"{path} is missing: train first (python -m rec_lib train) or check --run-dir")
+        raise RecLibError(f"{path} is missing: train first (python -m rec_lib train) or check --run")
     payload = torch.load(path, map_location="cpu", weights_only=False)
     vectors = {"val": payload["vectors"], "test": payload["test_vectors"]}
     return EmbeddingScorer(name, vectors, payload["bias"], QueryRule(tuple(payload["query_rule"])), device)

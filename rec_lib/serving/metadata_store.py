@@ -316,14 +316,11 @@ class MetadataStore:
         *,
         genres: list[str] | None = None,
         years: tuple[int, int] | None = None,
-        exclude: list[int] | None = None,
     ) -> pd.DataFrame:
         """The ``n`` most-rated movies that pass the filters (any of ``genres``; year in ``years``, inclusive)."""
         statement = sa.select(movies_table).order_by(movies_table.c.n_ratings.desc(), movies_table.c.movie_id)
         if years is not None:
             statement = statement.where(movies_table.c.year.between(int(years[0]), int(years[1])))
-        if exclude:
-            statement = statement.where(movies_table.c.movie_id.not_in([int(i) for i in exclude]))
         if genres:
             wanted = set(genres)
             frame = self._frame(statement)

@@ -69,9 +69,18 @@ def test_our_sampler_agrees_with_dgl_as_well_as_with_itself(tmp_path: Path) -> N
     assert d.weights[:, 0].mean().item() == pytest.approx(a.weights[:, 0].mean().item(), rel=0.03)
 
 
-def test_training_with_the_dgl_sampler_backend(tmp_path: Path) -> None:
+def test_training_with_the_dgl_sampler_backend(tmp_path: Path, monkeypatch) -> None:
+    from rec_lib.pinsage import sampler
     from rec_lib.pinsage.config import TrainConfig
     from rec_lib.pinsage.train import train
+
+    sampled: list[int] = []
+    dgl_call = sampler.DGLPinSageSampler.__call__
+    monkeypatch.setattr(
+        sampler.DGLPinSageSampler,
+        "__call__",
+        lambda self, seeds: (sampled.append(len(seeds)), dgl_call(self, seeds))[1],
+    )
 
     folder = generate_ml1m(tmp_path / "syn", SyntheticConfig(n_users=150, n_movies=120, n_ratings=6_000, seed=3))
     prep = preprocess(load_folder(folder))
@@ -82,3 +91,4 @@ def test_training_with_the_dgl_sampler_backend(tmp_path: Path) -> None:
     result = train(prep, graph, config)
     scored_dims = 16 + graph.features.content.shape[1]
     assert result.vectors.shape == (120, scored_dims) and torch.isfinite(result.vectors).all()
+    assert sampled, "the neighbourhoods came from DGL's PinSAGESampler, not the default sampler"

@@ -121,5 +121,7 @@ def test_settings_are_validated() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_training_on_cuda(tmp_path: Path) -> None:
     prep, graph = synthetic(tmp_path)
+    torch.cuda.reset_peak_memory_stats()
     result = train(prep, graph, replace(QUICK, device="cuda", num_epochs=1))
     assert result.vectors.device.type == "cpu" and torch.isfinite(result.vectors).all()
+    assert torch.cuda.max_memory_allocated() > 0, "training ran on the GPU, not the CPU"

@@ -60,9 +60,9 @@ GRPC_OPTIONS = {
     "grpc.keepalive_permit_without_calls": 0,
 }
 """The client's gRPC channel: it retries a lost server at most every 2 s (gRPC's default backs off up to 120 s), so
-a restarted Milvus server is used again within seconds of its return; and it pings an idle connection no more
-often than a gRPC server allows by default (pymilvus pings every 10 s even without calls, which an idle notebook
-kernel's Milvus Lite connection answered about two minutes later with GOAWAY too_many_pings error lines)."""
+a restarted Milvus server is used again within seconds of its return; and it pings no more often than a gRPC
+server allows by default, never on an idle connection (pymilvus's own 10 s pings without calls make a Milvus Lite
+server answer an idle notebook kernel with GOAWAY too_many_pings error lines; reports/speed.md)."""
 _NOT_FOUND_CODE = 100
 _NOT_LOADED_CODE = 101
 

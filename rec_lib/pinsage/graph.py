@@ -82,7 +82,7 @@ class HeteroGraph:
         """Out-neighbours per source node of ``relation``, sorted by source then destination."""
         if relation not in self._csr:
             rel = self.relations[relation]
-            # one stable sort of a packed (source, destination) key: 7x faster than a two-key lexsort at 25M edges
+            # one stable sort of a packed (source, destination) key, not a two-key lexsort (reports/scale.md)
             order = torch.sort(rel.src * self.num_nodes[rel.dst_type] + rel.dst, stable=True).indices
             counts = torch.bincount(rel.src, minlength=self.num_nodes[rel.src_type])
             indptr = torch.zeros(len(counts) + 1, dtype=torch.int64)

@@ -56,8 +56,8 @@ MAX_ECHO_CHARS = 100
 MAX_DETAIL_CHARS = 600
 NO_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 """FastAPI's native OpenTelemetry off: this app exports no telemetry, and with it on FastAPI still asked
-OpenTelemetry for its providers on every request (reading the environment each time: 6.5 % of the API's CPU
-in a profile under load)."""
+OpenTelemetry for its providers on every request, reading the environment each time (its share of the API's
+CPU: reports/speed.md)."""
 SWAGGER_PATH = "/static/swagger"
 
 MovieId = Annotated[int, Field(strict=True, ge=MOVIE_ID_RANGE[0], le=MOVIE_ID_RANGE[1])]

@@ -1,8 +1,7 @@
 """Concurrent searches of one process share Milvus calls.
 
-A search call costs a Milvus server and its client far more than the vectors it compares: on ml-latest-small
-(9,724 movies, 416-d, FLAT) one call with 1 query vector took 3.5 ms of CPU (client and server together), with
-2 vectors 2.2 ms per vector, with 4 1.4 and with 8 0.9; Milvus Lite 19.5, 13.0, 7.9 and 5.6 ms. So
+A search call costs a Milvus server and its client far more than the vectors it compares: the CPU per query
+vector falls several-fold from one vector a call to eight (reports/speed.md, "The API under load"). So
 :class:`SearchBatcher` sends the searches that arrive while a call is in flight together, as the next call:
 
 - a search that finds no call in flight is sent at once, alone: no added wait when the process is idle;

@@ -102,9 +102,9 @@ def catalogue_rows(movies: pd.DataFrame, ratings: pd.DataFrame) -> pd.DataFrame:
 
 CONCURRENT_QUERIES = 40
 """Threads of one process that may query at once: the API runs its blocking work on a pool of this many
-(:func:`rec_lib.serving.api.create_app`). The engine keeps as many connections once opened; with SQLAlchemy's
-default of 5, the connections a burst opened beyond 5 were closed and opened again at the next burst: 64 new
-MariaDB logins, each with its own TLS context, in 15 s at 32 clients (``bench/bench_api_load.py``)."""
+(:func:`rec_lib.serving.api.create_app`). The engine keeps as many connections once opened: with SQLAlchemy's
+default of 5, the connections a burst opened beyond 5 were closed and opened again at the next burst, a new
+MariaDB login each time (reports/speed.md)."""
 
 
 class MetadataStore:

@@ -74,10 +74,9 @@ class VectorStoreConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef: int = 1024
-    """Search breadth for HNSW (used above ``flat_max_items``): on 200,000 clustered 257-d vectors searched with the
-    liked movies excluded by a filter, recall@10 was 0.90 at 256, 0.98 at 512 and 1.000 at 1024, for 10.7, 10.3
-    and 13.5 ms p50 on the Milvus server and 111, 111 and 118 ms on Milvus Lite; searched as recommend() now does
-    (``k + len(liked)``, the liked dropped), 1.000 at 1024 on both (``bench/bench_index.py``)."""
+    """Search breadth for HNSW (used above ``flat_max_items``): the smallest that gave recall@10 1.000 on 200,000
+    clustered vectors searched as recommend() does, on the Milvus server and on Lite (``bench/bench_index.py``;
+    the figures: reports/scale.md)."""
     timeout_s: float = 10.0
 
 

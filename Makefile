@@ -26,9 +26,9 @@ export MPLCONFIGDIR        := $(CURDIR)/.jupyter/matplotlib
 export TQDM_MININTERVAL    ?= 5
 
 # Test files that run on the DGL reference stack (it has no Jupyter, Milvus or web extras).
-DGL_TESTS := tests/test_loaders.py tests/test_datasets.py tests/test_preprocess.py tests/test_graph.py \
-             tests/test_synthetic.py tests/test_sampler.py tests/test_model.py tests/test_evaluation.py \
-             tests/test_train.py tests/test_dgl_parity.py
+DGL_TESTS := tests/unit/test_loaders.py tests/unit/test_datasets.py tests/unit/test_preprocess.py tests/unit/test_graph.py \
+             tests/unit/test_synthetic.py tests/unit/test_sampler.py tests/unit/test_model.py tests/unit/test_evaluation.py \
+             tests/unit/test_train.py tests/unit/test_dgl_parity.py
 
 PROFILE   ?= default
 HOST      ?= 127.0.0.1

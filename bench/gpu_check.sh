@@ -21,7 +21,7 @@ if [ "${GPU_CHECK:-}" = scale ]; then
     exit
 fi
 python3 -c "import torch, numpy, pandas; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'numpy', numpy.__version__, 'pandas', pandas.__version__)"
-python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/test_sampler.py tests/test_train.py tests/test_evaluation.py -k "cuda or device" 2>&1 | grep -E "^E |passed|failed" | head -12 || true
+python3 -m pytest -q -o addopts="" -p no:cacheprovider tests/unit/test_sampler.py tests/unit/test_train.py tests/unit/test_evaluation.py -k "cuda or device" 2>&1 | grep -E "^E |passed|failed" | head -12 || true
 start=$(date +%s)
 python3 -m papermill notebooks/02_train.ipynb "$OUT/02_train_cuda.ipynb" -k python3 --execution-timeout 400 \
     -p data_dir "$PWD/.devdata" -p artefacts_dir /tmp/artefacts -p device cuda "$@" > "$OUT/papermill.log" 2>&1 \

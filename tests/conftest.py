@@ -10,24 +10,29 @@ import pytest
 from rec_lib.config import PROJECT_ROOT
 
 REAL_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
-INTEGRATION_FILES = {"test_stores.py", "test_api.py", "test_api_faults.py", "test_api_soak.py", "test_browser.py"}
-NOTEBOOK_FILES = {"test_notebooks.py"}
+TIERS = ("unit", "integration", "notebooks")
+"""Each test file lives in the folder of its tier: tests/unit, tests/integration (servers), tests/notebooks."""
+SERVER_FIXTURES = {"mariadb", "milvus_server", "browser", "site"}
+"""Fixtures that start a server or a browser: only the integration tier may ask for them."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Test tiers: files that start servers (and tests marked so, like the slow real-data ones) are ``integration``,
-    notebook runs ``notebooks``, the rest ``unit``.
+    """Mark each test with its folder's tier; refuse a test outside the tier folders, and a server in the unit tier.
 
-    ``make test-fast`` runs the unit tier; ``make test`` and CI run every tier.
+    ``make test-fast`` runs the unit tier; ``make test`` and CI run every tier. Tests of a performance contract
+    (how many calls, threads, connections) also carry the ``perf`` marker.
     """
     for item in items:
-        name = item.path.name
-        if name in INTEGRATION_FILES:
-            item.add_marker(pytest.mark.integration)
-        if name in NOTEBOOK_FILES or item.get_closest_marker("notebooks"):
-            item.add_marker(pytest.mark.notebooks)
-        if not item.get_closest_marker("integration") and not item.get_closest_marker("notebooks"):
-            item.add_marker(pytest.mark.unit)
+        tier = item.path.parent.name
+        if item.path.name.startswith("test_"):
+            if tier not in TIERS or item.path.parent.parent != Path(__file__).parent:
+                raise pytest.UsageError(f"{item.path.name} is not in a tier folder: move it to tests/<{'|'.join(TIERS)}>/")
+            servers = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+            if tier == "unit" and servers:
+                raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(servers))}: move it to tests/integration/")
+        else:
+            tier = "unit"  # the doctests of rec_lib/
+        item.add_marker(getattr(pytest.mark, tier))
 
 
 def write(path: Path, text: str, encoding: str = "utf-8", newline: str = "\n") -> Path:

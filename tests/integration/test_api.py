@@ -31,6 +31,7 @@ def test_health(client: TestClient) -> None:
     }, "no absolute path of the embedded stores"  # fmt: skip
 
 
+@pytest.mark.perf
 def test_requests_do_not_ask_opentelemetry_for_providers(client: TestClient, monkeypatch) -> None:
     """FastAPI's native telemetry is off: with it on, every request looked up three OpenTelemetry providers
     (each reading the environment), though this app exports nothing."""
@@ -207,6 +208,7 @@ def test_docs_and_web_page_areserved_process(client: TestClient) -> None:
     assert "http" not in client.get("/static/style.css").text, "no CDN"
 
 
+@pytest.mark.perf
 def test_serve_workers_over_a_milvus_server_share_the_load(milvus_server, tmp_path: Path) -> None:
     """`serve --workers 2`: two processes, each with its own listening socket and store clients, both answering."""
     settings = StoreSettings(milvus_server.uri, f"sqlite:///{tmp_path / 'movies.sqlite'}")
@@ -242,6 +244,7 @@ def _parent(proc: Path) -> int | None:
         return None
 
 
+@pytest.mark.perf
 def test_served_processes_parse_http_and_loop_in_compiled_code() -> None:
     """`serve` runs uvicorn's httptools protocol (held to the guard's limits) and leaves the loop to uvicorn
     ("auto"), which takes uvloop when the serve extra installed it."""

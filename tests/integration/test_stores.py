@@ -135,6 +135,7 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
         assert row.because_id == closest
 
 
+@pytest.mark.perf
 def test_a_warm_recommend_is_one_milvus_search_and_no_sql(loaded, monkeypatch) -> None:
     stores, *_ = loaded
     recommender = Recommender(stores)
@@ -159,6 +160,7 @@ def test_a_warm_recommend_is_one_milvus_search_and_no_sql(loaded, monkeypatch) -
     assert calls == ["search"] and len(again) == 5
 
 
+@pytest.mark.perf
 def test_the_sql_engine_keeps_the_connections_a_burst_of_api_threads_opened(tmp_path: Path) -> None:
     """Bursts of concurrent queries (API threads) reuse connections: the second burst opens none, where
     SQLAlchemy's default pool of 5 closed the extra ones after the first burst and opened them again."""
@@ -357,7 +359,7 @@ def test_a_lite_data_dir_loaded_by_another_process_is_readable(tmp_path: Path) -
         "from rec_lib.serving.stores import *; e, r = store_data(); "
         f"s = open_stores(StoreSettings({settings.milvus_uri!r}, {settings.sql_url!r})); load_stores(s, e, r)"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[2])
     stores = open_stores(settings)
     try:
         assert len(Recommender(stores).recommend([3], k=3)) == 3

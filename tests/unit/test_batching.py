@@ -11,8 +11,6 @@ import pytest
 from rec_lib.serving.batching import MAX_BATCH, SearchBatcher
 from rec_lib.serving.vector_store import Hit
 
-pytestmark = pytest.mark.unit
-
 
 class FakeVectors:
     """Answers each query vector [a, b] with hits a, a+1, ... (scores b); the first call waits until released."""

@@ -1,6 +1,6 @@
 """Notebooks run headlessly under papermill, with an execution timeout, and record their numbers.
 
-Notebooks 01-06 run together, as a report, in tests/test_report.py."""
+Notebooks 01-06 run together, as a report, in tests/notebooks/test_report_run.py."""
 
 from __future__ import annotations
 

@@ -212,7 +212,7 @@ def _loaded_artefacts(folder: Path) -> None:
         "from rec_lib.serving.stores import *; e, r = store_data(); "
         f"load_stores(open_stores(StoreSettings.from_env({str(folder)!r})), e, r)"
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=Path(__file__).parents[2])
 
 
 def test_serve_on_a_busy_lite_data_dir_prints_only_the_clear_error(tmp_path: Path) -> None:

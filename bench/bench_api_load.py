@@ -33,8 +33,8 @@ import httpx
 import numpy as np
 from bench_recommend import embeddings_for, liked_sets
 
+from rec_lib.contracts import load_embeddings
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.serving.embeddings import load_embeddings
 from rec_lib.serving.metadata_store import movie_rows
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rec_lib.contracts import Embeddings, QueryRule
 from rec_lib.data.text import search_key
-from rec_lib.serving.embeddings import Embeddings, QueryRule
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
 
 DIM = 256

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from rec_lib.contracts import Embeddings, load_embeddings
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
+from rec_lib.experiments.runs import run_dir, train_run
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.export import export_embeddings
 from rec_lib.pinsage.graph import build_graph
-from rec_lib.pinsage.runs import run_dir, train_run
-from rec_lib.serving.embeddings import Embeddings, load_embeddings
 from rec_lib.serving.metadata_store import movie_rows
 from rec_lib.serving.recommend import ExactRecommender, Recommender
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores

@@ -34,7 +34,7 @@ def main() -> None:
     )
     print(f"{'setting':<26}{'ours ms':>10}{'DGL ms':>10}{'DGL/ours':>10}")
     for label, n_seeds, walks, k, repeats in SETTINGS:
-        config = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=walks, num_neighbors=k)
+        config = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=walks, num_neighbours=k)
         ours = TorchPinSageSampler(graph, config)
         ours.seed(0)
         dgl_sampler = DGLPinSageSampler(graph, config, seed=0)

@@ -19,7 +19,7 @@ from rec_lib.pinsage.config import SamplerConfig
 from rec_lib.pinsage.model import PinSageModel
 from rec_lib.pinsage.sampler import PairSampler, TorchPinSageSampler
 
-SAMPLER = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=10, num_neighbors=3, num_layers=2)
+SAMPLER = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=10, num_neighbours=3, num_layers=2)
 
 
 def batches_per_second(graph, backend: str, batch_size: int, hidden: int, batches: int, device: str) -> float:

@@ -1,4 +1,4 @@
-"""The cold-start evaluation (rec_lib.pinsage.coldstart) over several seeds, in parallel processes.
+"""The cold-start evaluation (rec_lib.evaluation.coldstart) over several seeds, in parallel processes.
 
     python bench/cold_start.py --data-dir ../shared/data --seeds 0 1 2 3 4 --workers 2 \
         --out reports/coldstart/ml-latest-small.json
@@ -35,17 +35,16 @@ from cold_start_diagnosis import saved_model_dir
 from common import seeded_run_arguments
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.pinsage.coldstart import (
+from rec_lib.evaluation.coldstart import (
     COLD_SHARE,
     COLD_SPLIT,
     COLD_VAL_SPLIT,
-    cold_start_rows,
     cold_start_split,
     cold_validation_slices,
-    summarise_cold,
 )
+from rec_lib.experiments.coldstart import cold_start_rows, summarise_cold
+from rec_lib.experiments.runs import write_table
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.runs import write_table
 
 _STATE: dict = {}
 
@@ -64,9 +63,10 @@ def _start(
 def _seed_rows(
     base: TrainConfig, seed: int, slice_index: int, content_weights: list[float] | None, save_models: Path | None
 ) -> list[dict]:
-    from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate
+    from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
     from rec_lib.pinsage.graph import build_graph
-    from rec_lib.pinsage.train import seeded_vectors, train
+    from rec_lib.pinsage.inference import seeded_vectors
+    from rec_lib.pinsage.train import train
 
     split = _STATE["splits"][slice_index]
     config = replace(base, seed=seed)

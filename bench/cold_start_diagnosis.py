@@ -14,7 +14,7 @@ its own split with nothing revealed, and so are parts of its score, each ranking
   of a new movie whoever asks) and the rest (what depends on the user);
 * ``content channel``: ``q_c · c_i`` alone under the model's query rule (hashed title words);
 * ``content exact, model's rule``, ``content exact, fixed rule``: the exact content similarity
-  (:class:`~rec_lib.pinsage.baselines.ContentSimilarity`) under the model's rule and under protocol B's fixed
+  (:class:`~rec_lib.evaluation.baselines.ContentSimilarity`) under the model's rule and under protocol B's fixed
   rule; the latter is the content baseline;
 * ``genres, fixed rule``: the genre part of it alone.
 
@@ -44,9 +44,10 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
+from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.pinsage.baselines import ContentSimilarity, _content_parts, _normalised_rows
-from rec_lib.pinsage.coldstart import (
+from rec_lib.evaluation.baselines import ContentSimilarity, _content_parts, _normalised_rows
+from rec_lib.evaluation.coldstart import (
     COLD_SPLIT,
     COLD_VAL_SPLIT,
     ColdEvents,
@@ -54,15 +55,13 @@ from rec_lib.pinsage.coldstart import (
     cold_events,
     cold_start_split,
     cold_validation_slices,
-    pinsage_scorer,
-    tie_aware_metrics,
 )
-from rec_lib.pinsage.config import EvalConfig
-from rec_lib.pinsage.evaluation import rule_weights
+from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.protocol import rule_weights, tie_aware_metrics
+from rec_lib.experiments.coldstart import pinsage_scorer
+from rec_lib.experiments.runs import write_table
+from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, load_checkpoint
 from rec_lib.pinsage.graph import build_graph
-from rec_lib.pinsage.runs import write_table
-from rec_lib.pinsage.train import CHECKPOINT_BEST, load_checkpoint
-from rec_lib.serving.embeddings import QueryRule
 
 MODEL_DIR = re.compile(rf"(?P<split>{COLD_SPLIT}|{COLD_VAL_SPLIT})-slice(?P<slice>\d+)-seed(?P<seed>\d+)")
 

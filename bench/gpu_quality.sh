@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quality search on a lent GPU machine (no network there), in one call:
-#   1. the ablation search (bench/pinsage_ablation.py: every row of rec_lib.pinsage.tuning.ABLATIONS over
+#   1. the ablation search (bench/pinsage_ablation.py: every row of rec_lib.experiments.tuning.ABLATIONS over
 #      5 seeds, parallel processes sharing the GPU) on ml-latest-small, rows appended as they finish;
 #   2. meanwhile, the defaults on synthetic data of ml-1m's shape: train, then evaluate against the baselines.
 # Needs, in the repository root, .devdata/ holding ml-latest-small/ (carry it). Writes everything to $OUT.

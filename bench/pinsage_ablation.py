@@ -1,4 +1,4 @@
-"""The ablation search (rec_lib.pinsage.tuning.ABLATIONS) over several seeds, in parallel processes.
+"""The ablation search (rec_lib.experiments.tuning.ABLATIONS) over several seeds, in parallel processes.
 
     python bench/pinsage_ablation.py --data-dir ../shared/data --device cuda --seeds 0 1 2 3 4 --workers 12 \
         --out reports/tuning/ml-latest-small.json
@@ -20,8 +20,8 @@ from pathlib import Path
 from common import seeded_run_arguments
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
+from rec_lib.experiments.tuning import ABLATIONS, ablation_row, summarise, write_search
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.tuning import ABLATIONS, ablation_row, summarise, write_search
 
 _STATE: dict = {}
 
@@ -41,8 +41,8 @@ def _run(base: TrainConfig, name: str, change: dict, seed: int) -> dict:
 
 
 def baseline_rows(prep, base: TrainConfig) -> list[dict]:
-    from rec_lib.pinsage.evaluation import build_queries, evaluate
-    from rec_lib.pinsage.runs import baseline_scorers
+    from rec_lib.evaluation.protocol import build_queries, evaluate
+    from rec_lib.experiments.runs import baseline_scorers
 
     queries = build_queries(prep, base.history_len)
     rows = []

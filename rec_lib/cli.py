@@ -1,4 +1,7 @@
-"""Command line: ``python -m rec_lib <step>``, one step per notebook, plus ``pipeline`` (all of them)."""
+"""Command line: ``python -m rec_lib <step>``, one step per notebook, plus ``pipeline`` (all of them).
+
+This module only parses flags and prints; every step it runs is a call of :mod:`rec_lib.steps`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,14 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+from rec_lib import steps
 from rec_lib.config import DEFAULT_DATASET
+from rec_lib.data.preprocess import PreprocessConfig
 from rec_lib.errors import RecLibError
-from rec_lib.pinsage.config import EASE_L2
+from rec_lib.evaluation.config import EASE_L2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _data_arguments(pipe)
     _train_arguments(pipe)
+    pipe.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE regularisation")
     pipe.set_defaults(handler=_pipeline, report_peak=True)
 
     tr = steps.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
@@ -227,14 +234,7 @@ def _train_config(args: argparse.Namespace):
     return config
 
 
-def _train(args: argparse.Namespace) -> int:
-    from rec_lib.pinsage.graph import build_graph
-    from rec_lib.pinsage.runs import run_dir, train_run
-
-    prep = _run_preprocess(args)
-    config = _train_config(args)
-    print(f"training on {config.resolved_device()} into {run_dir(prep, config, args.artefacts_dir)}", flush=True)
-
+def _print_epoch(config):
     def report(epoch) -> None:
         print(
             f"epoch {epoch.epoch + 1}: loss {epoch.loss:.4f}  val HR@{config.eval_k} {epoch.val_hr:.4f}  "
@@ -242,60 +242,57 @@ def _train(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    result = train_run(
-        prep,
-        build_graph(prep),
-        config,
-        artefacts_dir=args.artefacts_dir,
-        resume=not getattr(args, "fresh", False),
-        callbacks=[report],
+    return report
+
+
+def _train_and_print(args: argparse.Namespace, prep, *, fresh: bool = False, graph=None):
+    from rec_lib.experiments.runs import run_dir
+
+    config = _train_config(args)
+    print(f"training on {config.resolved_device()} into {run_dir(prep, config, args.artefacts_dir)}", flush=True)
+    result = steps.train(
+        prep, config, graph=graph, artefacts_dir=args.artefacts_dir, resume=not fresh, callbacks=[_print_epoch(config)]
     )
     print(
         f"best epoch {result.best_epoch + 1}: val HR@{config.eval_k} {result.best_val_hr:.4f}"
         + (" (stopped early)" if result.stopped_early else "")
     )
+    return result
+
+
+def _train(args: argparse.Namespace) -> int:
+    _train_and_print(args, _run_preprocess(args), fresh=args.fresh)
     return 0
 
 
+def _print_table(table) -> None:
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _evaluate_and_print(args: argparse.Namespace, run, prep=None, out: Path | None = None) -> None:
+    evaluation = steps.evaluate(run, prep=prep, ease_l2=args.ease_l2, device=args.device, out=out)
+    _print_table(evaluation.table.drop(columns=["users"]))
+    print(f"wrote {evaluation.path}")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    import torch
-
-    from rec_lib.pinsage.runs import baseline_scorers, evaluation_table, find_run, load_scorer, write_table
-
-    run = find_run(args.dataset, args.artefacts_dir, args.run)
-    prep = run.load_data()
-    ease_l2 = getattr(args, "ease_l2", EASE_L2)
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    scorers = [load_scorer(run.directory, device=device), *baseline_scorers(prep, ease_l2, device)]
-    table = evaluation_table(prep, scorers, run.config.eval)
-    print(table.drop(columns=["users"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    out = write_table(
-        table,
-        getattr(args, "out", None) or run.directory / "evaluation.json",
-        {"dataset": args.dataset, "run": run.directory.name, "eval": asdict(run.config.eval), "ease_l2": ease_l2},
-    )
-    print(f"wrote {out}")
+    _evaluate_and_print(args, steps.find_run(args.dataset, args.artefacts_dir, args.run), out=args.out)
     return 0
 
 
 def _tune(args: argparse.Namespace) -> int:
+    from rec_lib.experiments.tuning import run_search
     from rec_lib.pinsage.graph import build_graph
-    from rec_lib.pinsage.tuning import run_search
 
     prep = _run_preprocess(args)
-    config = _train_config(args)
-    table = run_search(prep, build_graph(prep), config, seeds=tuple(args.seeds), save_to=args.out)
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    table = run_search(prep, build_graph(prep), _train_config(args), seeds=tuple(args.seeds), save_to=args.out)
+    _print_table(table)
     return 0
 
 
 def _run_preprocess(args: argparse.Namespace, force: bool = False):
-    from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
-
     config = PreprocessConfig(dataset=args.dataset, short_users=args.short_users)
-    return run_preprocess(
+    return steps.preprocess(
         config, data_dir=args.data_dir, artefacts_dir=args.artefacts_dir, download=not args.no_download, force=force
     )
 
@@ -315,6 +312,7 @@ def _preprocess(args: argparse.Namespace) -> int:
 
 
 def _pipeline(args: argparse.Namespace) -> int:
+    """Every step once, each handed what the one before returned: the data is read once."""
     from rec_lib.pinsage.graph import MOVIE, USER, WATCHED, build_graph
 
     started = time.perf_counter()
@@ -326,115 +324,88 @@ def _pipeline(args: argparse.Namespace) -> int:
         f"{graph.graph.num_edges(WATCHED)} training edges each way; "
         f"{len(graph.features.vocab.genres)} genres, {len(graph.features.vocab.title_words)} title tokens"
     )
-    _train(args)
-    args.run = None
-    _evaluate(args)
-    _export(args)
-    _load(args)
-    _sample_recommendations(args, prep)
+    _train_and_print(args, prep, graph=graph)
+    run = steps.find_run(args.dataset, args.artefacts_dir)
+    _evaluate_and_print(args, run, prep)
+    _print_export(run, steps.export(run, prep=prep, device=args.device))
+    _print_load(*steps.load(prep, _embeddings(run), artefacts_dir=args.artefacts_dir))
+    liked, table = steps.sample_recommendations(prep, artefacts_dir=args.artefacts_dir)
+    print(f"recommendations for liked movies {liked}:")
+    print(_recommendation_text(table))
     print(f"pipeline finished in {time.perf_counter() - started:.1f} s")
     return 0
 
 
-def _export(args: argparse.Namespace):
-    from rec_lib.pinsage.export import export_embeddings
-    from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
-    from rec_lib.pinsage.runs import find_run
+def _embeddings(run):
+    from rec_lib.contracts import load_embeddings
 
-    run = find_run(args.dataset, args.artefacts_dir, args.run)
-    prep = run.load_data()
-    device = run.config.resolved_device() if args.device == "auto" else args.device
-    embeddings = export_embeddings(prep, build_graph(prep, FULL_GRAPH), run.directory, device=device)
+    return load_embeddings(run.directory)
+
+
+def _print_export(run, embeddings) -> None:
     print(
         f"exported {len(embeddings.movie_ids)} movie vectors ({embeddings.dim}-d, finite) "
         f"fingerprint {embeddings.fingerprint} -> {run.directory}"
     )
+
+
+def _export(args: argparse.Namespace) -> int:
+    run = steps.find_run(args.dataset, args.artefacts_dir, args.run)
+    _print_export(run, steps.export(run, device=args.device))
     return 0
+
+
+def _print_load(report, milvus: str, sql: str) -> None:
+    print(f"Milvus {milvus}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
+    print(f"SQL {sql}: {report.movies} movies")
+    _print_consistency(report)
+
+
+def _print_consistency(report) -> None:
+    check = report.consistency
+    print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
 
 
 def _load(args: argparse.Namespace) -> int:
-    from rec_lib.pinsage.runs import find_run
-    from rec_lib.serving.embeddings import load_embeddings
-
-    run = find_run(args.dataset, args.artefacts_dir, args.run)
-    _load_run(args, run.load_data(), load_embeddings(run.directory))
+    run = steps.find_run(args.dataset, args.artefacts_dir, args.run)
+    _print_load(*steps.load(run.load_data(), _embeddings(run), artefacts_dir=args.artefacts_dir))
     return 0
 
 
-def _load_run(args: argparse.Namespace, prep, embeddings) -> None:
-    from rec_lib.serving.metadata_store import movie_rows
-    from rec_lib.serving.stores import StoreSettings, load_stores, open_stores
-
-    stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
-    report = load_stores(stores, embeddings, movie_rows(prep))
-    print(f"Milvus {stores.vectors.where}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
-    print(f"SQL {stores.metadata.where}: {report.movies} movies")
-    check = report.consistency
-    print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
-
-
 def _add_movies(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from rec_lib.data.loaders import read_movies_csv, read_ratings_csv
-    from rec_lib.pinsage.new_movies import check_new_movies, new_movie_vectors
-    from rec_lib.pinsage.runs import find_run
-    from rec_lib.serving.metadata_store import catalogue_rows
-    from rec_lib.serving.stores import StoreSettings, add_to_stores, open_loaded_stores
-
-    run = find_run(args.dataset, args.artefacts_dir, args.run)
-    movies = read_movies_csv(args.file)
-    ratings = read_ratings_csv(args.ratings) if args.ratings is not None else None
-    stores = open_loaded_stores(StoreSettings.from_env(args.artefacts_dir))
-    trained = run.load_data().movies
-    in_stores = stores.metadata.details(movies["movie_id"].tolist())
-    titles = pd.concat(
-        [
-            pd.Series({movie_id: details.title for movie_id, details in in_stores.items()}, dtype=object),
-            pd.Series(trained["title"].to_numpy(), index=trained["movie_id"].to_numpy()),
-        ]
-    )
-    check_new_movies(movies, titles[~titles.index.duplicated(keep="last")], args.file, ratings, args.ratings)
-    device = None if args.device == "auto" else args.device
-    new = new_movie_vectors(run, movies, ratings, device=device)
+    run = steps.find_run(args.dataset, args.artefacts_dir, args.run)
+    added = steps.add_movies(run, args.file, args.ratings, artefacts_dir=args.artefacts_dir, device=args.device)
+    new = added.new
     if new.already_trained:
         print(f"left as they are: {len(new.already_trained)} movies the model trained on: {new.already_trained[:20]}")
-    if len(new.movie_ids) == 0:
+    if added.report is None:
         print("nothing to add")
         return 0
-    report = add_to_stores(stores, new.movie_ids, new.stored, catalogue_rows(new.movies, new.first_ratings))
     print(
         f"added {len(new.movie_ids)} movies with {len(new.first_ratings)} first ratings: {new.movie_ids[:20].tolist()}"
     )
-    print(f"Milvus {stores.vectors.where}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
-    check = report.consistency
-    print(f"consistent: {check.milvus_count} ids in Milvus = {check.sql_count} rows in SQL, none missing either way")
+    report = added.report
+    print(f"Milvus {added.milvus}: collection {report.collection} ({report.index_type}, {report.dim}-d)")
+    _print_consistency(report)
     return 0
 
 
 def _cold_start(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     import pandas as pd
 
-    from rec_lib.pinsage.coldstart import COLD_SHARE, cold_start_rows, cold_start_split
-    from rec_lib.pinsage.graph import build_graph
-    from rec_lib.pinsage.runs import baseline_scorers, evaluation_table, run_dir, train_run, write_table
+    from rec_lib.experiments.runs import run_dir, write_table
 
     prep = _run_preprocess(args)
     config = _train_config(args)
-    split = cold_start_split(prep, COLD_SHARE if args.share is None else args.share)
+    done = steps.cold_start(prep, config, share=args.share, artefacts_dir=args.artefacts_dir, warm_table=True)
+    split = done.split
     print(
         f"held out {len(split.new_movies)} new movies ({split.warm.manifest['cold_start']['new_movie_interactions']} "
-        f"ratings); training on the rest into {run_dir(split.warm, config, args.artefacts_dir)}",
-        flush=True,
+        f"ratings); trained on the rest"
     )
-    result = train_run(split.warm, build_graph(split.warm), config, artefacts_dir=args.artefacts_dir, latest=False)
-    warm = evaluation_table(split.warm, [result.scorer(), *baseline_scorers(split.warm)], config.eval)
-    cold = cold_start_rows(split, result.model, config)
-    print(cold.drop(columns=["protocol", "split"]).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    _print_table(done.rows.drop(columns=["protocol", "split"]))
     out = write_table(
-        pd.concat([warm, cold], ignore_index=True),
+        pd.concat([done.warm, done.rows], ignore_index=True),
         run_dir(split.warm, config, args.artefacts_dir) / "evaluation.json",
         {"dataset": args.dataset, "cold_start": split.warm.manifest["cold_start"], "eval": asdict(config.eval)},
     )
@@ -471,18 +442,6 @@ def _milvus_lite(args: argparse.Namespace) -> int:
     command = [executable, "server", "--data-dir", data_dir, "--host", "127.0.0.1", "--port", str(args.port)]
     os.execv(executable, command)
     return 0
-
-
-def _sample_recommendations(args: argparse.Namespace, prep) -> None:
-    from rec_lib.data.datasets import WELL_KNOWN_MOVIES
-    from rec_lib.serving.recommend import Recommender
-    from rec_lib.serving.stores import StoreSettings, open_stores
-
-    present = set(prep.movies["movie_id"])
-    liked = [i for i in WELL_KNOWN_MOVIES if i in present][:3] or prep.movies["movie_id"].head(3).tolist()
-    table = Recommender(open_stores(StoreSettings.from_env(args.artefacts_dir))).recommend(liked, 10)
-    print(f"recommendations for liked movies {liked}:")
-    print(_recommendation_text(table))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -15,9 +15,11 @@ DEFAULT_DATASET = "ml-latest-small"
 
 DATA_DIR_ENV = "REC_DATA_DIR"
 ARTEFACTS_DIR_ENV = "REC_ARTEFACTS_DIR"
+REPORTS_DIR_ENV = "REC_REPORTS_DIR"
 
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data" / "raw"
 DEFAULT_ARTEFACTS_DIR = PROJECT_ROOT / "artefacts"
+DEFAULT_REPORTS_DIR = PROJECT_ROOT / "reports"
 
 
 def _resolve(explicit: str | os.PathLike[str] | None, env_var: str, default: Path) -> Path:
@@ -41,3 +43,9 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 def resolve_artefacts_dir(artefacts_dir: str | os.PathLike[str] | None = None) -> Path:
     """The folder that preprocessing, training and export write their artefacts to."""
     return _resolve(artefacts_dir, ARTEFACTS_DIR_ENV, DEFAULT_ARTEFACTS_DIR)
+
+
+def resolve_reports_dir(reports_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The folder of the committed results (``tuning/``, ``coldstart/``, ``baselines/``) and of generated reports:
+    the checkout's ``reports/``, or ``REC_REPORTS_DIR`` where rec_lib is installed from a wheel."""
+    return _resolve(reports_dir, REPORTS_DIR_ENV, DEFAULT_REPORTS_DIR)

@@ -26,10 +26,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         tier = item.path.parent.name
         if item.path.name.startswith("test_"):
             if tier not in TIERS or item.path.parent.parent != Path(__file__).parent:
-                raise pytest.UsageError(f"{item.path.name} is not in a tier folder: move it to tests/<{'|'.join(TIERS)}>/")
+                folders = "|".join(TIERS)
+                raise pytest.UsageError(f"{item.path.name} is not in a tier folder: move it to tests/<{folders}>/")
             servers = SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
             if tier == "unit" and servers:
-                raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(servers))}: move it to tests/integration/")
+                names = ", ".join(sorted(servers))
+                raise pytest.UsageError(f"{item.nodeid} uses {names}: move it to tests/integration/")
         else:
             tier = "unit"  # the doctests of rec_lib/
         item.add_marker(getattr(pytest.mark, tier))

@@ -40,8 +40,8 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     import numpy as np
     import pandas as pd
 
+    from rec_lib.contracts import Embeddings, QueryRule
     from rec_lib.data.text import search_key
-    from rec_lib.serving.embeddings import Embeddings, QueryRule
 
     rng = np.random.default_rng(seed)
     ids = np.arange(1, n_movies + 1, dtype=np.int64)

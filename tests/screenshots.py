@@ -51,7 +51,7 @@ def page_screenshots(settings: StoreSettings, out_dir: Path, profile: Path) -> l
     return written
 
 
-PICKER_NOTEBOOK = """from rec_lib.serving.picker import MoviePicker, PickerWidgets
+PICKER_NOTEBOOK = """from rec_lib.reports.picker import MoviePicker, PickerWidgets
 from rec_lib.serving.recommend import Recommender
 from rec_lib.serving.stores import StoreSettings, open_stores
 

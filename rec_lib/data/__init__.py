@@ -1,2 +1,3 @@
 """Stage 1, data: MovieLens datasets (registry, checksummed downloads), loaders, synthetic data, the
-chronological split and its cache, and title text keys. Needs numpy and pandas, not torch."""
+chronological split and its cache, title text keys and the movies' content features. Needs numpy and pandas,
+not torch."""

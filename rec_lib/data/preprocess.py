@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -195,6 +195,27 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
         timestamp_ties=ties,
     )
     return Preprocessed(interactions=interactions, movies=movies, users=users, stats=stats)
+
+
+def resplit(prep: Preprocessed, keep: np.ndarray, manifest: dict) -> Preprocessed:
+    """``prep`` restricted to the interactions where ``keep`` is True, split again by leave-one-out (each user
+    with at least the run's ``min_user_interactions`` left gets a validation and a test movie), with its counts
+    updated and ``manifest`` as its manifest."""
+    rows = prep.interactions[keep].reset_index(drop=True)
+    users = rows["user_idx"].to_numpy()
+    per_user = rows.groupby("user_idx")["movie_idx"].transform("size").to_numpy()
+    minimum = prep.manifest.get("parameters", {}).get("min_user_interactions", PreprocessConfig().min_user_interactions)
+    rows["split"] = split_labels(leave_last_out(users, per_user >= minimum))
+    counts = rows["split"].value_counts()
+    stats = replace(
+        prep.stats,
+        ratings=len(rows),
+        train=int(counts["train"]),
+        val=int(counts["val"]),
+        test=int(counts["test"]),
+        evaluated_users=int(counts["test"]),
+    )
+    return Preprocessed(rows, prep.movies, prep.users, stats, manifest, path=None)
 
 
 def contiguous_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

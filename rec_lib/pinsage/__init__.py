@@ -1,2 +1,2 @@
-"""Stage 2, PinSage: the users-movies graph, the sampler, layers and model, training, evaluation
-against baselines, runs on disk, the tuning search, and the export of movie vectors. Needs torch."""
+"""Stage 3, PinSage: the users-movies graph, the sampler, layers and model, training, checkpoints, inference (every
+movie's vector) and the export of those vectors. Needs torch."""

@@ -12,23 +12,25 @@ from typing import Literal
 
 from rec_lib.config import DEFAULT_DATASET
 from rec_lib.errors import ConfigError
+from rec_lib.evaluation.config import EvalConfig
 
-EASE_L2 = 500.0
-"""EASE's regularisation for ml-latest-small-sized catalogues (100, 500 and 2,000 tried on validation; 500 kept)."""
+RENAMED = {"num_neighbors": "num_neighbours"}
+"""Settings renamed since runs were first saved: earlier name → today's."""
 
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """Neighbourhood sampling settings; the names are those of DGL's PinSage example."""
+    """Neighbourhood sampling settings; the names are those of DGL's PinSage example (``num_neighbours`` is its
+    ``num_neighbors``, spelt as everywhere else in rec_lib)."""
 
     random_walk_length: int = 2
     restart_prob: float = 0.5
     num_random_walks: int = 10
-    num_neighbors: int = 3
+    num_neighbours: int = 3
     num_layers: int = 2
 
     def validate(self) -> None:
-        for name in ("random_walk_length", "num_random_walks", "num_neighbors", "num_layers"):
+        for name in ("random_walk_length", "num_random_walks", "num_neighbours", "num_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"SamplerConfig.{name}={getattr(self, name)} must be at least 1")
         if not 0.0 <= self.restart_prob < 1.0:
@@ -36,81 +38,87 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
-class EvalConfig:
-    k: int = 10
-    history_len: int = 20
-    history_decay: float = 0.9
-    batch_users: int = 512
-
-
-@dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run; saved inside every checkpoint.
-
-        ``objective="sequence"`` trains on next engagements: the pooled vectors of a user's latest
-        ``history_len`` movies (the query rule, learned when ``query_pooling="learned"``) must score the movie
-        they watched next above the batch's other targets and shared negatives, under ``loss`` ("softmax":
-        sampled softmax at ``temperature``, with the logQ correction; "margin": max-margin). ``"pairs"`` is
-        the earlier recipe: movie pairs (head, the movie watched right after it) under max-margin, scored
-        with the fixed rule. ``use_bias`` adds a learned per-movie bias to every score. A movie without a
-    training interaction reads the shared "unseen" id embedding and bias
-    (:class:`rec_lib.pinsage.layers.MovieIds`), which learns from the catalogue's movies that have no training
-    interaction: they are drawn as uniform negatives. ``id_dropout`` (0 by default, chosen on cold-val) is the
-    chance that a movie also reads the unseen row for a training step; with ``drop_neighbourhood`` such a movie
-    reads no neighbours in that step either, as a brand-new movie has none. ``new_movie_loss`` (softmax only) adds,
-    with that weight, the same softmax with every candidate scored as a brand-new movie (the unseen id, no
-    neighbours) against the user's real history: the feature path is trained for the cold-start question while
-    every movie keeps its own id in the main term. ``content_weight`` (2, chosen on three cold-val slices) adds that
-    weight times the content cosine of query and candidate (genres, title words, decade: the content baseline's
-    similarity, title words hashed) to every score that evaluation and serving compute; training is unchanged.
-    The model's vectors among new movies spread far less than among warm ones (score sd 0.22 against 1.40 on
-    cold-val), so the content term decides among new movies while barely moving warm rankings.
-    Each epoch is ``batches_per_epoch`` batches and ends with validation HR@K on at most ``val_users`` users, the
-    same sample drawn from ``seed`` every epoch (all users up to that number: ml-1m's 6,040, not ml-25m's 162,541);
-    early stopping and the best epoch follow it, and ``evaluate`` then scores every user.
-    """
+    """Everything that decides a training run; saved inside every checkpoint. One line per setting below; the
+    reasons for the defaults are in reports/quality.md and reports/cold-start.md."""
 
     dataset: str = DEFAULT_DATASET
+    """The dataset the run trains on."""
     objective: Literal["sequence", "pairs"] = "sequence"
+    """"sequence": a user's pooled latest movies must pick the next one; "pairs": the earlier movie-pair recipe."""
     loss: Literal["softmax", "margin"] = "softmax"
+    """Sampled softmax over the batch's targets and shared negatives, or max-margin."""
     temperature: float = 0.1
+    """The softmax's temperature."""
     logq_correction: bool = True
+    """Subtract each candidate's log sampling probability from its softmax logit."""
     query_pooling: Literal["learned", "fixed"] = "learned"
+    """The query rule's recency weights: learned, or ``history_decay ** age``."""
     use_bias: bool = True
+    """A learned per-movie bias in every score."""
     hidden_dims: int = 256
+    """Width of the movie vectors."""
     num_layers: int = 2
+    """Graph convolution layers (and sampled neighbourhood hops)."""
     dropout: float = 0.5
+    """Dropout inside the layers."""
     id_dropout: float = 0.0
+    """Chance that a movie reads the shared "unseen" id for a training step, as a brand-new movie does."""
     drop_neighbourhood: bool = True
+    """A movie whose id was dropped also reads no neighbours in that step."""
     new_movie_loss: float = 0.0
+    """Weight of a second softmax with every candidate scored as a brand-new movie (softmax only)."""
     content_weight: float = 2.0
+    """Weight of the content cosine (genres, title words, decade) added to every score."""
     random_walk_length: int = 2
+    """Most movie → user → movie traversals of a neighbourhood walk."""
     restart_prob: float = 0.5
+    """Chance that a walk stops after each traversal."""
     num_random_walks: int = 10
-    num_neighbors: int = 3
+    """Walks per movie when its neighbourhood is sampled."""
+    num_neighbours: int = 3
+    """The most-visited movies kept as a movie's neighbours."""
     hard_negative_ratio: float = 0.2
+    """Share of negatives drawn at the end of a longer walk instead of uniformly."""
     head_sampling: Literal["uniform", "edge"] = "uniform"
+    """"pairs" only: heads uniform over movies, or the movie of a uniform training edge."""
     positive_sampling: Literal["walk", "next"] = "next"
+    """"pairs" only: the positive is one walk step away, or the movie the user watched next."""
     positive_window: int = 1
+    """"pairs" with "next" only: how many later movies count as the next one."""
     shared_negatives: bool = True
+    """"pairs" only: every head is scored against every negative of the batch."""
     batch_size: int = 256
+    """Examples per batch (and shared negatives per batch)."""
     batches_per_epoch: int = 300
+    """Batches between two validations."""
     num_epochs: int = 16
+    """The most epochs a run trains."""
     lr: float = 1e-3
+    """Adam's learning rate."""
     weight_decay: float = 0.0
+    """Adam's weight decay."""
     patience: int = 4
+    """Epochs without a better validation HR before training stops."""
     val_users: int = 20_000
+    """Users of the seeded sample each epoch is validated on (all of them up to this number)."""
     eval_k: int = 10
+    """The K of HR@K and NDCG@K."""
     history_len: int = 20
+    """How many of a user's latest movies a query pools."""
     history_decay: float = 0.9
+    """The fixed rule's decay per position (the baselines' rule, and PinSage's with ``query_pooling="fixed"``)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train: "auto" is CUDA when torch sees a GPU, else the CPU."""
     sampler_backend: Literal["torch", "dgl"] = "torch"
+    """Our vectorised sampler, or DGL's (DGL reference stack only)."""
     seed: int = 0
+    """Seeds Python, numpy, torch and every sampler of the run."""
 
     @property
     def sampler(self) -> SamplerConfig:
         return SamplerConfig(
-            self.random_walk_length, self.restart_prob, self.num_random_walks, self.num_neighbors, self.num_layers
+            self.random_walk_length, self.restart_prob, self.num_random_walks, self.num_neighbours, self.num_layers
         )
 
     @property
@@ -153,15 +161,13 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.sampler_backend={self.sampler_backend!r}: expected 'torch' or 'dgl'")
 
     def resolved_device(self):
-        """The ``torch.device`` to train on (``auto``: CUDA when torch sees a GPU)."""
-        import torch
-
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        """The ``torch.device`` to train on (:func:`resolve_device` of ``device``)."""
+        return resolve_device(self.device)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
+        """The config saved in a checkpoint or run record; a setting saved under its earlier name is read as today's."""
+        values = {RENAMED.get(name, name): value for name, value in values.items()}
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -173,3 +179,13 @@ def _cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def resolve_device(name: str):
+    """The ``torch.device`` a ``--device`` or ``device=`` setting means: ``auto`` is CUDA when torch sees a GPU, else
+    the CPU, for every command."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

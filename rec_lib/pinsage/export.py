@@ -1,6 +1,6 @@
 """Every movie's vector from a trained model, checked and saved in the embeddings file format.
 
-The format itself (:class:`rec_lib.serving.embeddings.Embeddings`) belongs to serving, which reads it
+The format itself (:class:`rec_lib.contracts.Embeddings`) belongs to serving, which reads it
 without torch; this module computes it from a checkpoint and adds the sanity views notebook 03 shows.
 """
 
@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.contracts import Embeddings, save_embeddings
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
+from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, load_checkpoint
 from rec_lib.pinsage.graph import UserMovieGraph
-from rec_lib.pinsage.train import CHECKPOINT_BEST, load_checkpoint, seeded_vectors
-from rec_lib.serving.embeddings import Embeddings, save_embeddings
+from rec_lib.pinsage.inference import seeded_vectors
 
 
 def export_embeddings(

@@ -28,11 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.data.content import content_vectors
 from rec_lib.data.loaders import NO_GENRES
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError, DataFormatError
-from rec_lib.pinsage.content import content_vectors
 
 USER, MOVIE = "user", "movie"
 WATCHED, WATCHED_BY = "watched", "watched-by"
@@ -177,7 +177,7 @@ class FeatureVocab:
 
     Index 0 of ``years`` is the unknown year (stored as 0); index 0 of ``title_words`` stands for a title
     with no known word. ``title_frequency`` counts, for every word of the ``titles`` trained movies' titles,
-    how many of them hold it: the idf of the content channel (:func:`rec_lib.pinsage.content.content_vectors`).
+    how many of them hold it: the idf of the content channel (:func:`rec_lib.data.content.content_vectors`).
     A trained model keeps its vocabulary in the checkpoint, so a movie added later is encoded exactly like the
     movies it was trained on.
     """
@@ -258,7 +258,7 @@ class MovieFeatures:
     """(n_movies,) start of each title in ``title_tokens``."""
     vocab: FeatureVocab
     content: torch.Tensor
-    """(n_movies, content dims) the fixed content vectors (:func:`rec_lib.pinsage.content.content_vectors`)."""
+    """(n_movies, content dims) the fixed content vectors (:func:`rec_lib.data.content.content_vectors`)."""
 
     @property
     def n_movies(self) -> int:

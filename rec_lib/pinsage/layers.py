@@ -132,7 +132,7 @@ class WeightedSAGEConv(nn.Module):
 
     def forward(self, block: Block, h_src: torch.Tensor) -> torch.Tensor:
         h_dst = h_src[block.dst_index]
-        messages = F.relu(self.message(self.dropout(h_src)))[block.neighbor_index]
+        messages = F.relu(self.message(self.dropout(h_src)))[block.neighbour_index]
         weights = block.weights.unsqueeze(-1)
         aggregated = (messages * weights).sum(1) / weights.sum(1).clamp(min=1.0)
         z = F.relu(self.update(self.dropout(torch.cat([aggregated, h_dst], dim=1))))

@@ -10,7 +10,7 @@ Movies without a training interaction share one "unseen" id embedding and bias (
 learned from the catalogue's movies that have no training interaction (uniform negatives draw them) and,
 when set, from id dropout; so the model gives a vector to a movie it never saw from its features and
 whatever neighbourhood it has. A query from several movies is their weighted mean under the model's
-:class:`~rec_lib.serving.embeddings.QueryRule`: recency weights over the latest ``history_len`` movies,
+:class:`~rec_lib.contracts.QueryRule`: recency weights over the latest ``history_len`` movies,
 fixed (``0.9 ** age``) or learned with the rest of the model.
 """
 
@@ -23,10 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rec_lib.pinsage.graph import MovieFeatures
+from rec_lib.contracts import QueryRule
+from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.graph import MovieFeatures, UserMovieGraph
 from rec_lib.pinsage.layers import MovieIds, MovieInputProjector, SAGENet
 from rec_lib.pinsage.sampler import Block, SequenceBatch
-from rec_lib.serving.embeddings import QueryRule
 
 
 class PinSageModel(nn.Module):
@@ -104,7 +105,7 @@ class PinSageModel(nn.Module):
         alone = Block(
             src_nodes=movies,
             dst_index=torch.arange(movies.numel(), device=movies.device),
-            neighbor_index=torch.zeros(movies.numel(), 1, dtype=torch.int64, device=movies.device),
+            neighbour_index=torch.zeros(movies.numel(), 1, dtype=torch.int64, device=movies.device),
             weights=torch.zeros(movies.numel(), 1, device=movies.device),
         )
         z = projected + self.sage([alone] * len(self.sage.convs), projected)
@@ -224,3 +225,22 @@ class PinSageModel(nn.Module):
 def _without_neighbours(block: Block, isolated: torch.Tensor) -> Block:
     """``block`` with the neighbour weights of its ``isolated`` destination nodes set to zero."""
     return replace(block, weights=block.weights.masked_fill(isolated.unsqueeze(1), 0))
+
+
+def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor | None = None) -> PinSageModel:
+    """A fresh model for ``graph``; ``known`` (default: the graph's trained movies) says which movies have an id."""
+    return PinSageModel(
+        graph.features,
+        graph.trained if known is None else known,
+        config.hidden_dims,
+        config.num_layers,
+        config.dropout,
+        temperature=config.temperature if config.loss == "softmax" else None,
+        use_bias=config.use_bias,
+        query_rule=QueryRule.decay(config.history_len, config.history_decay),
+        learn_query=config.query_pooling == "learned",
+        id_dropout=config.id_dropout,
+        drop_neighbourhood=config.drop_neighbourhood,
+        new_movie_loss=config.new_movie_loss,
+        content_weight=config.content_weight,
+    )

@@ -4,7 +4,7 @@ A movie the model never trained on reads the shared *unseen* id embedding and bi
 (:class:`rec_lib.pinsage.layers.MovieIds`); its vector comes from its features (genres, year, title
 words, encoded under the checkpoint's vocabulary) and from its neighbourhood, sampled on the graph of
 the run's data plus the new movies' first ratings, when a ratings file gives some. This is what
-``python -m rec_lib add-movies`` runs, and what the cold-start evaluation (:mod:`rec_lib.pinsage.coldstart`)
+``python -m rec_lib add-movies`` runs, and what the cold-start evaluation (:mod:`rec_lib.evaluation.coldstart`)
 measures.
 """
 
@@ -17,12 +17,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.contracts import store_vectors
 from rec_lib.data.preprocess import SPLITS, Preprocessed
 from rec_lib.errors import DataFormatError
+from rec_lib.experiments.runs import Run
+from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint
 from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
-from rec_lib.pinsage.runs import Run
-from rec_lib.pinsage.train import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint, seeded_vectors
-from rec_lib.serving.embeddings import store_vectors
+from rec_lib.pinsage.inference import seeded_vectors
 
 HEADER_LINES = 1
 """Data lines of a MovieLens CSV file start after its header: row ``i`` is line ``i + 2``."""

@@ -2,7 +2,7 @@
 
 Neighbourhoods follow ``dgl.sampling.PinSAGESampler``: from each seed movie, ``num_random_walks``
 walks go movie → user → movie; after every such traversal a walk stops with probability
-``restart_prob``, and it makes at most ``random_walk_length`` traversals. The ``num_neighbors``
+``restart_prob``, and it makes at most ``random_walk_length`` traversals. The ``num_neighbours``
 most-visited movies become the seed's neighbours, with their visit counts as weights. As in DGL,
 a walk may return to the seed, which then counts as its own neighbour.
 
@@ -25,6 +25,7 @@ from typing import Protocol
 import torch
 
 from rec_lib.errors import ConfigError
+from rec_lib.evaluation.history import latest_before, user_starts
 from rec_lib.pinsage.config import SamplerConfig
 from rec_lib.pinsage.graph import CSR, UserMovieGraph
 
@@ -33,10 +34,10 @@ PAD = -1
 
 @dataclass(frozen=True)
 class Neighbourhood:
-    """Each seed's top-k neighbours, padded: ``neighbors[i, j] == PAD`` where ``weights[i, j] == 0``."""
+    """Each seed's top-k neighbours, padded: ``neighbours[i, j] == PAD`` where ``weights[i, j] == 0``."""
 
     seeds: torch.Tensor
-    neighbors: torch.Tensor
+    neighbours: torch.Tensor
     weights: torch.Tensor
 
 
@@ -48,7 +49,7 @@ class Block:
     """Global movie ids of every node this layer reads."""
     dst_index: torch.Tensor
     """(n_dst,) position of each destination node in ``src_nodes``."""
-    neighbor_index: torch.Tensor
+    neighbour_index: torch.Tensor
     """(n_dst, K) position of each neighbour in ``src_nodes`` (0 where padded)."""
     weights: torch.Tensor
     """(n_dst, K) visit counts, 0 where padded."""
@@ -61,7 +62,7 @@ class Block:
         return Block(
             *(
                 t.to(device, non_blocking=True)
-                for t in (self.src_nodes, self.dst_index, self.neighbor_index, self.weights)
+                for t in (self.src_nodes, self.dst_index, self.neighbour_index, self.weights)
             )
         )
 
@@ -132,7 +133,7 @@ class TorchPinSageSampler:
             alive &= draws[step, 2] >= cfg.restart_prob
         origin = torch.arange(seeds.numel(), device=self.device).repeat_interleave(cfg.num_random_walks)
         origin = origin.expand(cfg.random_walk_length, -1)
-        return top_k_visits(seeds, origin[valid], visits[valid], self.n_movies, cfg.num_neighbors)
+        return top_k_visits(seeds, origin[valid], visits[valid], self.n_movies, cfg.num_neighbours)
 
 
 def top_k_visits(
@@ -141,7 +142,7 @@ def top_k_visits(
     """Count visits per (seed position, movie) and keep each seed's ``k`` most visited (ties: lower id first).
 
     >>> nb = top_k_visits(torch.tensor([7, 8]), torch.tensor([0, 0, 0, 1]), torch.tensor([3, 3, 5, 2]), 10, 1)
-    >>> nb.neighbors.tolist(), nb.weights.tolist()
+    >>> nb.neighbours.tolist(), nb.weights.tolist()
     ([[3], [2]], [[2.0], [1.0]])
     """
     n_seeds = seeds.numel()
@@ -158,11 +159,11 @@ def top_k_visits(
     starts = torch.searchsorted(owner, torch.arange(n_seeds, device=device))
     rank = torch.arange(owner.numel(), device=device) - starts[owner]
     keep = rank < k
-    neighbors = torch.full((n_seeds, k), PAD, dtype=torch.int64, device=device)
+    neighbours = torch.full((n_seeds, k), PAD, dtype=torch.int64, device=device)
     weights = torch.zeros((n_seeds, k), dtype=torch.float32, device=device)
-    neighbors[owner[keep], rank[keep]] = movie[keep]
+    neighbours[owner[keep], rank[keep]] = movie[keep]
     weights[owner[keep], rank[keep]] = counts[keep].float()
-    return Neighbourhood(seeds=seeds, neighbors=neighbors, weights=weights)
+    return Neighbourhood(seeds=seeds, neighbours=neighbours, weights=weights)
 
 
 class DGLPinSageSampler:
@@ -184,7 +185,7 @@ class DGLPinSageSampler:
             config.random_walk_length,
             config.restart_prob,
             config.num_random_walks,
-            config.num_neighbors,
+            config.num_neighbours,
         )
 
     def raw(self, seeds: torch.Tensor):
@@ -202,7 +203,7 @@ class DGLPinSageSampler:
             position[dst].repeat_interleave(counts.long()),
             src.repeat_interleave(counts.long()),
             self.n_movies,
-            self.config.num_neighbors,
+            self.config.num_neighbours,
         )
 
 
@@ -225,16 +226,16 @@ def sample_blocks(
     dst = seeds
     for _ in range(num_layers):
         nb = sampler(dst)
-        neighbors, weights = nb.neighbors.to(dst.device), nb.weights.to(dst.device)
+        neighbours, weights = nb.neighbours.to(dst.device), nb.weights.to(dst.device)
         if excluded is not None:
-            leak = torch.isin(dst[:, None] * sampler.n_movies + neighbors, excluded) & (neighbors != PAD)
+            leak = torch.isin(dst[:, None] * sampler.n_movies + neighbours, excluded) & (neighbours != PAD)
             weights = weights.masked_fill(leak, 0.0)
-            neighbors = neighbors.masked_fill(leak, PAD)
-        valid = neighbors != PAD
-        src_nodes, inverse = torch.unique(torch.cat([dst, neighbors[valid]]), return_inverse=True)
-        neighbor_index = torch.zeros_like(neighbors)
-        neighbor_index[valid] = inverse[dst.numel() :]
-        blocks.insert(0, Block(src_nodes, inverse[: dst.numel()], neighbor_index, weights))
+            neighbours = neighbours.masked_fill(leak, PAD)
+        valid = neighbours != PAD
+        src_nodes, inverse = torch.unique(torch.cat([dst, neighbours[valid]]), return_inverse=True)
+        neighbour_index = torch.zeros_like(neighbours)
+        neighbour_index[valid] = inverse[dst.numel() :]
+        blocks.insert(0, Block(src_nodes, inverse[: dst.numel()], neighbour_index, weights))
         dst = src_nodes
     return blocks
 
@@ -390,10 +391,8 @@ class SequenceSampler(_ExampleSampler):
         self.history_len = history_len
         users, movies = sequences.to(walker.device)
         self.movies = movies
-        starts = torch.ones_like(users, dtype=torch.bool)
-        starts[1:] = users[1:] != users[:-1]
-        self.user_start = torch.cummax(torch.where(starts, torch.arange(users.numel(), device=users.device), 0), 0)[0]
-        self.rows = torch.nonzero(~starts).flatten()
+        self.user_start = user_starts(users)
+        self.rows = torch.nonzero(self.user_start != torch.arange(users.numel(), device=users.device)).flatten()
         if self.rows.numel() == 0:
             raise ConfigError("no user has two training interactions: nothing to learn a next movie from")
         target_counts = torch.bincount(movies[self.rows], minlength=walker.n_movies).float()
@@ -404,9 +403,7 @@ class SequenceSampler(_ExampleSampler):
         gen, device = self.walker.generator, self.walker.device
         rows = self.rows[torch.randint(0, self.rows.numel(), (batch_size,), generator=gen, device=device)]
         targets = self.movies[rows]
-        back = rows[:, None] - 1 - torch.arange(self.history_len, device=device)
-        mask = back >= self.user_start[rows, None]
-        history_ids = torch.where(mask, self.movies[back.clamp(min=0)], PAD)
+        history_ids, mask = latest_before(self.movies, self.user_start, rows, self.history_len, pad=PAD)
         negatives = torch.randint(0, self.walker.n_movies, (n_negatives,), generator=gen, device=device)
         if self.hard_negative_ratio > 0 and n_negatives > 0:
             hard = torch.rand(n_negatives, generator=gen, device=device) < self.hard_negative_ratio

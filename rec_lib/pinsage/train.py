@@ -8,7 +8,7 @@ learned too, and they are the query rule that evaluation and ``recommend()`` use
 (``objective="pairs"``: the PinSage paper's movie pairs under max-margin) stays for the ablation.
 
 The loop samples batches, steps Adam, and at the end of each epoch computes every movie's vector,
-measures validation HR@K under protocol B (:mod:`rec_lib.pinsage.evaluation`) on a fixed seeded sample of at most
+measures validation HR@K under protocol B (:mod:`rec_lib.evaluation.protocol`) on a fixed seeded sample of at most
 ``val_users`` users (every user of ml-1m and smaller), checkpoints, and stops
 early when validation has not improved for ``patience`` epochs. It prints nothing: progress goes
 to a tqdm bar and to the callbacks.
@@ -19,25 +19,22 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed
-from rec_lib.errors import ConfigError, RecLibError
+from rec_lib.evaluation.protocol import EmbeddingScorer, Queries, build_queries, evaluate
+from rec_lib.pinsage.checkpoint import CHECKPOINT_LAST, resume_from, save_checkpoints
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.evaluation import EmbeddingScorer, Queries, build_queries, evaluate
-from rec_lib.pinsage.graph import TEST_TIME_GRAPH, FeatureVocab, UserMovieGraph, build_graph
-from rec_lib.pinsage.model import PinSageModel
-from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, SequenceSampler, TorchPinSageSampler, sample_blocks
-from rec_lib.progress import progress as progress_bar
-from rec_lib.serving.embeddings import QueryRule
-
-CHECKPOINT_LAST = "last.pt"
-CHECKPOINT_BEST = "best.pt"
+from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
+from rec_lib.pinsage.inference import make_neighbour_sampler, movie_vectors
+from rec_lib.pinsage.model import PinSageModel, build_model
+from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, SequenceSampler, TorchPinSageSampler
 
 
 @dataclass
@@ -82,76 +79,6 @@ def set_seed(seed: int) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
-def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor | None = None) -> PinSageModel:
-    """A fresh model for ``graph``; ``known`` (default: the graph's trained movies) says which movies have an id."""
-    return PinSageModel(
-        graph.features,
-        graph.trained if known is None else known,
-        config.hidden_dims,
-        config.num_layers,
-        config.dropout,
-        temperature=config.temperature if config.loss == "softmax" else None,
-        use_bias=config.use_bias,
-        query_rule=QueryRule.decay(config.history_len, config.history_decay),
-        learn_query=config.query_pooling == "learned",
-        id_dropout=config.id_dropout,
-        drop_neighbourhood=config.drop_neighbourhood,
-        new_movie_loss=config.new_movie_loss,
-        content_weight=config.content_weight,
-    )
-
-
-def make_neighbour_sampler(config: TrainConfig, graph: UserMovieGraph, walker: TorchPinSageSampler) -> NeighbourSampler:
-    if config.sampler_backend == "dgl":
-        from rec_lib.pinsage.sampler import DGLPinSageSampler
-
-        return DGLPinSageSampler(graph, config.sampler, seed=config.seed)
-    return walker
-
-
-@torch.no_grad()
-def movie_vectors(
-    model: PinSageModel,
-    sampler: NeighbourSampler,
-    n_movies: int,
-    num_layers: int,
-    device: torch.device,
-    batch_size: int = 1024,
-    progress: bool = False,
-    movies: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """The vectors of ``movies`` (default: every movie), in batches over sampled neighbourhoods (float32, CPU)."""
-    was_training = model.training
-    model.eval()
-    out = []
-    movies = torch.arange(n_movies) if movies is None else movies.cpu()
-    starts = range(0, movies.numel(), batch_size)
-    for start in progress_bar(starts, progress, desc="movie vectors", unit="batch"):
-        seeds = movies[start : start + batch_size].to(device)
-        blocks = [b.to(device) for b in sample_blocks(sampler, seeds, num_layers)]
-        out.append(model.scoring_vectors(blocks).float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
-
-
-def seeded_vectors(
-    model: PinSageModel,
-    config: TrainConfig,
-    graph: UserMovieGraph,
-    device: torch.device,
-    *,
-    movies: torch.Tensor | None = None,
-    batch_size: int = 1024,
-    progress: bool = False,
-) -> torch.Tensor:
-    """:func:`movie_vectors` on ``graph`` with neighbourhoods drawn from the run's seed: the same model and graph give
-    the same vectors (export, new movies and the cold-start evaluation all compute them this way)."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    sampler = TorchPinSageSampler(graph, config.sampler, device=device, generator=generator)
-    return movie_vectors(model, sampler, graph.n_movies, config.num_layers, device, batch_size, progress, movies)
-
-
 def train(
     prep: Preprocessed,
     graph: UserMovieGraph,
@@ -180,7 +107,7 @@ def train(
     start_epoch = 0
     best_state = None
     if checkpoint_dir is not None and resume and (checkpoint_dir / CHECKPOINT_LAST).is_file():
-        start_epoch, best_state = _resume(checkpoint_dir, config, model, optimizer, generator, result)
+        start_epoch, best_state = resume_from(checkpoint_dir, config, model, optimizer, generator, result)
 
     stale = 0
     if result.history:
@@ -220,7 +147,7 @@ def train(
         else:
             stale += 1
         if checkpoint_dir is not None:
-            _save(checkpoint_dir, config, model, optimizer, generator, result, best_state, epoch)
+            save_checkpoints(checkpoint_dir, config, model, optimizer, generator, result, best_state, epoch)
         for callback in callbacks or []:
             callback(epoch_result)
     if best_state is not None:
@@ -281,115 +208,3 @@ def _batch_drawer(
         return model.sequence_loss(batch, config.loss, log_q)
 
     return sequence_loss
-
-
-def _save(
-    directory: Path,
-    config: TrainConfig,
-    model: PinSageModel,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    result: TrainResult,
-    best_state: dict | None,
-    epoch: int,
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = model.projector.vocab.to_dict()
-    payload = {
-        "config": asdict(config),
-        "vocab": vocab,
-        "epoch": epoch,
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "generator": generator.get_state(),
-        "history": [asdict(h) for h in result.history],
-        "best_epoch": result.best_epoch,
-        "best_val_hr": result.best_val_hr,
-        "best_model": best_state,
-    }
-    _atomic_save(payload, directory / CHECKPOINT_LAST)
-    if result.best_epoch == epoch and best_state is not None:
-        best = {
-            "config": asdict(config),
-            "vocab": vocab,
-            "epoch": epoch,
-            "model": best_state,
-            "val_hr": result.best_val_hr,
-        }
-        _atomic_save(best, directory / CHECKPOINT_BEST)
-
-
-def _atomic_save(payload: dict, path: Path) -> None:
-    """torch.save through a temporary file, so a crash never leaves a half-written checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
-
-
-def _resume(
-    directory: Path,
-    config: TrainConfig,
-    model: PinSageModel,
-    optimizer: torch.optim.Optimizer,
-    generator: torch.Generator,
-    result: TrainResult,
-) -> tuple[int, dict | None]:
-    payload = torch.load(directory / CHECKPOINT_LAST, map_location="cpu", weights_only=False)
-    saved = TrainConfig.from_dict(payload["config"])
-    if config_identity(saved) != config_identity(config):
-        raise ConfigError(
-            f"{directory / CHECKPOINT_LAST} was written with different settings; "
-            "use another checkpoint dir or resume=False"
-        )
-    if payload.get("vocab") != model.projector.vocab.to_dict():
-        raise ConfigError(
-            f"{directory / CHECKPOINT_LAST} was trained with another feature vocabulary than this graph's "
-            "(a different rec_lib or data); use another checkpoint dir or resume=False"
-        )
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    generator.set_state(payload["generator"])
-    result.history = [EpochResult(**h) for h in payload["history"]]
-    result.best_epoch, result.best_val_hr = payload["best_epoch"], payload["best_val_hr"]
-    return payload["epoch"] + 1, payload["best_model"]
-
-
-def config_identity(config: TrainConfig) -> dict:
-    """The settings that must match to resume: all but the epoch budget and the device."""
-    values = asdict(config)
-    for name in ("num_epochs", "patience", "device"):
-        values.pop(name)
-    return values
-
-
-def load_checkpoint(path: Path, graph: UserMovieGraph) -> tuple[TrainConfig, PinSageModel]:
-    """A trained model and its config from ``best.pt`` or ``last.pt``, for the movies of ``graph``.
-
-    ``graph`` may hold more movies than the model was trained on (appended after them): those read the
-    shared unseen id. Its features must be encoded under the checkpoint's vocabulary
-    (:func:`checkpoint_vocab`; ``build_graph`` of the run's own data does that by itself).
-    """
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if "vocab" not in payload:
-        raise RecLibError(f"{path} was written by an older rec_lib (no feature vocabulary in it): train again")
-    if FeatureVocab.from_dict(payload["vocab"]) != graph.features.vocab:
-        raise ConfigError(
-            f"the graph's movie features use another vocabulary than {path}: "
-            "build the graph with build_graph(..., vocab=checkpoint_vocab(path))"
-        )
-    config = TrainConfig.from_dict(payload["config"])
-    model = build_model(config, graph, known=payload["model"][KNOWN_KEY])
-    model.load_state_dict(payload["model"])
-    return config, model
-
-
-def checkpoint_vocab(path: Path) -> FeatureVocab:
-    """The feature vocabulary a checkpoint's model was trained with."""
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if "vocab" not in payload:
-        raise RecLibError(f"{path} was written by an older rec_lib (no feature vocabulary in it): train again")
-    return FeatureVocab.from_dict(payload["vocab"])
-
-
-KNOWN_KEY = "projector.ids.known"
-"""Where a state dict keeps which movies had an id embedding at training."""

@@ -1,2 +1,2 @@
-"""Stage 4, reports: figures and tables for the notebooks, recording notebook values, and the headless
-notebook runner with its baselines."""
+"""Stage 6, reports: figures and tables for the notebooks, the notebook picker, recording notebook values, and
+the headless notebook runner with its baselines."""

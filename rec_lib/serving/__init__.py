@@ -1,2 +1,2 @@
-"""Stage 3, serving: the embeddings file format, the Milvus and SQL stores, recommend(), the HTTP API
-with its web page, and the notebook picker. Needs no torch: it reads exported vectors only."""
+"""Stage 5, serving: the Milvus and SQL stores, recommend(), and the HTTP API with its web page. Needs no torch:
+it reads exported vectors only."""

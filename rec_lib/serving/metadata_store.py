@@ -1,6 +1,6 @@
 """Movie details in SQL (SQLAlchemy Core): a SQLite file by default, MySQL or MariaDB by URL.
 
-Two tables. ``settings``: the loaded model's query rule (:class:`rec_lib.serving.embeddings.QueryRule`),
+Two tables. ``settings``: the loaded model's query rule (:class:`rec_lib.contracts.QueryRule`),
 written in the same transaction as the movies. ``movies``: the MovieLens id as primary key, title, year,
 genres (``|``-separated, as in MovieLens), the training ratings count and mean (popularity, for the
 empty-selection fallback) and ``title_key`` (:func:`rec_lib.data.text.search_key` of the title) for
@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 
+from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import search_key
 from rec_lib.errors import LOAD_ADVICE, RecLibError, StoreUnavailableError
-from rec_lib.serving.embeddings import QueryRule
 from rec_lib.serving.redact import public_location
 
 GENRE_SEPARATOR = "|"

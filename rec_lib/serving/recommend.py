@@ -1,10 +1,10 @@
 """Recommendations for a set of liked movies, ranked by the rule that evaluation measured.
 
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
-2. pool them with the loaded model's :class:`~rec_lib.serving.embeddings.QueryRule` (read from SQL, written
+2. pool them with the loaded model's :class:`~rec_lib.contracts.QueryRule` (read from SQL, written
    by the same load): the liked list is in the order the person picked, the last pick counts as the
    latest, and ``w_j`` are the model's recency weights over the latest ``rule.length`` picks. The fused
-   score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.pinsage.evaluation`
+   score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.evaluation.protocol`
    exactly; it is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with
    ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
 3. search once for the ``k + len(liked)`` best under the optional genre and year filters, ids only, and drop
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from rec_lib.contracts import QueryRule
 from rec_lib.errors import CollectionMissingError, ConfigError, ConsistencyError, UnknownMoviesError
 from rec_lib.serving.batching import SearchBatcher
-from rec_lib.serving.embeddings import QueryRule
 from rec_lib.serving.metadata_store import MovieDetails
 from rec_lib.serving.redact import as_text
 from rec_lib.serving.stores import Stores

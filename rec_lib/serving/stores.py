@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.config import resolve_artefacts_dir
+from rec_lib.contracts import Embeddings, validate_vectors
 from rec_lib.errors import ConsistencyError, StoreUnavailableError
-from rec_lib.serving.embeddings import Embeddings, validate_vectors
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
 from rec_lib.serving.redact import public_location
 from rec_lib.serving.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig, is_server_uri
@@ -189,17 +190,36 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
     stored = embeddings.store_vectors()
     years = rows["year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64)
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in rows["genres"]]
-    name = stores.vectors.build(embeddings.movie_ids, stored, years, genres, embeddings.fingerprint)
+    return _publish(
+        stores,
+        (embeddings.movie_ids, stored, years, genres, embeddings.fingerprint),
+        lambda: stores.metadata.load(rows.reset_index(), embeddings.query_rule),
+        "after loading",
+    )
+
+
+def _publish(
+    stores: Stores,
+    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str],
+    write_sql: Callable[[], int],
+    when: str,
+) -> LoadReport:
+    """The one publishing sequence of every load: build the new Milvus collection (ids, ``[h, b]`` rows, years,
+    genres, fingerprint) while readers still see the old one, write SQL in one transaction (``write_sql`` returns
+    the movies it holds; if it fails the new collection is dropped and nothing changed), move the alias, and check
+    that both stores agree."""
+    dim = collection[1].shape[1]
+    name = stores.vectors.build(*collection)
     try:
-        count = stores.metadata.load(rows.reset_index(), embeddings.query_rule)
+        count = write_sql()
     except BaseException:
         stores.vectors.drop(name)
         raise
     stores.vectors.publish(name)
-    report = check_consistency(stores, expected_dim=stored.shape[1])
+    report = check_consistency(stores, expected_dim=dim)
     if not report.ok:
-        raise ConsistencyError("after loading: " + "; ".join(report.problems()))
-    return LoadReport(name, stores.vectors.index_type(), count, stored.shape[1], report)
+        raise ConsistencyError(f"{when}: " + "; ".join(report.problems()))
+    return LoadReport(name, stores.vectors.index_type(), count, dim, report)
 
 
 _FETCH_CHUNK = 2000
@@ -233,17 +253,12 @@ def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, row
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in details["genres"].fillna("")]
     genres += [g.split(GENRE_SEPARATOR) if g else [] for g in rows.set_index("movie_id").loc[movie_ids, "genres"]]
     fingerprint = current.split("__")[1] if current.count("__") >= 2 else "added"
-    name = stores.vectors.build(all_ids, all_vectors, years, genres, fingerprint)
-    try:
+
+    def write_sql() -> int:
         stores.metadata.add(rows)
-    except BaseException:
-        stores.vectors.drop(name)
-        raise
-    stores.vectors.publish(name)
-    report = check_consistency(stores, expected_dim=dim)
-    if not report.ok:
-        raise ConsistencyError("after adding movies: " + "; ".join(report.problems()))
-    return LoadReport(name, stores.vectors.index_type(), stores.metadata.count(), dim, report)
+        return stores.metadata.count()
+
+    return _publish(stores, (all_ids, all_vectors, years, genres, fingerprint), write_sql, "after adding movies")
 
 
 def _years(rows: pd.DataFrame, movie_ids: np.ndarray) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Movie vectors in Milvus (pymilvus ``MilvusClient``): Milvus Lite by default, a server by URI.
 
 The collection has the MovieLens id as its INT64 primary key, the vector (``[h, b]``, see
-:mod:`rec_lib.serving.embeddings`), ``year``, and one boolean field per genre for filtered search (a
+:mod:`rec_lib.contracts`), ``year``, and one boolean field per genre for filtered search (a
 boolean filter costs Milvus Lite nothing measurable, a filter on an ARRAY field ~0.4 s a search). The
 metric is the inner product, the model's own score. The collection is created with strong
 consistency; see :data:`HOT_PATH_CONSISTENCY` for the recommend path.
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rec_lib.contracts import validate_vectors
 from rec_lib.errors import (
     LOAD_ADVICE,
     CollectionMissingError,
@@ -36,7 +37,6 @@ from rec_lib.errors import (
     StoreUnavailableError,
 )
 from rec_lib.progress import progress
-from rec_lib.serving.embeddings import validate_vectors
 from rec_lib.serving.redact import public_location
 
 ID_FIELD = "movie_id"

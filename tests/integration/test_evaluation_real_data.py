@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.pinsage.baselines import EASE, ItemKNN, training_matrix
-from rec_lib.pinsage.evaluation import build_queries, evaluate_all
+from rec_lib.evaluation.baselines import EASE, ItemKNN, training_matrix
+from rec_lib.evaluation.protocol import build_queries, evaluate_all
 
 
 class _PerBatchSparseItemKNN:

@@ -6,7 +6,6 @@ and a Milvus server + SQLite. The servers come from tests/servers.py.
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
 import threading
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from helpers import TRICKY_TITLES, lite_dir_held, store_data
+from store_backends import BACKENDS, settings_for
 
 from rec_lib.errors import (
     ConfigError,
@@ -30,26 +30,6 @@ from rec_lib.errors import (
 from rec_lib.serving.metadata_store import CONCURRENT_QUERIES, MetadataStore, movies_table
 from rec_lib.serving.recommend import POPULAR, ExactRecommender, Recommender
 from rec_lib.serving.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
-from rec_lib.serving.vector_store import VectorStoreConfig
-
-BACKENDS = ["embedded", "mariadb", "milvus-server"]
-_aliases = itertools.count()
-
-
-def settings_for(backend: str, tmp_path: Path, request) -> StoreSettings:
-    milvus_uri, sql_url = str(tmp_path / "milvus.db"), f"sqlite:///{tmp_path / 'movies.sqlite'}"
-    if backend == "mariadb":
-        server = request.getfixturevalue("mariadb")
-        sql_url = server.url
-        engine = sa.create_engine(sql_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS movies"))
-            conn.execute(sa.text("DROP TABLE IF EXISTS settings"))
-        engine.dispose()
-    if backend == "milvus-server":
-        milvus_uri = request.getfixturevalue("milvus_server").uri
-    # a fresh alias per test keeps tests independent on the shared Milvus server
-    return StoreSettings(milvus_uri, sql_url, VectorStoreConfig(alias=f"movies_t{next(_aliases)}"))
 
 
 @pytest.fixture(params=BACKENDS)
@@ -232,7 +212,7 @@ def test_recommend_ranks_as_evaluation_protocol_b_does(loaded) -> None:
     """The product's query rule is the evaluated one: same weights by recency, same fused score, same top K."""
     import torch
 
-    from rec_lib.pinsage.evaluation import EmbeddingScorer, SplitQueries
+    from rec_lib.evaluation.protocol import EmbeddingScorer, SplitQueries
 
     stores, embeddings, _, _ = loaded
     liked = [4, 10, 3, 7, 5]  # picked in this order: 5 is the latest; only the latest three count

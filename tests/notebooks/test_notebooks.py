@@ -66,7 +66,7 @@ def test_notebook_01_on_ml1m_layout(ml1m_dir: Path, tmp_path: Path) -> None:
 def test_notebook_02_search_and_any_training_flag_flow_to_notebook_03(tmp_path: Path) -> None:
     """The documented run_search path runs (a tiny grid), and 03 finds 02's run whatever settings trained it."""
     from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
-    from rec_lib.pinsage.tuning import load_search
+    from rec_lib.experiments.tuning import load_search
 
     generate_ml1m(tmp_path / "data" / "syn", SyntheticConfig(n_users=200, n_movies=80, n_ratings=6_000, seed=3))
     common = {"dataset": "syn", "artefacts_dir": str(tmp_path / "artefacts")}

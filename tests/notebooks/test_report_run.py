@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rec_lib.pinsage.content import TITLE_HASH_DIMS
-from rec_lib.pinsage.train import CHECKPOINT_BEST, checkpoint_vocab
+from rec_lib.data.content import TITLE_HASH_DIMS
+from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, checkpoint_vocab
 from rec_lib.reports.runner import NOTEBOOKS, baseline_from, compare, run_notebooks, write_summary
 
 

@@ -6,7 +6,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 
 from rec_lib.serving.batching import MAX_BATCH, SearchBatcher
 from rec_lib.serving.vector_store import Hit

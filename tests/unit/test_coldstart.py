@@ -15,19 +15,20 @@ from helpers import PLANTED, synthetic
 from rec_lib.cli import main
 from rec_lib.data.synthetic import generate_ml1m
 from rec_lib.errors import ConfigError
-from rec_lib.pinsage.coldstart import (
+from rec_lib.evaluation.baselines import PopularNew
+from rec_lib.evaluation.coldstart import (
     COLD_SPLIT,
     COLD_VAL_SPLIT,
     ColdEvents,
-    PopularNew,
     cold_events,
     cold_start_split,
     cold_validation_slices,
     cold_validation_split,
     evaluate_cold,
-    summarise_cold,
 )
-from rec_lib.pinsage.config import EvalConfig, SamplerConfig
+from rec_lib.evaluation.config import EvalConfig
+from rec_lib.experiments.coldstart import summarise_cold
+from rec_lib.pinsage.config import SamplerConfig
 from rec_lib.pinsage.graph import EMPTY_TITLE, FeatureVocab, build_graph, movie_features
 from rec_lib.pinsage.layers import MovieIds
 from rec_lib.pinsage.model import PinSageModel
@@ -183,7 +184,7 @@ def test_without_id_dropout_the_unseen_row_learns_from_movies_no_one_rated_in_tr
     assert not bool(graph.trained.all()), "the held-out movies are nodes without training interactions"
     train = warm.split("train")
     sequences = torch.tensor(train[["user_idx", "movie_idx"]].to_numpy().T.copy())
-    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=3))
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=3))
     sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4)
     model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1, id_dropout=0.0)
     unseen = model.ids.unseen
@@ -221,7 +222,7 @@ def test_a_dropped_movie_trains_as_a_brand_new_one(planted) -> None:
     _, graph = planted
     torch.manual_seed(0)
     model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, id_dropout=0.5)
-    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=3, num_random_walks=20))
+    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=3, num_random_walks=20))
     blocks = sample_blocks(sampler, torch.arange(40), num_layers=2)
     assert all(bool((block.weights > 0).any(1).all()) for block in blocks), "every node has neighbours here"
     model.train()

@@ -43,7 +43,7 @@ def test_to_dgl_has_the_same_nodes_edges_and_data(tmp_path: Path) -> None:
 
 
 def _top_sets(neighbourhood, k: int) -> list[set[int]]:
-    return [set(row[:k].tolist()) - {-1} for row in neighbourhood.neighbors]
+    return [set(row[:k].tolist()) - {-1} for row in neighbourhood.neighbours]
 
 
 def test_our_sampler_agrees_with_dgl_as_well_as_with_itself(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_our_sampler_agrees_with_dgl_as_well_as_with_itself(tmp_path: Path) -> N
 
     folder = generate_ml1m(tmp_path / "syn", SyntheticConfig(n_users=300, n_movies=200, n_ratings=9_000, seed=5))
     g = build_graph(preprocess(load_folder(folder)))
-    config = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=2000, num_neighbors=5)
+    config = SamplerConfig(random_walk_length=2, restart_prob=0.5, num_random_walks=2000, num_neighbours=5)
     seeds = torch.arange(g.n_movies)
     ours, again = TorchPinSageSampler(g, config), TorchPinSageSampler(g, config)
     ours.seed(1)

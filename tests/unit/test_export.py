@@ -11,11 +11,11 @@ import torch
 from helpers import synthetic
 from test_train import QUICK
 
+from rec_lib.contracts import EMBEDDINGS_NAME, load_embeddings, query_vectors, save_embeddings
 from rec_lib.errors import InvalidVectorsError, RecLibError
-from rec_lib.pinsage.evaluation import EmbeddingScorer
+from rec_lib.evaluation.protocol import EmbeddingScorer
+from rec_lib.experiments.runs import run_dir, train_run
 from rec_lib.pinsage.export import export_embeddings, nearest_neighbours, projection_2d
-from rec_lib.pinsage.runs import run_dir, train_run
-from rec_lib.serving.embeddings import EMBEDDINGS_NAME, load_embeddings, query_vectors, save_embeddings
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
+from rec_lib.data.content import TITLE_HASH_DIMS, word_column
 from rec_lib.data.loaders import NO_GENRES, load_folder
 from rec_lib.data.preprocess import preprocess
 from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError, DataFormatError
-from rec_lib.pinsage.baselines import ContentSimilarity
-from rec_lib.pinsage.content import TITLE_HASH_DIMS, word_column
+from rec_lib.evaluation.baselines import ContentSimilarity
 from rec_lib.pinsage.graph import (
     EMPTY_TITLE,
     MOVIE,

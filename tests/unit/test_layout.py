@@ -15,7 +15,7 @@ WITHOUT_TRAINING = f"""
 import sys
 for name in {TRAINING_ONLY!r}:
     sys.modules[name] = None  # any import of them now raises ImportError
-import rec_lib.serving, rec_lib.serving.api, rec_lib.serving.picker, rec_lib.serving.recommend
+import rec_lib.serving, rec_lib.serving.api, rec_lib.reports.picker, rec_lib.serving.recommend
 from fastapi.testclient import TestClient
 from rec_lib.cli import _parser
 from rec_lib.serving.api import create_app

@@ -10,19 +10,19 @@ import pytest
 import torch
 from helpers import synthetic
 
+from rec_lib.contracts import QueryRule
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.config import SamplerConfig, TrainConfig
 from rec_lib.pinsage.layers import MovieIds, MovieInputProjector, WeightedSAGEConv
 from rec_lib.pinsage.model import PinSageModel
 from rec_lib.pinsage.sampler import Block, PairSampler, SequenceSampler, TorchPinSageSampler, sample_blocks
-from rec_lib.serving.embeddings import QueryRule
 
 
 def _block() -> Block:
     return Block(
         src_nodes=torch.tensor([10, 11, 12, 13]),
         dst_index=torch.tensor([1, 2]),
-        neighbor_index=torch.tensor([[2, 3, 0], [0, 1, 0]]),
+        neighbour_index=torch.tensor([[2, 3, 0], [0, 1, 0]]),
         weights=torch.tensor([[2.0, 1.0, 0.0], [1.0, 1.0, 0.0]]),
     )
 
@@ -60,7 +60,7 @@ def test_projector_uses_every_feature(tmp_path: Path) -> None:
 def test_pair_loss_is_the_hinge_of_its_scores_and_trains_every_parameter(tmp_path: Path) -> None:
     torch.manual_seed(0)
     _, graph = synthetic(tmp_path)
-    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=5))
+    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=5))
     batch = PairSampler(sampler, sampler, num_layers=2).sample(32)
     model = PinSageModel(graph.features, graph.trained, hidden_dims=16, num_layers=2, dropout=0.0)
     loss = model(batch.blocks, batch.heads, batch.positives, batch.negatives)
@@ -79,7 +79,7 @@ def _sequence_batch(tmp_path: Path, prep_graph=None):
     prep, graph = prep_graph or synthetic(tmp_path)
     train = prep.split("train")
     sequences = torch.tensor(train[["user_idx", "movie_idx"]].to_numpy().T.copy())
-    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=5))
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=5))
     sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4, hard_negative_ratio=0.2)
     return graph, sampler, sampler.sample(16, 24)
 
@@ -146,7 +146,7 @@ def test_a_brand_new_vector_is_what_a_movie_without_id_or_neighbours_gets(tmp_pa
     torch.manual_seed(0)
     _, graph = synthetic(tmp_path)
     model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1).eval()
-    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbors=3))
+    sampler = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=3))
     movies = torch.arange(30)
     blocks = sample_blocks(sampler, movies, num_layers=2)
     assert all(bool((block.weights > 0).any()) for block in blocks)

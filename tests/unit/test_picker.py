@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from helpers import store_data
 
-from rec_lib.serving.picker import MoviePicker, PickerError, PickerWidgets
+from rec_lib.reports.picker import MoviePicker, PickerError, PickerWidgets
 from rec_lib.serving.recommend import POPULAR, Recommender
 from rec_lib.serving.stores import StoreSettings, close_stores, load_stores, open_stores
 

@@ -51,19 +51,19 @@ def _sampler(graph, seed=0, device="cpu", **config) -> TorchPinSageSampler:
 @pytest.mark.parametrize("device", DEVICES)
 def test_without_restarts_every_walk_makes_every_traversal(device: str) -> None:
     sampler = _sampler(
-        CHAIN, device=device, random_walk_length=3, restart_prob=0.0, num_random_walks=50, num_neighbors=5
+        CHAIN, device=device, random_walk_length=3, restart_prob=0.0, num_random_walks=50, num_neighbours=5
     )
     nb = sampler(torch.tensor([0, 3, 4]))
     assert nb.weights.sum(1).tolist() == [150.0, 150.0, 0.0]
-    assert nb.neighbors[1].tolist()[0] == 3 and nb.weights[1, 0] == 150.0, "movie 3 can only reach itself"
-    assert (nb.neighbors[2] == PAD).all(), "a movie nobody watched has no neighbours"
+    assert nb.neighbours[1].tolist()[0] == 3 and nb.weights[1, 0] == 150.0, "movie 3 can only reach itself"
+    assert (nb.neighbours[2] == PAD).all(), "a movie nobody watched has no neighbours"
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_restarts_shorten_walks_as_expected(device: str) -> None:
     prob, length, walks = 0.5, 4, 20_000
     sampler = _sampler(
-        CHAIN, device=device, random_walk_length=length, restart_prob=prob, num_random_walks=walks, num_neighbors=5
+        CHAIN, device=device, random_walk_length=length, restart_prob=prob, num_random_walks=walks, num_neighbours=5
     )
     visits = sampler(torch.tensor([1])).weights.sum().item() / walks
     expected = sum((1 - prob) ** t for t in range(length))
@@ -73,10 +73,10 @@ def test_restarts_shorten_walks_as_expected(device: str) -> None:
 @pytest.mark.parametrize("device", DEVICES)
 def test_one_traversal_reaches_only_co_watched_movies_with_counts_as_weights(device: str) -> None:
     sampler = _sampler(
-        CHAIN, device=device, random_walk_length=1, restart_prob=0.0, num_random_walks=4000, num_neighbors=3
+        CHAIN, device=device, random_walk_length=1, restart_prob=0.0, num_random_walks=4000, num_neighbours=3
     )
     nb = sampler(torch.tensor([0]))
-    reached = {m: w for m, w in zip(nb.neighbors[0].tolist(), nb.weights[0].tolist(), strict=True) if m != PAD}
+    reached = {m: w for m, w in zip(nb.neighbours[0].tolist(), nb.weights[0].tolist(), strict=True) if m != PAD}
     assert set(reached) == {0, 1}
     assert reached[0] == pytest.approx(2000, rel=0.1) and sum(reached.values()) == 4000
     assert nb.weights[0].tolist() == sorted(nb.weights[0].tolist(), reverse=True)
@@ -87,24 +87,24 @@ def test_same_seed_same_neighbourhoods(tmp_path: Path) -> None:
     seeds = torch.arange(graph.n_movies)
     first, again = _sampler(graph, 5)(seeds), _sampler(graph, 5)(seeds)
     other = _sampler(graph, 6)(seeds)
-    assert torch.equal(first.neighbors, again.neighbors) and torch.equal(first.weights, again.weights)
+    assert torch.equal(first.neighbours, again.neighbours) and torch.equal(first.weights, again.weights)
     assert not torch.equal(first.weights, other.weights)
 
 
 def test_blocks_index_their_source_nodes(tmp_path: Path) -> None:
     _, graph = synthetic(tmp_path)
-    sampler = _sampler(graph, num_neighbors=4)
+    sampler = _sampler(graph, num_neighbours=4)
     seeds = torch.tensor([3, 7, 11])
     blocks = sample_blocks(sampler, seeds, num_layers=2)
     assert torch.equal(blocks[-1].dst_nodes, seeds)
     assert torch.equal(blocks[0].dst_nodes, blocks[1].src_nodes)
     for block in blocks:
-        assert block.neighbor_index.max() < block.src_nodes.numel()
+        assert block.neighbour_index.max() < block.src_nodes.numel()
 
 
 def test_training_batches_never_see_their_own_pairs(tmp_path: Path) -> None:
     _, graph = synthetic(tmp_path)
-    sampler = _sampler(graph, num_neighbors=10, num_random_walks=40)
+    sampler = _sampler(graph, num_neighbours=10, num_random_walks=40)
     pairs = PairSampler(sampler, sampler, num_layers=2, hard_negative_ratio=0.5)
     for _ in range(5):
         batch = pairs.sample(64)
@@ -114,8 +114,8 @@ def test_training_batches_never_see_their_own_pairs(tmp_path: Path) -> None:
         forbidden |= {(h, t) for h, t in zip(heads.tolist(), nodes[batch.negatives].tolist(), strict=True)}
         forbidden |= {(t, h) for h, t in forbidden}
         for block in batch.blocks:
-            dst = block.dst_nodes[:, None].expand_as(block.neighbor_index)
-            src = block.src_nodes[block.neighbor_index]
+            dst = block.dst_nodes[:, None].expand_as(block.neighbour_index)
+            src = block.src_nodes[block.neighbour_index]
             used = block.weights > 0
             assert not forbidden & set(zip(dst[used].tolist(), src[used].tolist(), strict=True))
         assert (graph.movie_to_users.degrees()[heads] > 0).all()
@@ -137,5 +137,5 @@ def test_positives_are_one_traversal_away(tmp_path: Path) -> None:
 def test_invalid_settings_are_named() -> None:
     with pytest.raises(ConfigError, match=r"restart_prob=1\.0"):
         SamplerConfig(restart_prob=1.0).validate()
-    with pytest.raises(ConfigError, match="num_neighbors=0"):
-        SamplerConfig(num_neighbors=0).validate()
+    with pytest.raises(ConfigError, match="num_neighbours=0"):
+        SamplerConfig(num_neighbours=0).validate()

@@ -10,11 +10,12 @@ import torch
 from helpers import synthetic
 
 from rec_lib.errors import ConfigError
-from rec_lib.pinsage.baselines import MostPopular
+from rec_lib.evaluation.baselines import MostPopular
+from rec_lib.evaluation.protocol import build_queries, evaluate
+from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.evaluation import build_queries, evaluate
 from rec_lib.pinsage.graph import TEST_TIME_GRAPH, FeatureVocab, build_graph
-from rec_lib.pinsage.train import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint, train
+from rec_lib.pinsage.train import train
 
 QUICK = TrainConfig(
     dataset="synthetic",
@@ -48,8 +49,9 @@ def test_short_training_beats_random_and_most_popular(tmp_path: Path) -> None:
 
 def test_test_vectors_come_from_the_graph_with_validation_edges(tmp_path: Path) -> None:
     """Inductive scoring of the test movie: same model, neighbourhoods sampled on training + validation edges."""
+    from rec_lib.pinsage.inference import movie_vectors
+    from rec_lib.pinsage.model import build_model
     from rec_lib.pinsage.sampler import TorchPinSageSampler
-    from rec_lib.pinsage.train import build_model, movie_vectors
 
     prep, graph = synthetic(tmp_path)
     result = train(prep, graph, replace(QUICK, num_epochs=1, batches_per_epoch=5), checkpoint_dir=tmp_path / "run")

@@ -1,6 +1,7 @@
-"""Baselines on the same split and protocols: most-popular, item-kNN (cosine) and EASE.
+"""Baselines on the same split and protocols: most-popular, item-kNN (cosine), EASE, content similarity, and
+popularity among new movies for the cold-start protocol.
 
-Each is a :class:`rec_lib.pinsage.evaluation.MovieScorer` fitted on the training interactions only, and
+Each is a :class:`rec_lib.evaluation.protocol.MovieScorer` fitted on the training interactions only, and
 uses protocol B's fixed query rule; at test time its query history includes the validation movie.
 """
 
@@ -8,18 +9,22 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 
+from rec_lib.data.content import inverse_document_frequency
 from rec_lib.data.loaders import NO_GENRES
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import title_words
 from rec_lib.errors import ConfigError
-from rec_lib.pinsage.config import EASE_L2
-from rec_lib.pinsage.content import inverse_document_frequency
+from rec_lib.evaluation.config import EASE_L2
+
+if TYPE_CHECKING:
+    from rec_lib.evaluation.coldstart import ColdStartSplit
 
 
 def training_matrix(prep: Preprocessed) -> sp.csr_matrix:
@@ -201,7 +206,7 @@ class EASE:
             raise ConfigError(
                 f"EASE on {prep.n_movies:,} movies needs about {needed / 2**30:.0f} GiB (three dense "
                 f"{prep.n_movies:,}² float32 matrices), over its {max_bytes / 2**30:.0f} GiB limit "
-                "(rec_lib.pinsage.baselines.EASE_MAX_BYTES): evaluate on a catalogue of movies with more ratings, "
+                "(rec_lib.evaluation.baselines.EASE_MAX_BYTES): evaluate on a catalogue of movies with more ratings, "
                 "or raise the limit on a machine with that memory"
             )
         gram = item_cooccurrence(training_matrix(prep)) if cooccurrence is None else cooccurrence.clone()
@@ -269,3 +274,35 @@ def _content_parts(movies: pd.DataFrame) -> list[sp.csr_matrix]:
 def _normalised_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
     return sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix
+
+
+class PopularNew:
+    """Popularity among the new movies: how many ratings each had before the event.
+
+    With ``revealed=k`` only the revealed interactions count (``popular-new``: what the other models are
+    given; every new movie has ``k`` of them before an event, so it ranks at about chance). With ``None``
+    every rating counts, revealed or not (``popular-new-live``: what a live counter knows, more than the
+    other models are given).
+    """
+
+    query_rule = None
+
+    def __init__(self, split: ColdStartSplit, revealed: int | None) -> None:
+        self.name = "popular-new" if revealed is not None else "popular-new-live"
+        counted = split.position >= 0
+        if revealed is not None:
+            counted &= split.position < revealed
+        inter = split.prep.interactions
+        column = np.searchsorted(split.new_movies, inter["movie_idx"].to_numpy()[counted])
+        times = inter["timestamp"].to_numpy()[counted]
+        order = np.lexsort((times, column))
+        self.column, self.times = column[order], times[order]
+        self.n_new = len(split.new_movies)
+
+    def counts(self, event_times: np.ndarray) -> torch.Tensor:
+        """(E, new movies) ratings of each new movie strictly before each event time."""
+        out = np.zeros((len(event_times), self.n_new), dtype=np.float32)
+        bounds = np.searchsorted(self.column, np.arange(self.n_new + 1))
+        for c in np.flatnonzero(np.diff(bounds)):
+            out[:, c] = np.searchsorted(self.times[bounds[c] : bounds[c + 1]], event_times, side="left")
+        return torch.from_numpy(out)

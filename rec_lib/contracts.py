@@ -1,7 +1,8 @@
-"""The embeddings file: what training hands to serving, readable without torch.
+"""What training hands to serving, readable by both without torch or a store client: the embeddings file and
+the query rule.
 
 The model scores a candidate movie ``i`` for a query movie ``j`` as ``h_j · h_i + b_i``
-(:class:`rec_lib.pinsage.evaluation.EmbeddingScorer`). A vector database ranks by a plain inner product,
+(:class:`rec_lib.evaluation.protocol.EmbeddingScorer`). A vector database ranks by a plain inner product,
 so the stored vector of a movie is ``[h_i, b_i]`` and a query is ``[h_j, 1]``: the inner product is
 then exactly the model's score (:func:`store_vectors`, :func:`query_vectors`).
 
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.errors import ConfigError, InvalidVectorsError, RecLibError
+from rec_lib.files import write_atomically, write_json
 
 EMBEDDINGS_NAME = "embeddings.npz"
 EMBEDDINGS_META_NAME = "embeddings.json"
@@ -65,8 +67,20 @@ class QueryRule:
 
     def weights(self, n: int) -> np.ndarray:
         """Normalised weights of the latest ``min(n, length)`` of ``n`` movies, latest first."""
-        used = np.asarray(self.position_weights[: max(min(n, self.length), 0)], dtype=np.float32)
-        return used / max(float(used.sum()), 1e-12)
+        return self.masked_weights(np.ones((1, max(n, 0)), dtype=np.float32))[0, : min(max(n, 0), self.length)]
+
+    def masked_weights(self, present: np.ndarray) -> np.ndarray:
+        """The weights over each row's present positions of (B, H) histories (latest first), summing to one.
+
+        >>> [round(float(w), 3) for w in QueryRule((2.0, 1.0, 1.0)).masked_weights(np.array([[1, 0, 1]]))[0]]
+        [0.667, 0.0, 0.333]
+        """
+        present = np.asarray(present, dtype=np.float32)
+        position = np.zeros(present.shape[1], dtype=np.float32)
+        used = min(self.length, present.shape[1])
+        position[:used] = self.position_weights[:used]
+        weighted = position[None, :] * present
+        return weighted / np.maximum(weighted.sum(axis=1, keepdims=True), 1e-12)
 
     def query(self, latest_first: np.ndarray) -> np.ndarray:
         """The query ``[Σ w_j h_j, 1]`` for stored rows ``[h_j, b_j]`` given latest first."""
@@ -147,28 +161,25 @@ def validate_vectors(movie_ids: np.ndarray, vectors: np.ndarray, dim: int) -> No
 
 
 def save_embeddings(embeddings: Embeddings, directory: Path) -> Path:
-    """Write ``embeddings.npz`` and ``embeddings.json`` through temporary files (never half-written)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = directory / EMBEDDINGS_NAME
-    tmp = directory / f".{EMBEDDINGS_NAME}.tmp"
-    with tmp.open("wb") as handle:
-        np.savez(
+    """Write ``embeddings.npz`` and ``embeddings.json`` atomically (never half-written)."""
+    arrays = Path(directory) / EMBEDDINGS_NAME
+    write_atomically(
+        arrays,
+        lambda handle: np.savez(
             handle,
             movie_ids=embeddings.movie_ids,
             vectors=embeddings.vectors,
             bias=embeddings.bias,
             query_rule=np.asarray(embeddings.query_rule.position_weights, dtype=np.float64),
-        )
+        ),
+    )
     meta = {
         **embeddings.metadata,
         "fingerprint": embeddings.fingerprint,
         "count": len(embeddings.movie_ids),
         "dim": embeddings.dim,
     }
-    tmp_meta = directory / f".{EMBEDDINGS_META_NAME}.tmp"
-    tmp_meta.write_text(json.dumps(meta, indent=2) + "\n")
-    tmp.replace(arrays)
-    tmp_meta.replace(directory / EMBEDDINGS_META_NAME)
+    write_json(Path(directory) / EMBEDDINGS_META_NAME, meta)
     return arrays
 
 

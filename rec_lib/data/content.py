@@ -1,6 +1,6 @@
 """Movies' content as fixed vectors: genres, title words and decade, each part of unit length.
 
-Two users: the content-only baseline (:class:`rec_lib.pinsage.baselines.ContentSimilarity`, exact sparse
+Two users: the content-only baseline (:class:`rec_lib.evaluation.baselines.ContentSimilarity`, exact sparse
 tf-idf) and the model's *content channel* (:func:`content_vectors`): a dense copy of the same three parts
 that :class:`~rec_lib.pinsage.model.PinSageModel` appends to every movie vector it scores with, so the product's
 score is PinSage's plus ``content_weight`` times the content cosine (see ``TrainConfig.content_weight``).

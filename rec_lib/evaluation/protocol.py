@@ -12,8 +12,8 @@ movie. All movies are ranked and the history is masked. The query is built from 
   has one (PinSage's learned recency weights, the rule ``recommend()`` uses), else the fixed rule
   ``w_j ∝ history_decay ** age_j`` (age 0 is the latest movie).
 
-Metrics at K, averaged over users: HR (the target is in the top K), NDCG (``1 / log2(rank + 2)`` when
-it is), Recall (equal to HR here: one target per user), catalogue coverage (the share of all movies
+Metrics at K, averaged over users: HR (the target is in the top K; with one target per user it is also the
+recall), NDCG (``1 / log2(rank + 2)`` when it is), catalogue coverage (the share of all movies
 in at least one user's top K) and popularity (the mean training-popularity percentile of the
 recommended movies: 50 is the median movie, 100 the most popular; it shows how much a model leans on
 popularity).
@@ -22,6 +22,7 @@ popularity).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
@@ -29,9 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed
-from rec_lib.pinsage.config import EvalConfig
-from rec_lib.serving.embeddings import QueryRule
+from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.history import latest_before, user_starts
 
 QueryProtocol = Literal["A", "B"]
 PROTOCOLS: tuple[QueryProtocol, ...] = ("A", "B")
@@ -58,7 +60,6 @@ class MovieScorer(Protocol):
 class Metrics:
     hr: float
     ndcg: float
-    recall: float
     coverage: float
     popularity: float
     users: int
@@ -96,13 +97,8 @@ class SplitQueries:
 
 
 def rule_weights(rule: QueryRule, history_mask: torch.Tensor) -> torch.Tensor:
-    """``rule``'s weights over the present positions of (B, H) histories (latest first), each row summing to one."""
-    length = history_mask.shape[1]
-    position = torch.zeros(length)
-    used = torch.tensor(rule.position_weights[:length], dtype=torch.float32)
-    position[: used.numel()] = used
-    w = position.expand_as(history_mask) * history_mask
-    return w / w.sum(1, keepdim=True).clamp(min=1e-12)
+    """``rule``'s weights (:meth:`QueryRule.masked_weights`) over the present positions of (B, H) histories."""
+    return torch.from_numpy(rule.masked_weights(history_mask.cpu().numpy()))
 
 
 @dataclass(frozen=True)
@@ -132,58 +128,27 @@ class Queries:
 
 def build_queries(prep: Preprocessed, history_len: int) -> Queries:
     """Queries for every user that has a validation and a test movie."""
-    users = prep.interactions["user_idx"].to_numpy()
-    movies = prep.interactions["movie_idx"].to_numpy()
+    users = torch.tensor(prep.interactions["user_idx"].to_numpy())
+    movies = torch.tensor(prep.interactions["movie_idx"].to_numpy())
     splits = prep.interactions["split"]
-    evaluated = np.sort(users[(splits == "test").to_numpy()])
-    position = np.full(prep.n_users, -1)
-    position[evaluated] = np.arange(len(evaluated))
-    rows = position[users]
-    queries = {
-        split: _split_queries(
-            rows,
-            movies,
-            splits.isin(HISTORY_SPLITS[split]).to_numpy(),
-            (splits == split).to_numpy(),
-            history_len,
-            len(evaluated),
-        )
-        for split in EVAL_SPLITS
-    }
-    counts = np.bincount(movies[(splits == "train").to_numpy()], minlength=prep.n_movies)
+    evaluated = users[torch.from_numpy((splits == "test").to_numpy())].sort().values
+    position = torch.full((prep.n_users,), -1, dtype=torch.int64)
+    position[evaluated] = torch.arange(evaluated.numel())
+    starts = user_starts(users)
+    queries = {}
+    for split in EVAL_SPLITS:
+        targets = torch.from_numpy((splits == split).to_numpy()).nonzero().flatten()
+        targets = targets[position[users[targets]].argsort()]  # one target per evaluated user, in user order
+        history, present = latest_before(movies, starts, targets, history_len)
+        is_history = torch.from_numpy(splits.isin(HISTORY_SPLITS[split]).to_numpy()) & (position[users] >= 0)
+        seen = is_history.nonzero().flatten()  # sorted by user, as the interactions are
+        queries[split] = SplitQueries(history, present.float(), movies[targets], position[users[seen]], movies[seen])
+    counts = np.bincount(prep.split("train", ["movie_idx"])["movie_idx"].to_numpy(), minlength=prep.n_movies)
     percentile = pd.Series(counts).rank(pct=True).to_numpy() * 100.0
     return Queries(
-        users=torch.from_numpy(evaluated),
+        users=evaluated,
         splits=queries,
         popularity_percentile=torch.tensor(percentile, dtype=torch.float32),
-    )
-
-
-def _split_queries(
-    rows: np.ndarray,
-    movies: np.ndarray,
-    is_history: np.ndarray,
-    is_target: np.ndarray,
-    history_len: int,
-    n_users: int,
-) -> SplitQueries:
-    """One split's queries from every interaction's position among the ``n_users`` evaluated users (``rows``,
-    -1 for a user not evaluated) and movie, in time order per user, and whether it is history or the target."""
-    history = is_history & (rows >= 0)
-    order = np.argsort(rows[history], kind="stable")  # by user, each user's interactions still in time order
-    history_rows, cols = rows[history][order], movies[history][order]
-    # each user's interactions are in time order, so counting back from the user's last one gives the age
-    last = np.cumsum(np.bincount(history_rows, minlength=n_users)) - 1
-    age = last[history_rows] - np.arange(len(history_rows))
-    keep = age < history_len
-    history_movies = torch.zeros((n_users, history_len), dtype=torch.int64)
-    mask = torch.zeros((n_users, history_len), dtype=torch.float32)
-    history_movies[history_rows[keep], age[keep]] = torch.tensor(cols[keep])
-    mask[history_rows[keep], age[keep]] = 1.0
-    target = np.empty(n_users, dtype=np.int64)
-    target[rows[is_target]] = movies[is_target]
-    return SplitQueries(
-        history_movies, mask, torch.from_numpy(target), torch.from_numpy(history_rows), torch.from_numpy(cols)
     )
 
 
@@ -213,34 +178,94 @@ def _evaluate_split(
 ) -> Metrics:
     q = queries.splits[split]
     weights = q.weights(rule)
-    n_users = queries.users.numel()
-    hits = torch.zeros(n_users, dtype=torch.bool)
-    gains = torch.zeros(n_users)
-    popularity = torch.zeros(n_users)
-    recommended = torch.zeros(n_movies, dtype=torch.bool)
-    k = min(config.k, n_movies)
+    ranked = rank_targets(
+        lambda start, stop: scorer.score(q.history[start:stop], weights[start:stop], split),
+        q.target,
+        q.seen_rows,
+        q.seen_cols,
+        n_movies,
+        config,
+        popularity=queries.popularity_percentile,
+    )
+    return Metrics(
+        hr=float(ranked.hits.mean()),
+        ndcg=float(ranked.gains.mean()),
+        coverage=float(ranked.recommended.float().mean()),
+        popularity=float(ranked.popularity.mean()),
+        users=queries.users.numel(),
+    )
+
+
+@dataclass(frozen=True)
+class RankedTargets:
+    """Per row: the hit and the NDCG gain of its target at K, and the popularity of its top K; over all rows,
+    which candidates made some top K."""
+
+    hits: torch.Tensor
+    gains: torch.Tensor
+    popularity: torch.Tensor
+    recommended: torch.Tensor
+
+
+def rank_targets(
+    score_rows: Callable[[int, int], torch.Tensor],
+    target: torch.Tensor,
+    seen_rows: torch.Tensor,
+    seen_cols: torch.Tensor,
+    n_candidates: int,
+    config: EvalConfig,
+    *,
+    popularity: torch.Tensor | None = None,
+    ties: Literal["top-k", "expected"] = "top-k",
+) -> RankedTargets:
+    """The metric loop every protocol shares: score rows in batches (``score_rows(start, stop)``), mask each row's
+    seen candidates (``seen_rows``, sorted, and ``seen_cols``), and rank every candidate.
+
+    ``ties="top-k"`` counts a hit when the target is among ``torch.topk``'s K; ``"expected"`` counts tied scores
+    at their expected rank (:func:`tie_aware_metrics`), so a scorer that cannot tell candidates apart scores at
+    chance.
+    """
+    n = target.numel()
+    hits, gains, shown = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    recommended = torch.zeros(n_candidates, dtype=torch.bool)
+    k = min(config.k, n_candidates)
     discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
-    for start in range(0, n_users, config.batch_users):
-        stop = min(start + config.batch_users, n_users)
-        scores = scorer.score(q.history[start:stop], weights[start:stop], split).float()
-        first, last = torch.searchsorted(q.seen_rows, torch.tensor([start, stop])).tolist()
-        seen = (q.seen_rows[first:last] - start).to(scores.device), q.seen_cols[first:last].to(scores.device)
+    for start in range(0, n, config.batch_users):
+        stop = min(start + config.batch_users, n)
+        scores = score_rows(start, stop).float()
+        first, last = torch.searchsorted(seen_rows, torch.tensor([start, stop])).tolist()
+        seen = (seen_rows[first:last] - start).to(scores.device), seen_cols[first:last].to(scores.device)
         scores[seen] = -math.inf
         top = torch.topk(scores, k, dim=1).indices.cpu()
         recommended[top.flatten()] = True
-        match = top == q.target[start:stop, None]
-        hits[start:stop] = match.any(1)
-        gains[start:stop] = (match.float() * discount).sum(1)
-        popularity[start:stop] = queries.popularity_percentile[top].mean(1)
-    hr = float(hits.float().mean())
-    return Metrics(
-        hr=hr,
-        ndcg=float(gains.mean()),
-        recall=hr,
-        coverage=float(recommended.float().mean()),
-        popularity=float(popularity.mean()),
-        users=n_users,
-    )
+        if ties == "expected":
+            hits[start:stop], gains[start:stop] = tie_aware_metrics(scores.cpu(), target[start:stop], k)
+        else:
+            match = top == target[start:stop, None]
+            hits[start:stop] = match.any(1).float()
+            gains[start:stop] = (match.float() * discount).sum(1)
+        if popularity is not None:
+            shown[start:stop] = popularity[top].mean(1)
+    return RankedTargets(hits, gains, shown, recommended)
+
+
+def tie_aware_metrics(scores: torch.Tensor, target: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row, HR@k and NDCG@k of ``target`` with ties at their expected rank (uniform among the tied).
+
+    >>> hr, ndcg = tie_aware_metrics(torch.tensor([[1.0, 1.0, 1.0, 1.0]]), torch.tensor([0]), 2)
+    >>> hr.tolist()
+    [0.5]
+    >>> round(tie_aware_metrics(torch.tensor([[0.0, 2.0, 1.0]]), torch.tensor([2]), 2)[1].item(), 4)  # 1 / log2(3)
+    0.6309
+    """
+    target_score = scores.gather(1, target[:, None])
+    greater = (scores > target_score).sum(1)
+    ties = (scores == target_score).sum(1) - 1
+    discount = torch.cat([torch.zeros(1), torch.cumsum(1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2), 0)])
+    first = greater.clamp(max=k)
+    last = (greater + ties + 1).clamp(max=k)
+    spread = (ties + 1).float()
+    return (last - first).float() / spread, (discount[last] - discount[first]) / spread
 
 
 def evaluate_all(

@@ -20,13 +20,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from rec_lib.config import PROJECT_ROOT
+from rec_lib.config import resolve_reports_dir
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.evaluation.protocol import build_queries, evaluate
+from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.evaluation import build_queries, evaluate
 from rec_lib.pinsage.graph import UserMovieGraph
-
-TUNING_DIR = PROJECT_ROOT / "reports" / "tuning"
 
 ABLATIONS: dict[str, dict] = {
     "defaults": {},
@@ -77,14 +76,17 @@ def run_search(
     queries = build_queries(prep, base.history_len)
     jobs = [(name, change, seed) for name, change in ablations.items() for seed in seeds]
     rows = [ablation_row(prep, graph, base, *job, queries=queries) for job in tqdm(jobs, desc="ablations")]
-    write_search(rows, base, save_to or TUNING_DIR / f"{base.dataset}.json")
+    write_search(rows, base, save_to or tuning_dir() / f"{base.dataset}.json")
     return summarise(rows)
 
 
+def tuning_dir(reports_dir: str | Path | None = None) -> Path:
+    """Where the committed search results live: ``<reports>/tuning/``."""
+    return resolve_reports_dir(reports_dir) / "tuning"
+
+
 def write_search(rows: list[dict], base: TrainConfig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"base": asdict(base), "rows": rows}, indent=2) + "\n")
-    return path
+    return write_json(path, {"base": asdict(base), "rows": rows})
 
 
 def summarise(rows: list[dict]) -> pd.DataFrame:
@@ -100,9 +102,10 @@ def summarise(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
-def load_search(dataset: str, directory: Path = TUNING_DIR) -> pd.DataFrame:
-    """The committed search results for ``dataset``, summarised (an empty table when there are none)."""
-    path = directory / f"{dataset}.json"
+def load_search(dataset: str, directory: Path | None = None) -> pd.DataFrame:
+    """The committed search results for ``dataset`` (in ``directory``, default :func:`tuning_dir`), summarised (an
+    empty table when there are none)."""
+    path = (directory or tuning_dir()) / f"{dataset}.json"
     if not path.is_file():
         return pd.DataFrame()
     return summarise(json.loads(path.read_text())["rows"])

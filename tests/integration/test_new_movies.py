@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from helpers import PLANTED
-from test_stores import BACKENDS, settings_for
+from store_backends import BACKENDS, settings_for
 
 from rec_lib.cli import main
+from rec_lib.contracts import load_embeddings
 from rec_lib.data.loaders import load_folder, read_movies_csv, read_ratings_csv
 from rec_lib.data.synthetic import generate_ml1m
 from rec_lib.errors import DataFormatError
+from rec_lib.experiments.runs import find_run
 from rec_lib.pinsage.new_movies import check_new_movies, new_movie_vectors
-from rec_lib.pinsage.runs import find_run
+from rec_lib.reports.picker import MoviePicker
 from rec_lib.serving.api import create_app
-from rec_lib.serving.embeddings import load_embeddings
 from rec_lib.serving.metadata_store import catalogue_rows, movie_rows
-from rec_lib.serving.picker import MoviePicker
 from rec_lib.serving.recommend import ExactRecommender, Recommender
 from rec_lib.serving.stores import add_to_stores, close_stores, load_stores, open_stores
 

@@ -4,7 +4,8 @@ A training run lives in ``<artefacts>/<dataset>/pinsage-<fingerprint>/``, the fi
 the preprocessed data and every setting that changes the model. It holds ``last.pt`` and
 ``best.pt`` (checkpoints, with the config inside), ``history.json`` (one row per epoch),
 ``vectors.pt`` (the best model's movie vectors on the training graph and on the test-time graph, its
-biases and query rule, with the movie ids) and ``curves.png``. Running the same config again resumes from ``last.pt``.
+biases and query rule, with the movie ids) and ``curves.png`` (drawn by :func:`rec_lib.steps.train`).
+Running the same config again resumes from ``last.pt``.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import pandas as pd
 import torch
 
 from rec_lib.config import resolve_artefacts_dir
+from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import MANIFEST_NAME, Preprocessed, fingerprint, load_preprocessed, save_preprocessed
 from rec_lib.errors import ConfigError, RecLibError
-from rec_lib.pinsage.baselines import EASE, ItemKNN, MostPopular, item_cooccurrence, knn_is_dense, training_matrix
-from rec_lib.pinsage.config import EASE_L2, EvalConfig, TrainConfig
-from rec_lib.pinsage.evaluation import EmbeddingScorer, build_queries, evaluate_all
+from rec_lib.evaluation.baselines import EASE, ItemKNN, MostPopular, item_cooccurrence, knn_is_dense, training_matrix
+from rec_lib.evaluation.config import EASE_L2, EvalConfig
+from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate_all
+from rec_lib.files import write_atomically, write_json
+from rec_lib.pinsage.checkpoint import config_identity
+from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import UserMovieGraph
-from rec_lib.pinsage.train import TrainResult, config_identity, train
-from rec_lib.serving.embeddings import QueryRule
+from rec_lib.pinsage.train import TrainResult, train
 
 VECTORS_NAME = "vectors.pt"
 HISTORY_NAME = "history.json"
@@ -90,15 +94,9 @@ def _record_run(
         "preprocessed": str(data.resolve().relative_to(root)),
         "data_fingerprint": prep.manifest.get("fingerprint"),
     }
-    _write_json(directory / RUN_INFO_NAME, info)
+    write_json(directory / RUN_INFO_NAME, info)
     if latest:
-        _write_json(root / config.dataset / LATEST_RUN_NAME, {"run": directory.name})
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(path)
+        write_json(root / config.dataset / LATEST_RUN_NAME, {"run": directory.name})
 
 
 def run_dir(prep: Preprocessed, config: TrainConfig, artefacts_dir: str | Path | None = None) -> Path:
@@ -119,22 +117,18 @@ def train_run(
 ) -> TrainResult:
     """Train (or resume) and write the run's vectors, history and curves; ``latest``: make it the run that export,
     load and notebooks 03-05 use by default (an experiment such as the cold-start one is not)."""
-    from rec_lib.reports.figures import training_curves
-
     directory = run_dir(prep, config, artefacts_dir)
     result = train(prep, graph, config, checkpoint_dir=directory, resume=resume, callbacks=callbacks)
-    torch.save(
-        {
-            "vectors": result.vectors,
-            "test_vectors": result.test_vectors,
-            "bias": result.bias,
-            "query_rule": list(result.query_rule.position_weights),
-            "movie_ids": torch.tensor(prep.movies["movie_id"].to_numpy()),
-            "config": asdict(config),
-            "best_epoch": result.best_epoch,
-        },
-        directory / VECTORS_NAME,
-    )
+    vectors = {
+        "vectors": result.vectors,
+        "test_vectors": result.test_vectors,
+        "bias": result.bias,
+        "query_rule": list(result.query_rule.position_weights),
+        "movie_ids": torch.tensor(prep.movies["movie_id"].to_numpy()),
+        "config": asdict(config),
+        "best_epoch": result.best_epoch,
+    }
+    write_atomically(directory / VECTORS_NAME, lambda handle: torch.save(vectors, handle))
     history = {
         "config": asdict(config),
         "best_epoch": result.best_epoch,
@@ -142,9 +136,7 @@ def train_run(
         "stopped_early": result.stopped_early,
         "epochs": [asdict(h) for h in result.history],
     }
-    (directory / HISTORY_NAME).write_text(json.dumps(history, indent=2) + "\n")
-    figure = training_curves(result.history)
-    figure.savefig(directory / CURVES_NAME, dpi=110, bbox_inches="tight")
+    write_json(directory / HISTORY_NAME, history)
     _record_run(directory, prep, config, artefacts_dir, latest)
     return result
 
@@ -171,7 +163,7 @@ def evaluation_table(
 
 def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2, device: torch.device | str = "cpu") -> list:
     """Most-popular, item-kNN and EASE fitted on the training split; EASE is left out, with a warning that says
-    what it would need, when its solve would not fit in memory (:data:`rec_lib.pinsage.baselines.EASE_MAX_BYTES`).
+    what it would need, when its solve would not fit in memory (:data:`rec_lib.evaluation.baselines.EASE_MAX_BYTES`).
     When item-kNN keeps dense similarities, both are fitted from one co-occurrence matrix; dense matrices live on
     ``device``."""
     shared = item_cooccurrence(training_matrix(prep)) if knn_is_dense(prep.n_movies) else None
@@ -185,9 +177,5 @@ def baseline_scorers(prep: Preprocessed, ease_l2: float = EASE_L2, device: torch
 
 def write_table(table: pd.DataFrame, path: Path, metadata: dict | None = None) -> Path:
     """The table as JSON records with optional metadata, written atomically; a missing value is ``null``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    tmp.write_text(json.dumps({"metadata": metadata or {}, "rows": rows}, indent=2) + "\n")
-    tmp.replace(path)
-    return path
+    return write_json(path, {"metadata": metadata or {}, "rows": rows})

@@ -64,7 +64,7 @@ def _seed_rows(
     base: TrainConfig, seed: int, slice_index: int, content_weights: list[float] | None, save_models: Path | None
 ) -> list[dict]:
     from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
-    from rec_lib.pinsage.graph import build_graph
+    from rec_lib.pinsage.graph import TEST_TIME_GRAPH, build_graph
     from rec_lib.pinsage.inference import seeded_vectors
     from rec_lib.pinsage.train import train
 
@@ -72,7 +72,8 @@ def _seed_rows(
     config = replace(base, seed=seed)
     graph = build_graph(split.warm)
     checkpoints = None if save_models is None else saved_model_dir(save_models, split.name, slice_index, seed)
-    result = train(split.warm, graph, config, checkpoint_dir=checkpoints)
+    test_graph = build_graph(split.warm, TEST_TIME_GRAPH, graph.features.vocab)
+    result = train(split.warm, graph, config, checkpoint_dir=checkpoints, test_graph=test_graph)
     queries = build_queries(split.warm, config.history_len)
     out = []
     for weight in content_weights or [config.content_weight]:

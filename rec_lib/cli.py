@@ -154,8 +154,8 @@ def _parser() -> argparse.ArgumentParser:
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="a line per request on stdout (uvicorn's access log); --no-access-log where a proxy logs requests: "
-        "it was 9%% of the API's CPU per request under load",
+        help="a line per request on stdout (uvicorn's access log); --no-access-log where a proxy logs requests "
+        "(its cost per request: reports/speed.md)",
     )
     serve.set_defaults(handler=_serve)
 

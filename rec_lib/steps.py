@@ -155,7 +155,8 @@ def add_movies(
     movies = read_movies_csv(movies_file)
     ratings = read_ratings_csv(ratings_file) if ratings_file is not None else None
     stores = open_loaded_stores(StoreSettings.from_env(artefacts_dir))
-    trained = run.load_data().movies
+    prep = run.load_data()
+    trained = prep.movies
     in_stores = stores.metadata.details(movies["movie_id"].tolist())
     titles = pd.concat(
         [
@@ -164,7 +165,7 @@ def add_movies(
         ]
     )
     check_new_movies(movies, titles[~titles.index.duplicated(keep="last")], movies_file, ratings, ratings_file)
-    new = new_movie_vectors(run, movies, ratings, device=resolve_device(device))
+    new = new_movie_vectors(run.directory, prep, movies, ratings, device=resolve_device(device))
     if len(new.movie_ids) == 0:
         return AddedMovies(new, None, stores.vectors.where)
     report = add_to_stores(stores, new.movie_ids, new.stored, catalogue_rows(new.movies, new.first_ratings))

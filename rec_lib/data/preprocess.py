@@ -248,8 +248,7 @@ def chronological_order(user_idx: np.ndarray, timestamps: np.ndarray, movie_idx:
     18 + 30 + 16), else a stable argsort of the packed (user, time) after ordering by movie, else
     ``np.lexsort``; all three give the same order, several times faster than lexsort in that sequence. The
     packed keys are distinct (the loaders refuse duplicate (user, movie) pairs), so the kind of sort does not
-    change the order; numpy's stable one is the faster here: 2.8x its quicksort on ml-10m-shaped keys of a
-    file sorted by user (MovieLens files are), 1.2x on shuffled ones.
+    change the order; numpy's stable one is the faster on them (reports/scale.md has the timings).
 
     >>> chronological_order(np.array([1, 0, 0, 0]), np.array([5, 9, 7, 7]), np.array([0, 0, 2, 1])).tolist()
     [3, 2, 1, 0]

@@ -28,7 +28,7 @@ from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
 from rec_lib.files import write_atomically, write_json
 from rec_lib.pinsage.checkpoint import config_identity
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.graph import UserMovieGraph
+from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
 from rec_lib.pinsage.train import TrainResult, train
 
 VECTORS_NAME = "vectors.pt"
@@ -118,7 +118,10 @@ def train_run(
     """Train (or resume) and write the run's vectors, history and curves; ``latest``: make it the run that export,
     load and notebooks 03-05 use by default (an experiment such as the cold-start one is not)."""
     directory = run_dir(prep, config, artefacts_dir)
-    result = train(prep, graph, config, checkpoint_dir=directory, resume=resume, callbacks=callbacks)
+    test_graph = build_graph(prep, TEST_TIME_GRAPH, graph.features.vocab)
+    result = train(
+        prep, graph, config, checkpoint_dir=directory, resume=resume, callbacks=callbacks, test_graph=test_graph
+    )
     vectors = {
         "vectors": result.vectors,
         "test_vectors": result.test_vectors,

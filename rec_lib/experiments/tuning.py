@@ -25,7 +25,7 @@ from rec_lib.data.preprocess import Preprocessed
 from rec_lib.evaluation.protocol import build_queries, evaluate
 from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.graph import UserMovieGraph
+from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
 
 ABLATIONS: dict[str, dict] = {
     "defaults": {},
@@ -49,7 +49,9 @@ def ablation_row(
 
     config = replace(base, **change, seed=seed)
     queries = queries or build_queries(prep, config.history_len)
-    result = train(prep, graph, config, queries=queries)
+    result = train(
+        prep, graph, config, queries=queries, test_graph=build_graph(prep, TEST_TIME_GRAPH, graph.features.vocab)
+    )
     row = {"name": name, "change": change, "seed": seed, "best_epoch": result.best_epoch + 1}
     row["device"] = str(config.resolved_device())
     scorer = result.scorer()

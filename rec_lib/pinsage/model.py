@@ -164,16 +164,15 @@ class PinSageModel(nn.Module):
         negative = self.pair_scores(h, nodes, heads, negatives)
         return (negative - positive + 1.0).clamp(min=0.0).mean()
 
-    def sequence_logits(self, batch: SequenceBatch, log_q: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, C) scores of every candidate for every pooled history; history movies masked to -inf.
+    def sequence_logits(
+        self, batch: SequenceBatch, log_q: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C) scores of every candidate for every pooled history, history movies masked to -inf, and the pooled
+        queries they were scored with.
 
         ``log_q`` (C,) is subtracted: the log of how often each candidate is drawn (Yi et al., RecSys 2019),
         so popular movies are not pushed down merely for being sampled as negatives more often.
         """
-        return self._sequence_logits(batch, log_q)[0]
-
-    def _sequence_logits(self, batch: SequenceBatch, log_q: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The candidate logits and the pooled queries they were scored with."""
         h = self.representation(batch.blocks)
         query = self.pool(h[batch.history], batch.history_mask)
         logits = self._candidate_logits(batch, query, h[batch.candidates], self.movie_bias(batch.candidate_ids), log_q)
@@ -208,7 +207,7 @@ class PinSageModel(nn.Module):
         (:meth:`brand_new_logits`) is added with that weight, so the feature path learns to rank movies
         nobody has rated for a real user's history, while every movie keeps its own id in the main term.
         """
-        logits, query = self._sequence_logits(batch, log_q)
+        logits, query = self.sequence_logits(batch, log_q)
         if loss == "softmax":
             total = F.cross_entropy(logits, batch.targets)
             if self.new_movie_loss > 0.0:

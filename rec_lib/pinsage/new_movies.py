@@ -20,7 +20,6 @@ import torch
 from rec_lib.contracts import store_vectors
 from rec_lib.data.preprocess import SPLITS, Preprocessed
 from rec_lib.errors import DataFormatError
-from rec_lib.experiments.runs import Run
 from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint
 from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
 from rec_lib.pinsage.inference import seeded_vectors
@@ -73,23 +72,24 @@ def check_new_movies(
 
 
 def new_movie_vectors(
-    run: Run,
+    run_directory: Path,
+    prep: Preprocessed,
     movies: pd.DataFrame,
     ratings: pd.DataFrame | None = None,
     *,
     device: str | torch.device | None = None,
 ) -> NewMovies:
-    """Vectors and details of ``movies`` (checked by :func:`check_new_movies`) from the run's best model.
+    """Vectors and details of ``movies`` (checked by :func:`check_new_movies`) from the best model of the run in
+    ``run_directory``, which trained on ``prep``.
 
     Movies the run trained on (same id) are left out and listed in ``already_trained``. The neighbourhoods
     are sampled with the run's seed, so the same input gives the same vectors.
     """
-    prep = run.load_data()
     trained = movies["movie_id"].isin(prep.movies["movie_id"]).to_numpy()
     fresh = movies[~trained].reset_index(drop=True)
     ratings = ratings if ratings is not None else pd.DataFrame(columns=["user_id", "movie_id", "rating", "timestamp"])
     extended = _with_new_movies(prep, fresh, ratings)
-    checkpoint = run.directory / CHECKPOINT_BEST
+    checkpoint = Path(run_directory) / CHECKPOINT_BEST
     graph = build_graph(extended, FULL_GRAPH, checkpoint_vocab(checkpoint))
     config, model = load_checkpoint(checkpoint, graph)
     target = torch.device(device) if device is not None else config.resolved_device()

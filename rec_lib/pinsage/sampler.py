@@ -9,12 +9,15 @@ a walk may return to the seed, which then counts as its own neighbour.
 All walkers advance together: one gather per hop over the CSR arrays, then one ``unique`` over
 ``seed * n_movies + movie`` keys to count visits, and one sort to take each seed's top-k.
 
-Training batches follow DGL's PinSage example: heads uniform over movies with a training edge
-(or, with ``head_sampling="edge"``, the movie of a uniform training edge, so popular movies are heads
-as often as they are watched),
-positives one movie → user → movie step away, negatives uniform (optionally some "hard" ones: the
-end of a longer walk). Edges head–positive and head–negative are removed from every sampled
-neighbourhood of the batch, in both directions, so the model never sees the pair it is scored on.
+Two kinds of training batch. :class:`SequenceSampler` (the default objective) draws next-engagement examples:
+a user's latest training movies before a uniform training interaction (:mod:`rec_lib.evaluation.history`), the
+movie of that interaction as the target, and negatives shared by the batch; edges between the target and the
+history are removed from the batch's neighbourhoods. :class:`PairSampler` (the earlier "pairs" recipe, kept for the
+ablation) follows DGL's PinSage example: heads uniform over movies with a training edge (or, with
+``head_sampling="edge"``, the movie of a uniform training edge), positives one movie → user → movie step away or
+the movie watched next, negatives uniform (optionally some "hard" ones: the end of a longer walk); edges
+head–positive and head–negative are removed from every sampled neighbourhood of the batch, in both directions.
+Either way the model never sees the pair it is scored on.
 """
 
 from __future__ import annotations
@@ -101,15 +104,23 @@ class TorchPinSageSampler:
 
     def walk_once(self, movies: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One movie → user → movie traversal per walker; returns (next movies, walker had a user)."""
-        degree = self._movie_degree[movies]
-        alive = degree > 0
-        pick = (torch.rand(movies.shape, generator=self.generator, device=self.device) * degree).long()
-        last = self.movie_to_users.indices.numel() - 1
-        users = self.movie_to_users.indices[(self.movie_to_users.indptr[movies] + pick).clamp(max=last)]
-        user_degree = self._user_degree[users]
-        pick = (torch.rand(movies.shape, generator=self.generator, device=self.device) * user_degree).long()
-        nxt = self.user_to_movies.indices[self.user_to_movies.indptr[users] + pick]
+        draws = torch.rand((2, *movies.shape), generator=self.generator, device=self.device)
+        nxt, alive = self._traverse(movies, draws[0], draws[1])
         return torch.where(alive, nxt, movies), alive
+
+    def _traverse(
+        self, movies: torch.Tensor, user_draw: torch.Tensor, movie_draw: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The one walk step: a uniform user of each movie (``user_draw`` in [0, 1)), then a uniform movie of that
+        user (``movie_draw``); returns (the movies reached, whether each movie had a user to step to)."""
+        degree = self._movie_degree[movies]
+        last = self.movie_to_users.indices.numel() - 1
+        at = (self.movie_to_users.indptr[movies] + (user_draw * degree).long()).clamp(max=last)
+        users = self.movie_to_users.indices[at]
+        nxt = self.user_to_movies.indices[
+            self.user_to_movies.indptr[users] + (movie_draw * self._user_degree[users]).long()
+        ]
+        return nxt, degree > 0
 
     def __call__(self, seeds: torch.Tensor) -> Neighbourhood:
         cfg = self.config
@@ -120,14 +131,9 @@ class TorchPinSageSampler:
         visits = torch.empty((cfg.random_walk_length, n_walkers), dtype=torch.int64, device=self.device)
         valid = torch.empty((cfg.random_walk_length, n_walkers), dtype=torch.bool, device=self.device)
         alive = torch.ones(n_walkers, dtype=torch.bool, device=self.device)
-        m2u, u2m = self.movie_to_users, self.user_to_movies
-        last = m2u.indices.numel() - 1
         for step in range(cfg.random_walk_length):
-            degree = self._movie_degree[walkers]
-            alive &= degree > 0
-            users = m2u.indices[(m2u.indptr[walkers] + (draws[step, 0] * degree).long()).clamp(max=last)]
-            user_degree = self._user_degree[users]
-            walkers = u2m.indices[u2m.indptr[users] + (draws[step, 1] * user_degree).long()]
+            walkers, had_user = self._traverse(walkers, draws[step, 0], draws[step, 1])
+            alive &= had_user
             visits[step] = walkers
             valid[step] = alive
             alive &= draws[step, 2] >= cfg.restart_prob

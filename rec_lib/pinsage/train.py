@@ -28,10 +28,11 @@ from tqdm.auto import tqdm
 
 from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.errors import RecLibError
 from rec_lib.evaluation.protocol import EmbeddingScorer, Queries, build_queries, evaluate
 from rec_lib.pinsage.checkpoint import CHECKPOINT_LAST, resume_from, save_checkpoints
 from rec_lib.pinsage.config import TrainConfig
-from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
+from rec_lib.pinsage.graph import UserMovieGraph
 from rec_lib.pinsage.inference import make_neighbour_sampler, movie_vectors
 from rec_lib.pinsage.model import PinSageModel, build_model
 from rec_lib.pinsage.sampler import NeighbourSampler, PairSampler, SequenceSampler, TorchPinSageSampler
@@ -67,7 +68,10 @@ class TrainResult:
     """The best model, in evaluation mode: vectors on another graph (new interactions, new movies) come from it."""
 
     def scorer(self, name: str = "pinsage") -> EmbeddingScorer:
-        """The trained model as an evaluation scorer: per-split vectors, bias and query rule."""
+        """The trained model as an evaluation scorer: per-split vectors, bias and query rule (trained with a
+        ``test_graph``)."""
+        if self.test_vectors is None:
+            raise RecLibError("no test-time vectors: train with test_graph= to score the test split")
         return EmbeddingScorer(name, {"val": self.vectors, "test": self.test_vectors}, self.bias, self.query_rule)
 
 
@@ -88,8 +92,11 @@ def train(
     resume: bool = True,
     callbacks: list[Callable[[EpochResult], None]] | None = None,
     queries: Queries | None = None,
+    test_graph: UserMovieGraph | None = None,
 ) -> TrainResult:
-    """Train PinSage on ``graph``; returns the best epoch's movie vectors (by validation HR@K)."""
+    """Train PinSage on ``graph``; returns the best epoch's movie vectors (by validation HR@K) on ``graph`` and, when
+    given, on ``test_graph`` (the graph of training and validation interactions, which test targets are scored on:
+    ``build_graph(prep, TEST_TIME_GRAPH, graph.features.vocab)``)."""
     config.validate()
     set_seed(config.seed)
     device = config.resolved_device()
@@ -153,10 +160,10 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     result.vectors = movie_vectors(model, neighbours, graph.n_movies, config.num_layers, device)
-    test_graph = build_graph(prep, TEST_TIME_GRAPH, graph.features.vocab)
-    test_walker = TorchPinSageSampler(test_graph, config.sampler, device=device, generator=generator)
-    test_neighbours = make_neighbour_sampler(config, test_graph, test_walker)
-    result.test_vectors = movie_vectors(model, test_neighbours, graph.n_movies, config.num_layers, device)
+    if test_graph is not None:
+        test_walker = TorchPinSageSampler(test_graph, config.sampler, device=device, generator=generator)
+        test_neighbours = make_neighbour_sampler(config, test_graph, test_walker)
+        result.test_vectors = movie_vectors(model, test_neighbours, graph.n_movies, config.num_layers, device)
     result.bias = model.biases()
     result.query_rule = model.query_rule()
     result.model = model.eval()

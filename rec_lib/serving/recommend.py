@@ -9,7 +9,7 @@
    ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
 3. search once for the ``k + len(liked)`` best under the optional genre and year filters, ids only, and drop
    the liked movies: the top ``k`` of the rest is the top ``k`` without them, and Milvus evaluates no id
-   filter over every row (0.4 ms of a server's CPU per search). The results' vectors come from the same
+   filter over every row (its cost: reports/speed.md). The results' vectors come from the same
    cache as the liked ones. Searches that threads of one process ask for while another is in flight go to
    Milvus together (:mod:`rec_lib.serving.batching`). Each result credits the liked movie ``j`` with the
    largest ``h_j · h_i`` ("because you liked …");

@@ -267,9 +267,8 @@ class VectorStore:
         self, queries: np.ndarray, limit: int, filter_expression: str = "", collection: str | None = None
     ) -> list[list[Hit]]:
         """The ``limit`` best movies per query under the filter, ids and scores only, in ``collection`` (default:
-        the published one). Returning no stored fields spares a Milvus server its second, retrieval phase: 1 ms
-        of its CPU per search on ml-latest-small (3.0 against 4.0 ms); callers that need vectors :meth:`fetch`
-        them."""
+        the published one). Returning no stored fields spares a Milvus server its second, retrieval phase
+        (reports/speed.md); callers that need vectors :meth:`fetch` them."""
         queries = np.asarray(queries, dtype=np.float32)
         target = collection or self.config.alias
         if collection is None or target not in self._dims:

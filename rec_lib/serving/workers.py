@@ -1,10 +1,10 @@
 """Several API processes on one port, each with its own listening socket (``SO_REUSEPORT``).
 
 uvicorn's own ``--workers`` shares one listening socket: whichever process wakes first accepts every pending
-connection, so a few keep-alive clients all land on one process and the others idle (measured here: one of two
-workers at 70 % of a core, the other near 0). With one ``SO_REUSEPORT`` socket per process the kernel spreads
-new connections across them. Each process builds the app with :func:`rec_lib.serving.api.create_app` and so
-opens its own store clients once, from the environment (``MILVUS_URI``, ``MYSQL_URL``, ``REC_ARTEFACTS_DIR``).
+connection, so a few keep-alive clients all land on one process and the others idle (reports/speed.md). With
+one ``SO_REUSEPORT`` socket per process the kernel spreads new connections across them. Each process builds the
+app with :func:`rec_lib.serving.api.create_app` and so opens its own store clients once, from the environment
+(``MILVUS_URI``, ``MYSQL_URL``, ``REC_ARTEFACTS_DIR``).
 """
 
 from __future__ import annotations

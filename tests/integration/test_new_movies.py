@@ -66,7 +66,9 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
     try:
         load_stores(stores, load_embeddings(run.directory), movie_rows(run.load_data()))
         movies_csv, ratings_csv = _new_movies(folder, tmp_path)
-        new = new_movie_vectors(run, read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu")
+        new = new_movie_vectors(
+            run.directory, run.load_data(), read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu"
+        )
         assert new.movie_ids.tolist() == list(NEW_IDS) and len(new.first_ratings) == 20 and new.already_trained == []
         report = add_to_stores(stores, new.movie_ids, new.stored, catalogue_rows(new.movies, new.first_ratings))
         assert report.consistency.ok and report.movies == run.load_data().n_movies + 2
@@ -87,7 +89,9 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
         if backend == "embedded":
             _shown_like_any_other(stores, settings, new_id, liked)
 
-        again = new_movie_vectors(run, read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu")
+        again = new_movie_vectors(
+            run.directory, run.load_data(), read_movies_csv(movies_csv), read_ratings_csv(ratings_csv), device="cpu"
+        )
         np.testing.assert_array_equal(again.stored, new.stored)
         second = add_to_stores(stores, again.movie_ids, again.stored, catalogue_rows(again.movies, again.first_ratings))
         assert second.consistency.ok and second.movies == report.movies, "adding the same movies again changes nothing"

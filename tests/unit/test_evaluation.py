@@ -125,8 +125,8 @@ def test_item_knn_sparse_neighbour_lists_sum_over_each_movies_top_k() -> None:
 
 
 def test_ease_is_refused_before_it_starts_when_it_would_not_fit(monkeypatch) -> None:
-    from rec_lib.experiments.runs import baseline_scorers
     from rec_lib.evaluation import baselines
+    from rec_lib.experiments.runs import baseline_scorers
 
     with pytest.raises(ConfigError, match=r"EASE on 6 movies needs about 0 GiB .* over its 0 GiB limit"):
         EASE(_prep(), max_bytes=100)

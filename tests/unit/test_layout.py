@@ -1,7 +1,9 @@
-"""The package's shape: serving (the stores, recommend(), the API, the picker) runs without the training side."""
+"""The package's shape: stages that import only earlier ones, and serving (the stores, recommend(), the API, the
+picker) that runs without the training side."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -52,17 +54,49 @@ def test_the_serve_extra_and_the_base_install_need_no_training_package() -> None
     assert "torch" in {r.split("==")[0] for r in project["optional-dependencies"]["pinsage"]}
 
 
-def test_every_stage_has_its_own_sub_package_and_no_stage_imports_a_later_one() -> None:
-    """data ← pinsage ← serving ← reports; pinsage may read the embeddings file format from serving."""
-    order = ["data", "pinsage", "serving", "reports"]
-    allowed = {("pinsage", "serving.embeddings")}
-    for stage in order:
-        for module in (PROJECT_ROOT / "rec_lib" / stage).glob("*.py"):
-            text = module.read_text()
-            for later in order[order.index(stage) + 1 :]:
-                for line in text.splitlines():
-                    stripped = line.strip()
-                    if stripped.startswith(("from rec_lib." + later, "import rec_lib." + later)):
-                        target = stripped.split()[1].removeprefix("rec_lib.")
-                        lazy = line.startswith(" ")
-                        assert (stage, target) in allowed or lazy, f"{module.name} imports {target}"
+FOUNDATION = {"config", "errors", "progress", "files", "contracts", "__version__"}
+"""Modules every stage may use: paths and settings, error types, progress bars, atomic writes, the contracts."""
+STAGES = {
+    "data": set(),
+    "evaluation": {"data"},
+    "pinsage": {"data", "evaluation"},
+    "experiments": {"data", "evaluation", "pinsage"},
+    "serving": {"data"},
+    "reports": {"data", "serving"},
+}
+"""Each stage and the stages it may import; serving reads the vectors through the contracts, never the model."""
+ON_TOP = {"steps": set(STAGES), "cli": {*STAGES, "steps"}, "__main__": {"cli"}}
+
+
+def imported_parts(path: Path) -> set[str]:
+    """The rec_lib packages and modules ``path`` imports anywhere: at the top, inside functions or under
+    TYPE_CHECKING."""
+    parts = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "rec_lib":
+            names = node.module.split(".")
+            parts |= {names[1]} if len(names) > 1 else {alias.name for alias in node.names}
+        elif isinstance(node, ast.Import):
+            parts |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("rec_lib.")}
+    return parts
+
+
+def test_every_module_imports_only_its_own_stage_earlier_stages_and_the_foundation() -> None:
+    """README's layout, checked: no exemption, and an import inside a function counts as much as one at the top."""
+    package = PROJECT_ROOT / "rec_lib"
+    top_level = {path.stem for path in package.glob("*.py")} - {"__init__"}
+    assert top_level == FOUNDATION - {"__version__"} | set(ON_TOP), "a new top-level module needs a place here"
+    assert {path.name for path in package.iterdir() if (path / "__init__.py").is_file()} == set(STAGES)
+    for path in sorted(package.rglob("*.py")):
+        place = path.relative_to(package).parts[0].removesuffix(".py")
+        allowed = FOUNDATION | STAGES.get(place, set()) | ON_TOP.get(place, set()) | {place}
+        if place in FOUNDATION:
+            allowed = FOUNDATION
+        wrong = imported_parts(path) - allowed
+        assert not wrong, f"{path.relative_to(PROJECT_ROOT)} imports {sorted(wrong)}"
+
+
+def test_the_layout_check_catches_an_import_hidden_in_a_function(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f():\n    from rec_lib.pinsage.model import PinSageModel\n")
+    assert imported_parts(module) == {"pinsage"}

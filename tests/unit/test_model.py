@@ -98,7 +98,7 @@ def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tm
         learn_query=True,
     )
     log_q = torch.rand(batch.candidate_ids.numel())
-    logits = model.sequence_logits(batch, log_q)
+    logits = model.sequence_logits(batch, log_q)[0]
     h = model.representation(batch.blocks)
     assert torch.allclose(h.norm(dim=1), torch.tensor(0.1**-0.5)), "vectors are unit / sqrt(temperature)"
     weights = torch.softmax(model.position_logits, 0)
@@ -124,7 +124,7 @@ def test_sequence_margin_loss_counts_only_unmasked_other_candidates(tmp_path: Pa
     torch.manual_seed(0)
     graph, _, batch = _sequence_batch(tmp_path)
     model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, query_rule=QueryRule.decay(4, 0.9))
-    logits = model.sequence_logits(batch)
+    logits = model.sequence_logits(batch)[0]
     positive = logits.gather(1, batch.targets[:, None])
     terms = [
         max(0.0, 1 + logits[r, c].item() - positive[r, 0].item())
@@ -160,7 +160,7 @@ def test_new_movie_loss_adds_the_softmax_over_brand_new_candidates(tmp_path: Pat
     graph, _, batch = _sequence_batch(tmp_path)
     model = PinSageModel(graph.features, graph.trained, 16, 2, 0.0, temperature=0.1, new_movie_loss=0.5)
     log_q = torch.rand(batch.candidate_ids.numel())
-    main = torch.nn.functional.cross_entropy(model.sequence_logits(batch, log_q), batch.targets)
+    main = torch.nn.functional.cross_entropy(model.sequence_logits(batch, log_q)[0], batch.targets)
     h = model.representation(batch.blocks)
     query = model.pool(h[batch.history], batch.history_mask)
     cold = model.brand_new_logits(batch, query, log_q)
@@ -169,7 +169,7 @@ def test_new_movie_loss_adds_the_softmax_over_brand_new_candidates(tmp_path: Pat
     unmasked = torch.isfinite(cold[row])
     expected = query[row] @ fresh.T + model.bias[model.ids.unseen] - log_q
     assert torch.allclose(cold[row][unmasked], expected[unmasked], atol=1e-5)
-    assert torch.equal(torch.isinf(cold), torch.isinf(model.sequence_logits(batch, log_q))), "the same history mask"
+    assert torch.equal(torch.isinf(cold), torch.isinf(model.sequence_logits(batch, log_q)[0])), "the same history mask"
     loss = model.sequence_loss(batch, "softmax", log_q)
     expected_loss = main + 0.5 * torch.nn.functional.cross_entropy(cold, batch.targets)
     assert loss.item() == pytest.approx(expected_loss.item(), rel=1e-5)

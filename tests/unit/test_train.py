@@ -31,7 +31,7 @@ QUICK = TrainConfig(
 
 def test_short_training_beats_random_and_most_popular(tmp_path: Path) -> None:
     prep, graph = synthetic(tmp_path)
-    result = train(prep, graph, QUICK)
+    result = train(prep, graph, QUICK, test_graph=build_graph(prep, TEST_TIME_GRAPH))
     queries = build_queries(prep, QUICK.history_len)
     random_hr = QUICK.eval_k / graph.n_movies
     pinsage = evaluate(result.scorer(), queries, "B", graph.n_movies)
@@ -54,9 +54,10 @@ def test_test_vectors_come_from_the_graph_with_validation_edges(tmp_path: Path) 
     from rec_lib.pinsage.sampler import TorchPinSageSampler
 
     prep, graph = synthetic(tmp_path)
-    result = train(prep, graph, replace(QUICK, num_epochs=1, batches_per_epoch=5), checkpoint_dir=tmp_path / "run")
-    _, model = load_checkpoint(tmp_path / "run" / CHECKPOINT_BEST, graph)
     test_graph = build_graph(prep, TEST_TIME_GRAPH)
+    quick = replace(QUICK, num_epochs=1, batches_per_epoch=5)
+    result = train(prep, graph, quick, checkpoint_dir=tmp_path / "run", test_graph=test_graph)
+    _, model = load_checkpoint(tmp_path / "run" / CHECKPOINT_BEST, graph)
     assert test_graph.graph.num_edges("watched") == graph.graph.num_edges("watched") + len(prep.split("val"))
     generator = torch.Generator().manual_seed(QUICK.seed)
     sampler = TorchPinSageSampler(test_graph, QUICK.sampler, generator=generator)

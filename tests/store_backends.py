@@ -27,7 +27,6 @@ def settings_for(backend: str, tmp_path: Path, request) -> StoreSettings:
         engine = sa.create_engine(sql_url)
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE IF EXISTS movies"))
-            conn.execute(sa.text("DROP TABLE IF EXISTS settings"))
         engine.dispose()
     if backend == "milvus-server":
         milvus_uri = request.getfixturevalue("milvus_server").uri

@@ -30,6 +30,7 @@ import pandas as pd
 
 from rec_lib.data.loaders import ML1M_GENRES
 from rec_lib.errors import ConfigError
+from rec_lib.files import atomic_write
 from rec_lib.progress import progress
 
 ML1M_AGES = (1, 18, 25, 35, 45, 50, 56)
@@ -174,13 +175,11 @@ def generate_ml1m(folder: Path, config: SyntheticConfig | None = None, workers: 
 
 
 def _write_lines(path: Path, lines, chunk: int = 100_000) -> None:
-    """Write ``lines`` through a temporary file renamed at the end, ``chunk`` lines at a time (flat memory)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """Write ``lines`` atomically, ``chunk`` lines at a time (flat memory)."""
     lines = iter(lines)
-    with tmp.open("wb") as out:
+    with atomic_write(path) as out:
         while part := list(itertools.islice(lines, chunk)):
             out.write(("\n".join(part) + "\n").encode("latin-1"))
-    tmp.replace(path)
 
 
 def _movies(config: SyntheticConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:

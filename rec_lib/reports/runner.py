@@ -35,6 +35,7 @@ from typing import Literal
 from rec_lib.config import PROJECT_ROOT
 from rec_lib.data.preprocess import git_commit
 from rec_lib.errors import ConfigError, RecLibError
+from rec_lib.files import write_json, write_text
 from rec_lib.reports.nbtools import jsonable, read_notebook
 
 NOTEBOOKS = ("01_preprocess", "02_train", "03_export_embeddings", "04_load", "05_recommend", "06_cold_start")
@@ -103,8 +104,7 @@ class Baseline:
             "metrics": {name: vars(check) for name, check in self.metrics.items()},
             "max_seconds": self.max_seconds,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=2) + "\n")
+        write_json(path, payload)
 
 
 @dataclass
@@ -217,7 +217,7 @@ def run_notebooks(
         "checked": {name: recorded[notebook].get(name) for name, notebook in CHECKED_METRICS.items()},
         "notebooks": recorded,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(jsonable(metrics), indent=2) + "\n")
+    write_json(out_dir / "metrics.json", jsonable(metrics))
     return metrics
 
 
@@ -258,7 +258,7 @@ def _render(executed: Path, out_dir: Path) -> None:
 
     notebook = nbformat.read(executed, as_version=4)
     html, _ = HTMLExporter().from_notebook_node(notebook)
-    (out_dir / "html" / f"{executed.stem}.html").write_text(html, encoding="utf-8")
+    write_text(out_dir / "html" / f"{executed.stem}.html", html)
     for index, cell in enumerate(notebook.cells):
         for number, output in enumerate(cell.get("outputs", [])):
             png = output.get("data", {}).get("image/png")
@@ -288,7 +288,7 @@ def write_summary(out_dir: Path, metrics: dict, comparison: Comparison | None, b
         for rank, row in enumerate(recommend.get("recommendations", []), start=1):
             lines.append(f"| {rank} | {row['title']} | {row['score']:.3f} | {row['because']} |")
     path = out_dir / "summary.md"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(path, "\n".join(lines) + "\n")
     return path
 
 

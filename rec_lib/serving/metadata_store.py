@@ -1,7 +1,6 @@
 """Movie details in SQL (SQLAlchemy Core): a SQLite file by default, MySQL or MariaDB by URL.
 
-Two tables. ``settings``: the loaded model's query rule (:class:`rec_lib.contracts.QueryRule`),
-written in the same transaction as the movies. ``movies``: the MovieLens id as primary key, title, year,
+One table, ``movies``: the MovieLens id as primary key, title, year,
 genres (``|``-separated, as in MovieLens), the training ratings count and mean (popularity, for the
 empty-selection fallback) and ``title_key`` (:func:`rec_lib.data.text.search_key` of the title) for
 search. Every statement is parameterised; a load upserts every row and deletes rows of movies no longer present, in one
@@ -15,7 +14,6 @@ the next request, without a restart.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from pathlib import Path
@@ -27,7 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 
-from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.data.text import search_key
 from rec_lib.errors import LOAD_ADVICE, RecLibError, StoreUnavailableError
@@ -53,14 +50,6 @@ movies_table = sa.Table(
     mysql_collate="utf8mb4_unicode_ci",
 )
 COLUMNS = [c.name for c in movies_table.columns]
-settings_table = sa.Table(
-    "settings",
-    metadata,
-    sa.Column("name", sa.String(64), primary_key=True),
-    sa.Column("value", sa.Text, nullable=False),
-    mysql_charset="utf8mb4",
-)
-QUERY_RULE_SETTING = "query_rule"
 SQL = "sql"
 """The name errors give this store (:attr:`rec_lib.errors.StoreUnavailableError.store`)."""
 SQLITE_PREFIX = "sqlite:///"
@@ -159,8 +148,7 @@ class MetadataStore:
         return StoreUnavailableError(f"SQL store {self.where} failed: {reason}", SQL)
 
     def check(self) -> int:
-        """A real query of both tables (the query rule and the movie count): what /health asks; returns the count."""
-        self.query_rule()
+        """A real query of the movies table (its row count): what /health asks; returns the count."""
         return self.count()
 
     def create(self) -> None:
@@ -172,18 +160,15 @@ class MetadataStore:
         except SQLAlchemyError as exc:
             raise self._fail(exc) from exc
 
-    def load(self, rows: pd.DataFrame, query_rule: QueryRule) -> int:
-        """Upsert ``rows``, delete the movies not among them and store ``query_rule``, in one transaction.
+    def load(self, rows: pd.DataFrame) -> int:
+        """Upsert ``rows`` and delete the movies not among them, in one transaction.
 
         Returns the row count.
         """
         self.create()
         records = _records(rows)
-        rule = json.dumps(list(query_rule.position_weights))
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.delete(settings_table).where(settings_table.c.name == QUERY_RULE_SETTING))
-                conn.execute(sa.insert(settings_table), [{"name": QUERY_RULE_SETTING, "value": rule}])
                 existing = {r[0] for r in conn.execute(sa.select(movies_table.c.movie_id))}
                 stale = sorted(existing - {r["movie_id"] for r in records})
                 for start in range(0, len(stale), _CHUNK):
@@ -205,19 +190,6 @@ class MetadataStore:
         except SQLAlchemyError as exc:
             raise self._fail(exc) from exc
         return len(records)
-
-    def query_rule(self) -> QueryRule:
-        """The query rule of the loaded model."""
-        try:
-            with self.engine.connect() as conn:
-                value = conn.execute(
-                    sa.select(settings_table.c.value).where(settings_table.c.name == QUERY_RULE_SETTING)
-                ).scalar()
-        except SQLAlchemyError as exc:
-            raise self._fail(exc) from exc
-        if value is None:
-            raise StoreUnavailableError(f"SQL store {self.where} has no query rule: {LOAD_ADVICE}", SQL)
-        return QueryRule(tuple(float(w) for w in json.loads(value)))
 
     def _upsert(self):
         updated = [c for c in COLUMNS if c != "movie_id"]

@@ -1,9 +1,9 @@
 """Recommendations for a set of liked movies, ranked by the rule that evaluation measured.
 
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
-2. pool them with the loaded model's :class:`~rec_lib.contracts.QueryRule` (read from SQL, written
-   by the same load): the liked list is in the order the person picked, the last pick counts as the
-   latest, and ``w_j`` are the model's recency weights over the latest ``rule.length`` picks. The fused
+2. pool them with the loaded model's :class:`~rec_lib.contracts.QueryRule` (stored with the published
+   collection, so the two change together): the liked list is in the order the person picked, the last pick
+   counts as the latest, and ``w_j`` are the model's recency weights over the latest ``rule.length`` picks. The fused
    score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.evaluation.protocol`
    exactly; it is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with
    ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
@@ -127,7 +127,7 @@ class Recommender:
         published = self._published
         if published is None:
             collection = self.stores.vectors.collection()
-            published = _Published(collection, self.stores.metadata.query_rule())
+            published = _Published(collection, self.stores.vectors.query_rule(collection))
             self._published = published
         return published
 

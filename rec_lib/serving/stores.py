@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.config import resolve_artefacts_dir
-from rec_lib.contracts import Embeddings, validate_vectors
+from rec_lib.contracts import Embeddings, QueryRule, validate_vectors
 from rec_lib.errors import ConsistencyError, StoreUnavailableError
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
 from rec_lib.serving.redact import public_location
@@ -104,7 +104,7 @@ def open_loaded_stores(settings: StoreSettings) -> Stores:
             "load, with the same --artefacts-dir, MILVUS_URI and MYSQL_URL), or point serve at where they are"
         )
     stores = open_stores(settings)
-    stores.metadata.query_rule()
+    stores.vectors.query_rule()
     if stores.metadata.count() == 0 or stores.vectors.count() == 0:
         raise StoreUnavailableError(
             f"the stores {stores.vectors.where} and {stores.metadata.where} hold no movies: run python -m rec_lib load"
@@ -192,22 +192,22 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in rows["genres"]]
     return _publish(
         stores,
-        (embeddings.movie_ids, stored, years, genres, embeddings.fingerprint),
-        lambda: stores.metadata.load(rows.reset_index(), embeddings.query_rule),
+        (embeddings.movie_ids, stored, years, genres, embeddings.fingerprint, embeddings.query_rule),
+        lambda: stores.metadata.load(rows.reset_index()),
         "after loading",
     )
 
 
 def _publish(
     stores: Stores,
-    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str],
+    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str, QueryRule],
     write_sql: Callable[[], int],
     when: str,
 ) -> LoadReport:
     """The one publishing sequence of every load: build the new Milvus collection (ids, ``[h, b]`` rows, years,
-    genres, fingerprint) while readers still see the old one, write SQL in one transaction (``write_sql`` returns
-    the movies it holds; if it fails the new collection is dropped and nothing changed), move the alias, and check
-    that both stores agree."""
+    genres, fingerprint, query rule) while readers still see the old one, write SQL in one transaction
+    (``write_sql`` returns the movies it holds; if it fails the new collection is dropped and nothing changed),
+    move the alias, and check that both stores agree."""
     dim = collection[1].shape[1]
     name = stores.vectors.build(*collection)
     try:
@@ -258,7 +258,8 @@ def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, row
         stores.metadata.add(rows)
         return stores.metadata.count()
 
-    return _publish(stores, (all_ids, all_vectors, years, genres, fingerprint), write_sql, "after adding movies")
+    collection = (all_ids, all_vectors, years, genres, fingerprint, stores.vectors.query_rule(current))
+    return _publish(stores, collection, write_sql, "after adding movies")
 
 
 def _years(rows: pd.DataFrame, movie_ids: np.ndarray) -> np.ndarray:

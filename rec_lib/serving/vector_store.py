@@ -17,6 +17,7 @@ with an explicit ``ef`` (Milvus Lite ignores HNSW *build* parameters but honours
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_lib.contracts import validate_vectors
+from rec_lib.contracts import QueryRule, validate_vectors
 from rec_lib.errors import (
     LOAD_ADVICE,
     CollectionMissingError,
@@ -42,6 +43,8 @@ from rec_lib.serving.redact import public_location
 ID_FIELD = "movie_id"
 VECTOR_FIELD = "vector"
 YEAR_FIELD = "year"
+QUERY_RULE_PROPERTY = "rec_lib.query_rule"
+"""The collection property that holds the loaded model's query rule (its weights as JSON)."""
 YEAR_UNKNOWN = 0
 """Stored when a movie has no year (Milvus 2.3 servers have no nullable fields); no year filter matches it."""
 MAX_SEARCH_LIMIT = 16384
@@ -149,8 +152,11 @@ class VectorStore:
         years: np.ndarray,
         genres: list[list[str]],
         fingerprint: str,
+        query_rule: QueryRule,
     ) -> str:
-        """Create, fill, flush, index and load a new collection; returns its name (not yet published)."""
+        """Create, fill, flush, index and load a new collection holding ``query_rule`` beside the vectors (a
+        collection property, so a published collection and its rule change together); returns its name (not yet
+        published)."""
         from pymilvus import DataType, MilvusClient
 
         dim = vectors.shape[1]
@@ -164,7 +170,12 @@ class VectorStore:
         for flag in flags.values():
             schema.add_field(flag, DataType.BOOL)
         self._call(
-            "create a collection", self.client.create_collection, name, schema=schema, consistency_level="Strong"
+            "create a collection",
+            self.client.create_collection,
+            name,
+            schema=schema,
+            consistency_level="Strong",
+            properties={QUERY_RULE_PROPERTY: json.dumps(list(query_rule.position_weights))},
         )
         try:
             starts = range(0, len(movie_ids), _INSERT_CHUNK)
@@ -217,6 +228,21 @@ class VectorStore:
     def collection(self) -> str:
         """The collection the alias points at."""
         return self._call("describe the alias", self.client.describe_alias, self.config.alias)["collection_name"]
+
+    def query_rule(self, collection: str | None = None) -> QueryRule:
+        """The query rule stored with ``collection`` (default: the published one)."""
+        target = collection or self.config.alias
+        described = self._call(
+            "describe the collection", self.client.describe_collection, target, collection=collection
+        )
+        value = (described.get("properties") or {}).get(QUERY_RULE_PROPERTY)
+        if value is None:
+            raise StoreUnavailableError(
+                f'Milvus collection "{self.config.alias}" at {self.where} holds no query rule (loaded by an earlier '
+                f"rec_lib): {LOAD_ADVICE}",
+                MILVUS,
+            )
+        return QueryRule(tuple(float(w) for w in json.loads(value)))
 
     def index_type(self) -> str:
         described = self._call("describe the index", self.client.describe_index, self.config.alias, VECTOR_FIELD)

@@ -162,7 +162,7 @@ def setup(request, tmp_path: Path) -> Iterator[SetUp]:
                 return (
                     stores.metadata.movies(list(range(1, N_MOVIES + 1))).to_json(),
                     stores.vectors.count(),
-                    stores.metadata.query_rule(),
+                    stores.vectors.query_rule(),
                 )
             finally:
                 close_stores(settings)

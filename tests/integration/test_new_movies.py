@@ -75,7 +75,7 @@ def test_an_added_movie_is_recommended_for_movies_its_vector_is_close_to(
 
         ids = stores.vectors.movie_ids()
         stored = np.stack([v for _, v in sorted(stores.vectors.fetch(ids.tolist()).items())])
-        exact = ExactRecommender(ids, stored, stores.metadata.query_rule())
+        exact = ExactRecommender(ids, stored, stores.vectors.query_rule())
         new_id = NEW_IDS[0]
         liked = max(
             (i for i in ids.tolist() if i not in NEW_IDS),

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from helpers import TRICKY_TITLES, lite_dir_held, store_data
 from store_backends import BACKENDS, settings_for
 
+from rec_lib.contracts import QueryRule
 from rec_lib.errors import (
     ConfigError,
     ConsistencyError,
@@ -198,6 +199,20 @@ def test_a_reload_is_seen_at_the_next_request(loaded) -> None:
         "the same as a recommender that never saw the old load"
     )
     assert not after["movie_id"].equals(before["movie_id"]) and set(after["title"]) == {"Renamed (1999)"}
+
+
+def test_the_query_rule_is_published_with_the_vectors_and_changes_with_them(loaded) -> None:
+    stores, embeddings, rows, report = loaded
+    assert stores.vectors.query_rule() == stores.vectors.query_rule(report.collection) == embeddings.query_rule
+    recommender = Recommender(stores)
+    first = recommender.recommend([3, 4, 5], k=5)
+    latest_only = replace(embeddings, query_rule=QueryRule.latest())
+    reloaded = load_stores(stores, latest_only, rows)
+    assert stores.vectors.query_rule(reloaded.collection) == QueryRule.latest()
+    after = recommender.recommend([3, 4, 5], k=5)
+    assert not after["movie_id"].equals(first["movie_id"]), "the new rule is used from the next request"
+    exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), QueryRule.latest())
+    assert after["movie_id"].tolist() == exact.recommend([3, 4, 5], 5).tolist(), "only the last pick counts"
 
 
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:

@@ -48,15 +48,15 @@ def peak_memory_line() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m rec_lib", description=__doc__)
-    steps = parser.add_subparsers(required=True, metavar="step")
+    parser = argparse.ArgumentParser(prog="python -m rec_lib", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(required=True, metavar="step")
 
-    pre = steps.add_parser("preprocess", help="load, split and cache a dataset; print its statistics")
+    pre = commands.add_parser("preprocess", help="load, split and cache a dataset; print its statistics")
     _data_arguments(pre)
     pre.add_argument("--force", action="store_true", help="recompute even when cached artefacts match")
     pre.set_defaults(handler=_preprocess, report_peak=True)
 
-    pipe = steps.add_parser(
+    pipe = commands.add_parser(
         "pipeline", help="the whole pipeline without notebooks: preprocess, train, evaluate, export, load, recommend"
     )
     _data_arguments(pipe)
@@ -64,13 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     pipe.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE regularisation")
     pipe.set_defaults(handler=_pipeline, report_peak=True)
 
-    tr = steps.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
+    tr = commands.add_parser("train", help="train PinSage on a preprocessed dataset (resumes a matching run)")
     _data_arguments(tr)
     _train_arguments(tr)
     tr.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint of the same run")
     tr.set_defaults(handler=_train, report_peak=True)
 
-    ev = steps.add_parser("evaluate", help="PinSage and the baselines under both protocols: one table, also as JSON")
+    ev = commands.add_parser("evaluate", help="PinSage and the baselines under both protocols: one table, also as JSON")
     _run_arguments(ev)
     ev.add_argument("--out", type=Path, default=None, help="JSON file (default: <run dir>/evaluation.json)")
     ev.add_argument("--ease-l2", type=float, default=EASE_L2, help="EASE regularisation")
@@ -79,23 +79,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.set_defaults(handler=_evaluate, report_peak=True)
 
-    tune = steps.add_parser("tune", help="run the ablation search and write reports/tuning/<dataset>.json")
+    tune = commands.add_parser("tune", help="run the ablation search and write reports/tuning/<dataset>.json")
     _data_arguments(tune)
     _train_arguments(tune)
     tune.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per ablation (default 0)")
     tune.add_argument("--out", type=Path, default=None, help="JSON file (default: reports/tuning/<dataset>.json)")
     tune.set_defaults(handler=_tune, report_peak=True)
 
-    export = steps.add_parser("export", help="compute, check and save every movie's vector from the trained model")
+    export = commands.add_parser("export", help="compute, check and save every movie's vector from the trained model")
     _run_arguments(export)
     export.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
     export.set_defaults(handler=_export, report_peak=True)
 
-    load = steps.add_parser("load", help="load the exported vectors into Milvus and movie details into SQL")
+    load = commands.add_parser("load", help="load the exported vectors into Milvus and movie details into SQL")
     _run_arguments(load)
     load.set_defaults(handler=_load, report_peak=True)
 
-    add = steps.add_parser(
+    add = commands.add_parser(
         "add-movies", help="add new movies (movies.csv format) to the loaded stores with vectors from the trained model"
     )
     _run_arguments(add)
@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default auto")
     add.set_defaults(handler=_add_movies, report_peak=True)
 
-    cold = steps.add_parser(
+    cold = commands.add_parser(
         "cold-start", help="train without the newest movies and rank them with 0-10 revealed ratings (split cold-test)"
     )
     _data_arguments(cold)
@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     cold.add_argument("--share", type=float, default=None, help="share of eligible movies held out (default 0.1)")
     cold.set_defaults(handler=_cold_start, report_peak=True)
 
-    rec = steps.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
+    rec = commands.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
     rec.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
     rec.add_argument("--genres", nargs="*", default=None, help="keep movies with any of these genres")
@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     rec.add_argument("--artefacts-dir", default=None, help="where the embedded stores live (default artefacts/)")
     rec.set_defaults(handler=_recommend)
 
-    lite = steps.add_parser(
+    lite = commands.add_parser(
         "milvus-lite", help="serve the Milvus Lite data dir on 127.0.0.1 so several processes can share it"
     )
     lite.add_argument("--data-dir", default=None, help="default: <artefacts>/milvus.db")
@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     lite.add_argument("--port", type=int, default=19530)
     lite.set_defaults(handler=_milvus_lite)
 
-    rep = steps.add_parser(
+    rep = commands.add_parser(
         "report", help="run notebooks 01-06 headlessly into reports/<dataset>/<run id>/ and compare with the baseline"
     )
     _data_arguments(rep)
@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(handler=_report)
 
-    serve = steps.add_parser("serve", help="the HTTP API and web page over the loaded stores (127.0.0.1 by default)")
+    serve = commands.add_parser("serve", help="the HTTP API and web page over the loaded stores (127.0.0.1 by default)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--artefacts-dir", default=None, help="where the embedded stores live (default artefacts/)")
@@ -159,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    synth = steps.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
+    synth = commands.add_parser("synthesize", help="write a synthetic dataset in the exact ml-1m file format")
     synth.add_argument("--out", type=Path, required=True, help="folder to write ratings.dat, movies.dat, users.dat")
     synth.add_argument("--users", type=int, default=6040)
     synth.add_argument("--movies", type=int, default=3706)
@@ -447,9 +447,8 @@ def _milvus_lite(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from rec_lib.config import PROJECT_ROOT
+    from rec_lib.config import PROJECT_ROOT, resolve_reports_dir
     from rec_lib.reports.runner import (
-        REPORTS_DIR,
         Baseline,
         baseline_from,
         baseline_path,
@@ -472,7 +471,7 @@ def _report(args: argparse.Namespace) -> int:
         baseline.write(target)
         print(f"wrote {target}: review it with git diff and commit it")
         return 0
-    out_dir = args.out_dir or REPORTS_DIR / args.dataset / new_run_id()
+    out_dir = args.out_dir or resolve_reports_dir() / args.dataset / new_run_id()
     metrics = run_notebooks(
         args.dataset,
         args.profile,

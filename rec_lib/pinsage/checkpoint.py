@@ -37,11 +37,9 @@ def save_checkpoints(
     epoch: int,
 ) -> None:
     """Write ``last.pt`` (everything to resume) and, when ``epoch`` is the best so far, ``best.pt``."""
-    vocab = model.projector.vocab.to_dict()
+    header = {"config": asdict(config), "vocab": model.projector.vocab.to_dict(), "epoch": epoch}
     payload = {
-        "config": asdict(config),
-        "vocab": vocab,
-        "epoch": epoch,
+        **header,
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "generator": generator.get_state(),
@@ -52,13 +50,7 @@ def save_checkpoints(
     }
     write_atomically(directory / CHECKPOINT_LAST, lambda handle: torch.save(payload, handle))
     if result.best_epoch == epoch and best_state is not None:
-        best = {
-            "config": asdict(config),
-            "vocab": vocab,
-            "epoch": epoch,
-            "model": best_state,
-            "val_hr": result.best_val_hr,
-        }
+        best = {**header, "model": best_state, "val_hr": result.best_val_hr}
         write_atomically(directory / CHECKPOINT_BEST, lambda handle: torch.save(best, handle))
 
 

@@ -32,15 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from rec_lib.config import PROJECT_ROOT
+from rec_lib.config import PROJECT_ROOT, resolve_reports_dir
 from rec_lib.data.preprocess import git_commit
 from rec_lib.errors import ConfigError, RecLibError
 from rec_lib.files import write_json, write_text
 from rec_lib.reports.nbtools import jsonable, read_notebook
 
 NOTEBOOKS = ("01_preprocess", "02_train", "03_export_embeddings", "04_load", "05_recommend", "06_cold_start")
-REPORTS_DIR = PROJECT_ROOT / "reports"
-BASELINES_DIR = REPORTS_DIR / "baselines"
 CELL_TIMEOUT_S = 1800
 """Per-cell limit: full training on 2 CPU cores is the longest cell (about 10 minutes)."""
 NOTEBOOK_TIMEOUT_S = 3600
@@ -293,7 +291,7 @@ def write_summary(out_dir: Path, metrics: dict, comparison: Comparison | None, b
 
 
 def baseline_path(dataset: str, profile: str) -> Path:
-    return BASELINES_DIR / f"{dataset}-{profile}.json"
+    return resolve_reports_dir() / "baselines" / f"{dataset}-{profile}.json"
 
 
 def new_run_id() -> str:

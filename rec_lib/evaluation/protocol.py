@@ -131,16 +131,16 @@ def build_queries(prep: Preprocessed, history_len: int) -> Queries:
     users = torch.tensor(prep.interactions["user_idx"].to_numpy())
     movies = torch.tensor(prep.interactions["movie_idx"].to_numpy())
     splits = prep.interactions["split"]
-    evaluated = users[torch.from_numpy((splits == "test").to_numpy())].sort().values
+    evaluated = users[torch.tensor((splits == "test").to_numpy())].sort().values
     position = torch.full((prep.n_users,), -1, dtype=torch.int64)
     position[evaluated] = torch.arange(evaluated.numel())
     starts = user_starts(users)
     queries = {}
     for split in EVAL_SPLITS:
-        targets = torch.from_numpy((splits == split).to_numpy()).nonzero().flatten()
+        targets = torch.tensor((splits == split).to_numpy()).nonzero().flatten()
         targets = targets[position[users[targets]].argsort()]  # one target per evaluated user, in user order
         history, present = latest_before(movies, starts, targets, history_len)
-        is_history = torch.from_numpy(splits.isin(HISTORY_SPLITS[split]).to_numpy()) & (position[users] >= 0)
+        is_history = torch.tensor(splits.isin(HISTORY_SPLITS[split]).to_numpy()) & (position[users] >= 0)
         seen = is_history.nonzero().flatten()  # sorted by user, as the interactions are
         queries[split] = SplitQueries(history, present.float(), movies[targets], position[users[seen]], movies[seen])
     counts = np.bincount(prep.split("train", ["movie_idx"])["movie_idx"].to_numpy(), minlength=prep.n_movies)

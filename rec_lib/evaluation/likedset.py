@@ -1,0 +1,216 @@
+"""The liked-set protocol: a person the model never trained on ticks a few movies they like, in no order.
+
+This is how the picker and the web page are used, and the timeline protocol (:mod:`rec_lib.evaluation.protocol`)
+does not measure it. The split is the field's strong generalization (Liang et al., WWW 2018; Steck's EASE paper):
+
+* a seeded ``share`` of the users is **held out of training entirely**: none of their ratings is an edge of any
+  graph or a row of any baseline's matrix. Every model trains on the other users, split by the usual leave-one-out
+  (for early stopping). Half of the held-out users choose settings (``val``), half report (``test``);
+* for each held-out user and each query size ``m``: ``m`` of their movies rated at least :data:`LIKED_RATING`,
+  drawn without replacement under a seed and **handed over in a random order**, are the ticks; the targets are
+  all their other movies rated that well. Users with fewer than ``m + 1`` such movies are skipped and counted;
+* the ticks are masked and every movie is ranked. Recall@K is hits / min(K, targets); NDCG@K is DCG over the ideal
+  DCG of min(K, targets) hits; coverage and popularity are as in the timeline protocol.
+
+A scorer sees the ticks as a history, the last tick as the latest (what ``recommend()`` does with a picker's list),
+weighted by the :class:`~rec_lib.contracts.QueryRule` it is evaluated with: PinSage's own rule, or equal weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rec_lib.contracts import QueryRule
+from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
+from rec_lib.errors import ConfigError
+from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.protocol import MovieScorer
+
+LIKED_RATING = 4.0
+"""A movie counts as liked from this rating up."""
+QUERY_SIZES = (1, 3, 5, 10)
+"""How many ticks a person hands over."""
+HELD_OUT_SHARE = 0.2
+"""The share of users held out of training; half of them choose settings, half report."""
+
+
+@dataclass(frozen=True)
+class LikedSetSplit:
+    """Every interaction, the training data without the held-out users, and who is held out for what."""
+
+    prep: Preprocessed
+    train: Preprocessed
+    """The other users' interactions, split per user by leave-one-out: what every model trains on."""
+    val_users: np.ndarray
+    """Sorted user indices of the held-out users that choose settings."""
+    test_users: np.ndarray
+    """Sorted user indices of the held-out users that the reported table is about."""
+
+    def users(self, split: str) -> np.ndarray:
+        if split not in ("val", "test"):
+            raise ConfigError(f"liked-set split {split!r}: expected 'val' or 'test'")
+        return self.val_users if split == "val" else self.test_users
+
+
+def liked_set_split(prep: Preprocessed, share: float = HELD_OUT_SHARE, seed: int = 0) -> LikedSetSplit:
+    """Hold a seeded ``share`` of the users (with at least one rating) out of training, half for val, half test."""
+    if not 0.0 < share < 1.0:
+        raise ConfigError(f"liked-set share={share} must lie strictly between 0 and 1")
+    users = np.unique(prep.interactions["user_idx"].to_numpy())
+    held = np.random.default_rng(seed).permutation(users)[: max(2, round(share * len(users)))]
+    if len(held) >= len(users):
+        raise ConfigError(f"liked-set share={share} of {len(users)} users leaves nobody to train on")
+    half = len(held) // 2
+    keep = ~np.isin(prep.interactions["user_idx"].to_numpy(), held)
+    liked_set = {"share": share, "seed": seed, "held_out_users": len(held)}
+    manifest = {
+        **prep.manifest,
+        "liked_set": liked_set,
+        "fingerprint": fingerprint({"data": prep.manifest.get("fingerprint"), "liked_set": liked_set}),
+    }
+    return LikedSetSplit(prep, resplit(prep, keep, manifest), np.sort(held[:half]), np.sort(held[half:]))
+
+
+@dataclass(frozen=True)
+class LikedSetQueries:
+    """The ticks of every user kept for one query size, in the order handed over, and each user's targets."""
+
+    users: np.ndarray
+    """(U,) user indices."""
+    ticks: torch.Tensor
+    """(U, m) movie indices in the order handed over: the last is the latest tick."""
+    target_rows: torch.Tensor
+    target_cols: torch.Tensor
+    """Coordinates (position in ``users``, movie) of every target, sorted by row."""
+    skipped: int
+    """Held-out users with fewer than ``m + 1`` liked movies: left out, and counted."""
+    popularity_percentile: torch.Tensor = field(repr=False)
+    """(n_movies,) each movie's training-popularity percentile, 0-100."""
+
+    @property
+    def m(self) -> int:
+        return int(self.ticks.shape[1])
+
+
+def liked_set_queries(
+    split: LikedSetSplit, which: str, m: int, seed: int = 0, min_rating: float = LIKED_RATING
+) -> LikedSetQueries:
+    """For each user of ``split.users(which)``: ``m`` liked movies drawn (seeded) in a random order, and the rest
+    of their liked movies as targets."""
+    if m < 1:
+        raise ConfigError(f"liked-set query size m={m} must be at least 1")
+    inter = split.prep.interactions
+    liked = inter[(inter["rating"].to_numpy() >= min_rating) & np.isin(inter["user_idx"], split.users(which))]
+    rng = np.random.default_rng([seed, m])
+    users, ticks, rows, cols = [], [], [], []
+    for user, movies in liked.groupby("user_idx", sort=True)["movie_idx"]:
+        movies = movies.to_numpy()
+        if len(movies) < m + 1:
+            continue
+        drawn = rng.permutation(movies)
+        users.append(user)
+        ticks.append(drawn[:m])
+        rows.append(np.full(len(drawn) - m, len(users) - 1))
+        cols.append(np.sort(drawn[m:]))
+    counts = np.bincount(split.train.split("train", ["movie_idx"])["movie_idx"], minlength=split.prep.n_movies)
+    percentile = pd.Series(counts).rank(pct=True).to_numpy() * 100.0
+    return LikedSetQueries(
+        users=np.asarray(users, dtype=np.int64),
+        ticks=torch.from_numpy(np.asarray(ticks, dtype=np.int64).reshape(len(users), m)),
+        target_rows=torch.from_numpy(np.concatenate(rows) if rows else np.zeros(0, np.int64)),
+        target_cols=torch.from_numpy(np.concatenate(cols) if cols else np.zeros(0, np.int64)),
+        skipped=len(split.users(which)) - len(users),
+        popularity_percentile=torch.tensor(percentile, dtype=torch.float32),
+    )
+
+
+@dataclass(frozen=True)
+class LikedSetScores:
+    """Per user: Recall@K and NDCG@K; over all users: the share of the catalogue recommended, and popularity."""
+
+    recall: np.ndarray
+    ndcg: np.ndarray
+    coverage: float
+    popularity: float
+
+
+def equal_weights(m: int) -> QueryRule:
+    """Every tick counts the same: the rule an order-free set asks for, and the baselines' pooling."""
+    return QueryRule((1.0,) * m)
+
+
+def score_liked_sets(
+    scorer: MovieScorer,
+    rule: QueryRule,
+    queries: LikedSetQueries,
+    n_movies: int,
+    config: EvalConfig | None = None,
+    vectors: str = "test",
+) -> LikedSetScores:
+    """Rank every movie for each user's ticks pooled by ``rule`` (the last tick the latest), the ticks masked.
+
+    ``vectors`` names the scorer's per-split vectors to use (PinSage's graph of every training user's training
+    and validation interactions by default)."""
+    config = config or EvalConfig()
+    n = len(queries.users)
+    k = min(config.k, n_movies)
+    latest_first = queries.ticks.flip(1)
+    weights = torch.from_numpy(rule.masked_weights(np.ones(tuple(latest_first.shape), dtype=np.float32)))
+    discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
+    ideal = torch.cumsum(discount, 0)
+    recall, ndcg, shown = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    recommended = torch.zeros(n_movies, dtype=torch.bool)
+    for start in range(0, n, config.batch_users):
+        stop = min(start + config.batch_users, n)
+        scores = scorer.score(latest_first[start:stop], weights[start:stop], vectors).float().cpu()
+        scores.scatter_(1, queries.ticks[start:stop], -float("inf"))
+        top = torch.topk(scores, k, dim=1).indices
+        recommended[top.flatten()] = True
+        first, last = torch.searchsorted(queries.target_rows, torch.tensor([start, stop])).tolist()
+        is_target = torch.zeros(stop - start, n_movies, dtype=torch.bool)
+        is_target[queries.target_rows[first:last] - start, queries.target_cols[first:last]] = True
+        hit = is_target.gather(1, top).float()
+        possible = is_target.sum(1).clamp(max=k)
+        recall[start:stop] = hit.sum(1) / possible
+        ndcg[start:stop] = (hit * discount).sum(1) / ideal[possible - 1]
+        shown[start:stop] = queries.popularity_percentile[top].mean(1)
+    return LikedSetScores(
+        recall.numpy(), ndcg.numpy(), float(recommended.float().mean()), float(shown.mean()) if n else float("nan")
+    )
+
+
+def liked_set_rows(
+    entries: list[tuple[str, MovieScorer, QueryRule | None]],
+    split: LikedSetSplit,
+    which: str = "test",
+    sizes: tuple[int, ...] = QUERY_SIZES,
+    config: EvalConfig | None = None,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
+    """One row per (entry, m) on the held-out users of ``which``: Recall, NDCG, coverage, popularity, users and
+    skipped users; and each entry's per-user scores (for paired intervals). An entry is (name, scorer, rule), the
+    rule None for equal weights."""
+    rows, per_user = [], {}
+    for m in sizes:
+        queries = liked_set_queries(split, which, m, seed)
+        for name, scorer, rule in entries:
+            scores = score_liked_sets(scorer, rule or equal_weights(m), queries, split.prep.n_movies, config)
+            per_user[name, m] = scores
+            rows.append(
+                {
+                    "model": name,
+                    "m": m,
+                    "split": f"liked-{which}",
+                    "recall": float(scores.recall.mean()),
+                    "ndcg": float(scores.ndcg.mean()),
+                    "coverage": scores.coverage,
+                    "popularity": scores.popularity,
+                    "users": len(queries.users),
+                    "skipped": queries.skipped,
+                }
+            )
+    return pd.DataFrame(rows), per_user

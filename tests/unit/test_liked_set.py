@@ -1,0 +1,183 @@
+"""The liked-set protocol (held-out users, shuffled ticks), paired bootstrap intervals, and SASRec."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rec_lib.contracts import QueryRule
+from rec_lib.data.loaders import MovieLensData
+from rec_lib.data.preprocess import preprocess
+from rec_lib.errors import ConfigError
+from rec_lib.evaluation.baselines import ItemKNN, MostPopular, training_matrix
+from rec_lib.evaluation.bootstrap import paired_bootstrap
+from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.likedset import (
+    equal_weights,
+    liked_set_queries,
+    liked_set_rows,
+    liked_set_split,
+    score_liked_sets,
+)
+from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
+from rec_lib.evaluation.sasrec import SASRecConfig, draw_windows, train_sasrec, user_sequences
+from rec_lib.pinsage.graph import build_graph
+
+
+def _data(n_users: int = 40, n_movies: int = 30, seed: int = 0) -> MovieLensData:
+    """Users who rate 12 movies each, half of them 4.0 or more, one second apart."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(1, n_users + 1):
+        for step, movie in enumerate(rng.choice(n_movies, size=12, replace=False)):
+            rows.append((user, int(movie) + 1, float(rng.choice([2.0, 3.0, 4.0, 5.0])), 1_000_000 + step))
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]).astype({"rating": "float32"})
+    movies = pd.DataFrame(
+        {
+            "movie_id": range(1, n_movies + 1),
+            "title": [f"Movie {i} (2000)" for i in range(n_movies)],
+            "year": [2000] * n_movies,
+            "genres": [["Drama"]] * n_movies,
+        }
+    )
+    return MovieLensData("toy", "csv", ratings, movies, None)
+
+
+def test_held_out_users_leave_no_trace_in_training() -> None:
+    prep = preprocess(_data())
+    split = liked_set_split(prep, share=0.2, seed=3)
+    held = np.r_[split.val_users, split.test_users]
+    assert len(held) == 8 and len(split.val_users) == len(split.test_users) == 4
+    assert not np.isin(split.train.interactions["user_idx"], held).any()
+    graph = build_graph(split.train)
+    user_degree = graph.user_to_movies.degrees().numpy()
+    assert (user_degree[held] == 0).all() and (np.delete(user_degree, held) > 0).all(), "no edge of a held-out user"
+    assert training_matrix(split.train)[held].nnz == 0, "no row of any baseline's matrix"
+    again = liked_set_split(prep, share=0.2, seed=3)
+    assert np.array_equal(again.test_users, split.test_users), "seeded"
+    assert not np.array_equal(liked_set_split(prep, share=0.2, seed=4).test_users, split.test_users)
+    with pytest.raises(ConfigError, match=r"share=1\.0"):
+        liked_set_split(prep, share=1.0)
+
+
+def test_ticks_are_liked_drawn_seeded_shuffled_and_short_users_are_counted() -> None:
+    prep = preprocess(_data())
+    split = liked_set_split(prep, share=0.5, seed=0)
+    inter = prep.interactions
+    for m in (1, 3, 5):
+        queries = liked_set_queries(split, "test", m, seed=0)
+        liked = inter[inter["rating"] >= 4.0].groupby("user_idx")["movie_idx"].apply(set)
+        enough = [u for u in split.test_users if len(liked.get(u, ())) >= m + 1]
+        assert queries.users.tolist() == enough and queries.skipped == len(split.test_users) - len(enough)
+        for row, user in enumerate(queries.users):
+            ticks = set(queries.ticks[row].tolist())
+            targets = set(queries.target_cols[queries.target_rows == row].tolist())
+            assert len(ticks) == m and ticks | targets == liked[user] and not ticks & targets
+        again = liked_set_queries(split, "test", m, seed=0)
+        assert torch.equal(again.ticks, queries.ticks), "seeded"
+    ten = liked_set_queries(split, "test", 5, seed=0)
+    time_order = inter.groupby("user_idx")["movie_idx"].apply(list)
+    in_time_order = [
+        sorted(ten.ticks[row].tolist(), key=time_order[user].index) == ten.ticks[row].tolist()
+        for row, user in enumerate(ten.users)
+    ]
+    assert not all(in_time_order), "handed over in a random order, not the order they were rated"
+
+
+def test_recall_and_ndcg_by_hand() -> None:
+    prep = preprocess(_data(n_users=20, n_movies=14))
+    split = liked_set_split(prep, share=0.5, seed=0)
+    queries = liked_set_queries(split, "test", 2, seed=0)
+    n, k = prep.n_movies, 3
+
+    class ByIndex:
+        """Ranks every movie by its index: movie 0 first."""
+
+        name, query_rule = "by-index", None
+
+        def score(self, movies, weights, split="val"):
+            return -torch.arange(n, dtype=torch.float32).expand(len(movies), -1).clone()
+
+    scores = score_liked_sets(ByIndex(), equal_weights(2), queries, n, EvalConfig(k=k))
+    for row in range(len(queries.users)):
+        ticks = set(queries.ticks[row].tolist())
+        targets = set(queries.target_cols[queries.target_rows == row].tolist())
+        top = [movie for movie in range(n) if movie not in ticks][:k]
+        hits = [rank for rank, movie in enumerate(top) if movie in targets]
+        ideal = sum(1 / np.log2(rank + 2) for rank in range(min(k, len(targets))))
+        assert scores.recall[row] == pytest.approx(len(hits) / min(k, len(targets)))
+        assert scores.ndcg[row] == pytest.approx(sum(1 / np.log2(rank + 2) for rank in hits) / ideal)
+    assert scores.coverage == pytest.approx(len({m for m in range(n)} & set(range(k + 2))) / n, abs=k / n)
+    assert 0.0 < scores.recall.mean() < 1.0
+
+
+def test_the_set_rule_of_a_scorer_decides_which_tick_counts() -> None:
+    prep = preprocess(_data(n_users=30))
+    split = liked_set_split(prep, share=0.4, seed=1)
+    vectors = torch.randn(prep.n_movies, 8, generator=torch.Generator().manual_seed(0))
+    scorer = EmbeddingScorer("e", vectors)
+    queries = liked_set_queries(split, "test", 3, seed=0)
+    last_only = score_liked_sets(scorer, QueryRule.latest(), queries, prep.n_movies)
+    rows, per_user = liked_set_rows([("even", scorer, None), ("last", scorer, QueryRule.latest())], split, sizes=(3,))
+    assert per_user["last", 3].recall == pytest.approx(last_only.recall)
+    assert set(rows["model"]) == {"even", "last"} and (rows["split"] == "liked-test").all()
+    assert rows["users"].iloc[0] + rows["skipped"].iloc[0] == len(split.test_users)
+    knn = liked_set_rows([("item-knn", ItemKNN(split.train), None)], split, sizes=(1, 3))[0]
+    assert knn["m"].tolist() == [1, 3] and knn["recall"].between(0, 1).all()
+
+
+def test_paired_bootstrap_on_hand_computable_hits() -> None:
+    model = np.array([1.0, 1.0, 1.0, 0.0] * 50)
+    baseline = np.array([1.0, 0.0, 0.0, 0.0] * 50)
+    difference = paired_bootstrap(model, baseline, resamples=2000, seed=0)
+    assert difference.mean == pytest.approx(0.5)
+    half_width = 1.96 * np.std(model - baseline) / np.sqrt(200)  # the normal interval it should approach
+    assert difference.low == pytest.approx(0.5 - half_width, abs=0.02)
+    assert difference.high == pytest.approx(0.5 + half_width, abs=0.02) and difference.above_zero
+    same = paired_bootstrap(model, model)
+    assert (same.low, same.high) == (0.0, 0.0) and not same.above_zero
+    with pytest.raises(ConfigError):
+        paired_bootstrap(model, baseline[:-1])
+
+
+def _cycles(n_users: int = 60, n_movies: int = 12, length: int = 10) -> MovieLensData:
+    """Every user watches movies in the same cycle (m → m + 1), starting anywhere, never one twice: the next movie is
+    planted."""
+    rng = np.random.default_rng(0)
+    rows = [
+        (user, int((start + step) % n_movies) + 1, 4.0, 1_000_000 + step)
+        for user, start in enumerate(rng.integers(0, n_movies, n_users), start=1)
+        for step in range(length)
+    ]
+    ratings = pd.DataFrame(rows, columns=["user_id", "movie_id", "rating", "timestamp"]).astype({"rating": "float32"})
+    data = _data(n_movies=n_movies)
+    return MovieLensData("cycles", "csv", ratings, data.movies, None)
+
+
+def test_sasrec_windows_are_the_movies_before_each_target() -> None:
+    prep = preprocess(_cycles(n_users=30, length=6))
+    assert prep.n_movies == 12, "every movie rated: indices follow ids"
+    movies, bounds = user_sequences(prep)
+    inputs, targets = draw_windows(movies, bounds, 4, 5, torch.Generator().manual_seed(0))
+    assert inputs.shape == targets.shape == (30 * 4, 5)
+    for tokens, wanted in zip(inputs, targets, strict=True):
+        present = tokens > 0
+        assert torch.equal(present, wanted >= 0), "a target where there is an input, none where padded"
+        assert ((tokens[present] % prep.n_movies) == wanted[present]).all(), "each target follows its input"
+
+
+def test_sasrec_learns_a_planted_next_movie() -> None:
+    prep = preprocess(_cycles())
+    config = SASRecConfig(
+        hidden_dims=16, max_len=8, num_epochs=40, patience=40, lr=5e-3, dropout=0.0, eval_k=1, device="cpu"
+    )
+    result = train_sasrec(prep, config, progress=False)
+    from rec_lib.evaluation.sasrec import SASRecScorer
+
+    first = EvalConfig(k=1, history_len=8)
+    queries = build_queries(prep, 8)
+    hr = evaluate(SASRecScorer(result.model, config.max_len), queries, "B", prep.n_movies, first)["test"].hr
+    assert hr > 0.9 and result.best_val_hr > 0.9, "the next movie of the cycle comes first"
+    assert evaluate(MostPopular(prep), queries, "B", prep.n_movies, first)["test"].hr < 0.5

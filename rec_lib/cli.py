@@ -180,6 +180,13 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
         default="train",
         help="users with fewer than 3 ratings: keep in training only, or drop",
     )
+    parser.add_argument(
+        "--ties",
+        choices=("movie-id", "hash"),
+        default="movie-id",
+        help="order of a user's ratings in the same second: by movie id (every committed table), or by a fixed "
+        "seeded hash of (user, movie) that no model can learn",
+    )
 
 
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -291,7 +298,7 @@ def _tune(args: argparse.Namespace) -> int:
 
 
 def _run_preprocess(args: argparse.Namespace, force: bool = False):
-    config = PreprocessConfig(dataset=args.dataset, short_users=args.short_users)
+    config = PreprocessConfig(dataset=args.dataset, short_users=args.short_users, ties=args.ties)
     return steps.preprocess(
         config, data_dir=args.data_dir, artefacts_dir=args.artefacts_dir, download=not args.no_download, force=force
     )
@@ -478,7 +485,7 @@ def _report(args: argparse.Namespace) -> int:
         out_dir,
         data_dir=args.data_dir,
         artefacts_dir=args.artefacts_dir,
-        extra={"short_users": args.short_users},
+        extra={"short_users": args.short_users, "ties": args.ties},
         after_each=_warm_result_before_cold_start,
     )
     comparison = compare(metrics, Baseline.read(target)) if target.is_file() else None

@@ -39,6 +39,9 @@ PREPROCESS_SCHEMA_VERSION = 1
 """Bump when the artefacts' content changes for the same inputs; it is part of the cache key."""
 
 SPLITS = ("train", "val", "test")
+TIE_RULES = ("movie-id", "hash")
+TIE_SEED = 0x5EED_71E5
+"""The seed of the tie hash: fixed, so the split is the same on every run."""
 MANIFEST_NAME = "manifest.json"
 
 
@@ -49,6 +52,9 @@ class PreprocessConfig:
     dataset: str = DEFAULT_DATASET
     min_user_interactions: int = 3
     short_users: Literal["train", "drop"] = "train"
+    ties: Literal["movie-id", "hash"] = "movie-id"
+    """How a user's ratings in the same second are ordered: by movie id (the rule every committed table was
+    measured under), or by a fixed seeded hash of (user id, movie id), which no model can learn (:func:`tie_hash`)."""
 
     def validate(self) -> None:
         if self.min_user_interactions < 3:
@@ -58,6 +64,8 @@ class PreprocessConfig:
             )
         if self.short_users not in ("train", "drop"):
             raise ConfigError(f"short_users={self.short_users!r}: expected 'train' or 'drop'")
+        if self.ties not in TIE_RULES:
+            raise ConfigError(f"ties={self.ties!r}: expected one of {', '.join(TIE_RULES)}")
 
 
 @dataclass(frozen=True)
@@ -153,7 +161,13 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
     movie_ids, movie_idx = contiguous_index(ratings["movie_id"].to_numpy())
     timestamps = ratings["timestamp"].to_numpy()
 
-    order = chronological_order(user_idx, timestamps, movie_idx)
+    if config.ties == "hash":
+        hashed = tie_hash(ratings["user_id"].to_numpy(), ratings["movie_id"].to_numpy())
+        tie_key = np.empty(len(hashed), dtype=np.int64)
+        tie_key[np.lexsort((movie_idx, hashed))] = np.arange(len(hashed))
+    else:
+        tie_key = movie_idx
+    order = chronological_order(user_idx, timestamps, tie_key)
     user_sorted = user_idx[order]
     split = leave_last_out(user_sorted, ~is_short[order])
 
@@ -241,33 +255,50 @@ def contiguous_index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, np.searchsorted(distinct, ids).astype(np.int64, copy=False)
 
 
-def chronological_order(user_idx: np.ndarray, timestamps: np.ndarray, movie_idx: np.ndarray) -> np.ndarray:
-    """The row order by user, then time, then movie (the tie rule: movie indices follow movie ids).
+def tie_hash(user_ids: np.ndarray, movie_ids: np.ndarray, seed: int = TIE_SEED) -> np.ndarray:
+    """A fixed pseudo-random uint64 per (user id, movie id) (splitmix64's mixer): the same for the same pair
+    whatever else is in the data, unrelated to the ids' order.
 
-    One argsort of a packed 64-bit key when user, time offset and movie fit in 64 bits together (ml-25m's do:
-    18 + 30 + 16), else a stable argsort of the packed (user, time) after ordering by movie, else
-    ``np.lexsort``; all three give the same order, several times faster than lexsort in that sequence. The
-    packed keys are distinct (the loaders refuse duplicate (user, movie) pairs), so the kind of sort does not
+    >>> tie_hash(np.array([7, 7]), np.array([1, 2])).tolist() == tie_hash(np.array([7, 7]), np.array([1, 2])).tolist()
+    True
+    """
+    x = (np.asarray(user_ids).astype(np.uint64) << np.uint64(32)) ^ np.asarray(movie_ids).astype(np.uint64)
+    x = x ^ np.uint64(seed)
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def chronological_order(user_idx: np.ndarray, timestamps: np.ndarray, tie_key: np.ndarray) -> np.ndarray:
+    """The row order by user, then time, then ``tie_key`` (non-negative, distinct within a user: the movie index,
+    or the rank of the movie's tie hash).
+
+    One argsort of a packed 64-bit key when user, time offset and tie key fit in 64 bits together (ml-25m's
+    movie indices do: 18 + 30 + 16), else a stable argsort of the packed (user, time) after ordering by the tie
+    key, else ``np.lexsort``; all three give the same order, several times faster than lexsort in that sequence.
+    The packed keys are distinct (the loaders refuse duplicate (user, movie) pairs), so the kind of sort does not
     change the order; numpy's stable one is the faster on them (reports/scale.md has the timings).
 
     >>> chronological_order(np.array([1, 0, 0, 0]), np.array([5, 9, 7, 7]), np.array([0, 0, 2, 1])).tolist()
     [3, 2, 1, 0]
     """
     offsets = np.subtract(timestamps, timestamps.min() if len(timestamps) else 0, dtype=np.int64).view(np.uint64)
-    user_bits, time_bits, movie_bits = (
-        max(int(values.max()).bit_length(), 1) if len(values) else 1 for values in (user_idx, offsets, movie_idx)
+    user_bits, time_bits, tie_bits = (
+        max(int(values.max()).bit_length(), 1) if len(values) else 1 for values in (user_idx, offsets, tie_key)
     )
     if user_bits + time_bits > 64:
-        return np.lexsort((movie_idx, timestamps, user_idx))
+        return np.lexsort((tie_key, timestamps, user_idx))
     key = user_idx.astype(np.uint64)  # packed in place: at 25M ratings every temporary is 200 MB
     key <<= np.uint64(time_bits)
     key |= offsets
-    if user_bits + time_bits + movie_bits <= 64:
-        key <<= np.uint64(movie_bits)
-        key |= movie_idx.astype(np.int64, copy=False).view(np.uint64)
+    if user_bits + time_bits + tie_bits <= 64:
+        key <<= np.uint64(tie_bits)
+        key |= tie_key.astype(np.int64, copy=False).view(np.uint64)
         return np.argsort(key, kind="stable")
-    by_movie = np.argsort(movie_idx, kind="stable")
-    return by_movie[np.argsort(key[by_movie], kind="stable")]
+    by_tie = np.argsort(tie_key, kind="stable")
+    return by_tie[np.argsort(key[by_tie], kind="stable")]
 
 
 def leave_last_out(user_sorted: np.ndarray, evaluable: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from rec_lib.data.preprocess import (
     load_preprocessed,
     preprocess,
     run_preprocess,
+    tie_hash,
 )
 from rec_lib.errors import ConfigError
 
@@ -43,6 +44,27 @@ def test_tie_at_the_end_is_broken_by_movie_id_whatever_the_file_order(ml1m_dir: 
     backward = preprocess(data)
     assert _split_of(forward, 2) == _split_of(backward, 2)
     assert _split_of(forward, 2) == {3: "train", 1: "val", 2: "test"}
+
+
+def test_the_hash_tie_rule_orders_a_second_by_a_fixed_hash_not_by_id(ml1m_dir: Path) -> None:
+    """A user with three ratings in one second (and one earlier): the hash order, whatever the file order."""
+    data = load_folder(ml1m_dir)
+    same_second = [(5, 4, 978300000), (5, 1, 978300000), (5, 3, 978300000), (5, 2, 978200000)]
+    rows = pd.DataFrame(same_second, columns=["user_id", "movie_id", "timestamp"]).assign(rating=4.0)
+    data.ratings = pd.concat([data.ratings, rows[data.ratings.columns]]).astype(data.ratings.dtypes)
+    expected = [2, *sorted([4, 1, 3], key=lambda movie: int(tie_hash(np.array([5]), np.array([movie]))[0]))]
+    config = PreprocessConfig(ties="hash")
+    orders = []
+    for shuffle in range(3):
+        data.ratings = data.ratings.sample(frac=1.0, random_state=shuffle).reset_index(drop=True)
+        user = preprocess(data, config).interactions.query("user_id == 5")
+        orders.append(user["movie_id"].tolist())
+    assert orders == [expected] * 3, "the same on every run and file order"
+    by_id = preprocess(data).interactions.query("user_id == 5")["movie_id"].tolist()
+    assert by_id == [2, 1, 3, 4], "the earlier rule, kept for comparisons"
+    assert expected[1:] != [1, 3, 4], "here the hash order is not the id order"
+    with pytest.raises(ConfigError, match="ties='time'"):
+        PreprocessConfig(ties="time").validate()
 
 
 def test_short_users_kept_in_train_and_reported(ml1m_dir: Path) -> None:

@@ -112,6 +112,32 @@ def _parser() -> argparse.ArgumentParser:
     cold.add_argument("--share", type=float, default=None, help="share of eligible movies held out (default 0.1)")
     cold.set_defaults(handler=_cold_start, report_peak=True)
 
+    sas = commands.add_parser(
+        "sasrec", help="SASRec, the sequential baseline: trained per seed, early-stopped on validation, both protocols"
+    )
+    _data_arguments(sas)
+    _config_arguments(sas, _sasrec_config_class(), skip=("seed",))
+    sas.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed (default 0)")
+    sas.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default: <reports>/tuning/<dataset>-sasrec.json)"
+    )
+    sas.set_defaults(handler=_sasrec, report_peak=True)
+
+    liked = commands.add_parser(
+        "liked-set",
+        help="the liked-set table: users held out of training tick liked movies in a random order; PinSage and the "
+        "baselines rank their other liked movies",
+    )
+    _data_arguments(liked)
+    _train_arguments(liked)
+    liked.add_argument("--share", type=float, default=0.2, help="share of users held out (default 0.2)")
+    liked.add_argument("--split-seed", type=int, default=0, help="which users are held out (default 0)")
+    liked.add_argument("--split", choices=("val", "test"), default="test", help="the held-out half scored")
+    liked.add_argument(
+        "--out", type=Path, default=None, help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json)"
+    )
+    liked.set_defaults(handler=_liked_set, report_peak=True)
+
     rec = commands.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
     rec.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
@@ -198,14 +224,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (``--hidden-dims 64``, ``--use-bias false``), defaulting to its default."""
+    from rec_lib.pinsage.config import TrainConfig
+
+    _config_arguments(parser, TrainConfig, skip=("dataset",))
+
+
+def _config_arguments(parser: argparse.ArgumentParser, config_class, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of the dataclass ``config_class`` but ``skip``: a Literal field's values are its choices,
+    a bool reads true/false."""
     from dataclasses import MISSING, fields
     from typing import get_args, get_type_hints
 
-    from rec_lib.pinsage.config import TrainConfig
-
-    hints = get_type_hints(TrainConfig)
-    for field in fields(TrainConfig):
-        if field.name == "dataset" or field.default is MISSING:
+    hints = get_type_hints(config_class)
+    for field in fields(config_class):
+        if field.name in skip or field.default is MISSING:
             continue
         options: dict = {"default": field.default, "help": f"default {field.default}"}
         choices = get_args(hints[field.name])
@@ -214,6 +246,16 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
         else:
             options["type"] = parse_bool if hints[field.name] is bool else hints[field.name]
         parser.add_argument(f"--{field.name.replace('_', '-')}", **options)
+
+
+def _config_from(args: argparse.Namespace, config_class, skip: tuple[str, ...] = (), **fixed):
+    """The ``config_class`` the flags of :func:`_config_arguments` describe, with ``fixed`` fields, validated."""
+    from dataclasses import fields
+
+    values = {f.name: getattr(args, f.name) for f in fields(config_class) if f.name not in skip}
+    config = config_class(**values, **fixed)
+    config.validate()
+    return config
 
 
 def parse_bool(text: str) -> bool:
@@ -231,14 +273,9 @@ def parse_bool(text: str) -> bool:
 
 
 def _train_config(args: argparse.Namespace):
-    from dataclasses import fields
-
     from rec_lib.pinsage.config import TrainConfig
 
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "dataset"}
-    config = TrainConfig(dataset=args.dataset, **values)
-    config.validate()
-    return config
+    return _config_from(args, TrainConfig, skip=("dataset",), dataset=args.dataset)
 
 
 def _print_epoch(config):
@@ -417,6 +454,46 @@ def _cold_start(args: argparse.Namespace) -> int:
         {"dataset": args.dataset, "cold_start": split.warm.manifest["cold_start"], "eval": asdict(config.eval)},
     )
     print(f"wrote {out}")
+    return 0
+
+
+def _sasrec_config_class():
+    from rec_lib.evaluation.sasrec import SASRecConfig
+
+    return SASRecConfig
+
+
+def _sasrec(args: argparse.Namespace) -> int:
+    from rec_lib.experiments.runs import write_table
+    from rec_lib.experiments.tuning import tuning_dir
+
+    config = _config_from(args, _sasrec_config_class(), skip=("seed",))
+    runs = steps.sasrec(_run_preprocess(args), config, seeds=args.seeds)
+    _print_table(runs.table.drop(columns=["users"]))
+    out = args.out or tuning_dir() / f"{args.dataset}-sasrec.json"
+    print(
+        f"wrote {write_table(runs.table, out, {'dataset': args.dataset, 'config': asdict(config), 'ties': args.ties})}"
+    )
+    return 0
+
+
+def _liked_set(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from rec_lib.experiments.runs import write_table
+    from rec_lib.experiments.tuning import tuning_dir
+
+    config = _train_config(args)
+    rows, intervals = steps.liked_set(
+        _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split,
+        artefacts_dir=args.artefacts_dir,
+    )  # fmt: skip
+    _print_table(rows.pivot(index="model", columns="m", values="recall").loc[rows["model"].unique()])
+    _print_table(intervals[intervals["metric"] == "recall"])
+    metadata = {"dataset": args.dataset, "share": args.share, "split_seed": args.split_seed, "config": asdict(config)}
+    out = args.out or tuning_dir() / f"{args.dataset}-liked-set.json"
+    table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
+    print(f"wrote {write_table(table, out, {**metadata, 'ties': args.ties})}")
     return 0
 
 

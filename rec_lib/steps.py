@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rec_lib.data.preprocess import PreprocessConfig, Preprocessed, run_preprocess
-from rec_lib.evaluation.config import EASE_L2
+from rec_lib.evaluation.config import EASE_L2, EvalConfig
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from rec_lib.contracts import Embeddings
     from rec_lib.evaluation.coldstart import ColdStartSplit
+    from rec_lib.evaluation.sasrec import SASRecConfig
     from rec_lib.experiments.runs import Run
     from rec_lib.pinsage.config import TrainConfig
     from rec_lib.pinsage.graph import UserMovieGraph
@@ -220,3 +222,58 @@ def sample_recommendations(
     present = set(prep.movies["movie_id"])
     liked = [i for i in WELL_KNOWN_MOVIES if i in present][:3] or prep.movies["movie_id"].head(3).tolist()
     return liked, Recommender(open_stores(StoreSettings.from_env(artefacts_dir))).recommend(liked, k)
+
+
+@dataclass(frozen=True)
+class SASRecRuns:
+    """SASRec over seeds under the timeline protocol: one row per (seed, protocol, split), and each seed's
+    per-user test hits and gains (protocol B) for paired intervals."""
+
+    table: pd.DataFrame
+    per_user: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def sasrec(prep: Preprocessed, config: SASRecConfig, seeds: Sequence[int] = (0,)) -> SASRecRuns:
+    """Train SASRec on ``prep``'s training split once per seed (early-stopped on validation) and score it like every
+    other model: both protocols, validation and test, every user."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from rec_lib.evaluation.protocol import build_queries, evaluate, per_user_ranks
+    from rec_lib.evaluation.sasrec import SASRecScorer, train_sasrec
+
+    queries = build_queries(prep, config.max_len)
+    eval_config = EvalConfig(k=config.eval_k, history_len=config.max_len)
+    rows, per_user = [], {}
+    for seed in seeds:
+        result = train_sasrec(prep, replace(config, seed=seed), queries=queries)
+        scorer = SASRecScorer(result.model, config.max_len)
+        for protocol in ("A", "B"):
+            for split, metrics in evaluate(scorer, queries, protocol, prep.n_movies, eval_config).items():
+                rows.append(
+                    {"model": "sasrec", "seed": seed, "protocol": protocol, "split": split, "k": config.eval_k,
+                     **asdict(metrics), "best_epoch": result.best_epoch + 1, "seconds": result.seconds}
+                )  # fmt: skip
+        ranked = per_user_ranks(scorer, queries, "B", prep.n_movies, eval_config, "test")
+        per_user[seed] = (ranked.hits.numpy(), ranked.gains.numpy())
+    return SASRecRuns(pd.DataFrame(rows), per_user)
+
+
+def liked_set(
+    prep: Preprocessed,
+    config: TrainConfig,
+    *,
+    share: float = 0.2,
+    split_seed: int = 0,
+    which: str = "test",
+    artefacts_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest, score the held-out
+    users' shuffled ticks beside the baselines; the rows and the paired intervals of PinSage's lead."""
+    from rec_lib.evaluation.likedset import liked_set_split
+    from rec_lib.experiments.likedset import PRODUCT_RULE, lead_intervals, liked_set_experiment
+
+    split = liked_set_split(prep, share, split_seed)
+    rows, per_user = liked_set_experiment(split, config, which=which, artefacts_dir=artefacts_dir)
+    return rows, lead_intervals(per_user, PRODUCT_RULE)

@@ -176,9 +176,35 @@ def evaluate(
 def _evaluate_split(
     scorer: MovieScorer, queries: Queries, split: str, rule: QueryRule, n_movies: int, config: EvalConfig
 ) -> Metrics:
+    ranked = _rank_split(scorer, queries, split, rule, n_movies, config)
+    return Metrics(
+        hr=float(ranked.hits.mean()),
+        ndcg=float(ranked.gains.mean()),
+        coverage=float(ranked.recommended.float().mean()),
+        popularity=float(ranked.popularity.mean()),
+        users=queries.users.numel(),
+    )
+
+
+def per_user_ranks(
+    scorer: MovieScorer,
+    queries: Queries,
+    protocol: QueryProtocol,
+    n_movies: int,
+    config: EvalConfig | None = None,
+    split: str = "test",
+) -> RankedTargets:
+    """Each user's hit and NDCG gain on ``split`` (in ``queries.users`` order): what paired intervals resample."""
+    config = config or EvalConfig()
+    return _rank_split(scorer, queries, split, protocol_rule(scorer, protocol, config), n_movies, config)
+
+
+def _rank_split(
+    scorer: MovieScorer, queries: Queries, split: str, rule: QueryRule, n_movies: int, config: EvalConfig
+) -> RankedTargets:
     q = queries.splits[split]
     weights = q.weights(rule)
-    ranked = rank_targets(
+    return rank_targets(
         lambda start, stop: scorer.score(q.history[start:stop], weights[start:stop], split),
         q.target,
         q.seen_rows,
@@ -186,13 +212,6 @@ def _evaluate_split(
         n_movies,
         config,
         popularity=queries.popularity_percentile,
-    )
-    return Metrics(
-        hr=float(ranked.hits.mean()),
-        ndcg=float(ranked.gains.mean()),
-        coverage=float(ranked.recommended.float().mean()),
-        popularity=float(ranked.popularity.mean()),
-        users=queries.users.numel(),
     )
 
 

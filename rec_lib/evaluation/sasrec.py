@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -57,7 +58,7 @@ class SASRecConfig:
     """The K of the validation HR@K that early stopping follows."""
     val_users: int = 20_000
     """Users of the seeded sample each epoch is validated on (all of them up to this number)."""
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where to train: "auto" is CUDA when torch sees a GPU, else the CPU."""
     seed: int = 0
     """Seeds torch and the window draws."""

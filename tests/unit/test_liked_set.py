@@ -181,3 +181,32 @@ def test_sasrec_learns_a_planted_next_movie() -> None:
     hr = evaluate(SASRecScorer(result.model, config.max_len), queries, "B", prep.n_movies, first)["test"].hr
     assert hr > 0.9 and result.best_val_hr > 0.9, "the next movie of the cycle comes first"
     assert evaluate(MostPopular(prep), queries, "B", prep.n_movies, first)["test"].hr < 0.5
+
+
+def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) -> None:
+    import json
+
+    from rec_lib.cli import main
+    from rec_lib.data.synthetic import SyntheticConfig, generate_ml1m
+
+    folder = generate_ml1m(tmp_path / "syn", SyntheticConfig(n_users=60, n_movies=80, n_ratings=1_500, seed=2))
+    data = ["--dataset", "syn", "--data-dir", str(tmp_path), "--artefacts-dir", str(tmp_path / "a"), "--ties", "hash"]
+    assert folder.name == "syn"
+    quick = ["--num-epochs", "1", "--device", "cpu"]
+    out = tmp_path / "sasrec.json"
+    assert main(["sasrec", *data, *quick, "--hidden-dims", "8", "--seeds", "0", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert rows["metadata"]["ties"] == "hash" and rows["metadata"]["config"]["hidden_dims"] == 8
+    assert {(r["seed"], r["protocol"], r["split"]) for r in rows["rows"]} == {
+        (s, p, x) for s in (0, 1) for p in ("A", "B") for x in ("val", "test")
+    }
+    liked = tmp_path / "liked.json"
+    train = ["--hidden-dims", "8", "--batches-per-epoch", "2", "--share", "0.3"]
+    assert main(["liked-set", *data, *quick, *train, "--out", str(liked)]) == 0
+    table = json.loads(liked.read_text())["rows"]
+    models = {r["model"] for r in table if r.get("kind") != "interval"}
+    assert models == {"pinsage (the picker's rule)", "pinsage, equal weights", "most-popular", "item-knn", "ease"}
+    assert {r["m"] for r in table} == {1, 3, 5, 10}
+    intervals = [r for r in table if r.get("kind") == "interval"]
+    assert intervals and all(r["low"] <= r["difference"] <= r["high"] for r in intervals)
+    assert "recall" in capsys.readouterr().out

@@ -16,7 +16,7 @@ from rec_lib import steps
 from rec_lib.config import DEFAULT_DATASET
 from rec_lib.data.preprocess import PreprocessConfig
 from rec_lib.errors import RecLibError
-from rec_lib.evaluation.config import EASE_L2
+from rec_lib.evaluation.config import EASE_L2, EvalConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +137,13 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json)"
     )
     liked.set_defaults(handler=_liked_set, report_peak=True)
+
+    grid = commands.add_parser(
+        "tune-baselines", help="item-kNN's recency decay and EASE's λ × decay on a small grid, chosen on validation"
+    )
+    _data_arguments(grid)
+    grid.add_argument("--out", type=Path, default=None, help="default: <reports>/tuning/<dataset>-baseline-grid.json")
+    grid.set_defaults(handler=_tune_baselines, report_peak=True)
 
     rec = commands.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
@@ -437,7 +444,7 @@ def _add_movies(args: argparse.Namespace) -> int:
 def _cold_start(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from rec_lib.experiments.runs import run_dir, write_table
+    from rec_lib.experiments.runs import run_dir
 
     prep = _run_preprocess(args)
     config = _train_config(args)
@@ -448,13 +455,24 @@ def _cold_start(args: argparse.Namespace) -> int:
         f"ratings); trained on the rest"
     )
     _print_table(done.rows.drop(columns=["protocol", "split"]))
-    out = write_table(
+    _write(
         pd.concat([done.warm, done.rows], ignore_index=True),
         run_dir(split.warm, config, args.artefacts_dir) / "evaluation.json",
         {"dataset": args.dataset, "cold_start": split.warm.manifest["cold_start"], "eval": asdict(config.eval)},
     )
-    print(f"wrote {out}")
     return 0
+
+
+def _write(table, out: Path, metadata: dict) -> None:
+    from rec_lib.experiments.runs import write_table
+
+    print(f"wrote {write_table(table, out, metadata)}")
+
+
+def _tuning_file(args: argparse.Namespace, name: str) -> Path:
+    from rec_lib.experiments.tuning import tuning_dir
+
+    return args.out or tuning_dir() / f"{args.dataset}-{name}.json"
 
 
 def _sasrec_config_class():
@@ -464,24 +482,16 @@ def _sasrec_config_class():
 
 
 def _sasrec(args: argparse.Namespace) -> int:
-    from rec_lib.experiments.runs import write_table
-    from rec_lib.experiments.tuning import tuning_dir
-
     config = _config_from(args, _sasrec_config_class(), skip=("seed",))
     runs = steps.sasrec(_run_preprocess(args), config, seeds=args.seeds)
     _print_table(runs.table.drop(columns=["users"]))
-    out = args.out or tuning_dir() / f"{args.dataset}-sasrec.json"
-    print(
-        f"wrote {write_table(runs.table, out, {'dataset': args.dataset, 'config': asdict(config), 'ties': args.ties})}"
-    )
+    metadata = {"dataset": args.dataset, "ties": args.ties, "config": asdict(config)}
+    _write(runs.table, _tuning_file(args, "sasrec"), metadata)
     return 0
 
 
 def _liked_set(args: argparse.Namespace) -> int:
     import pandas as pd
-
-    from rec_lib.experiments.runs import write_table
-    from rec_lib.experiments.tuning import tuning_dir
 
     config = _train_config(args)
     rows, intervals = steps.liked_set(
@@ -490,10 +500,19 @@ def _liked_set(args: argparse.Namespace) -> int:
     )  # fmt: skip
     _print_table(rows.pivot(index="model", columns="m", values="recall").loc[rows["model"].unique()])
     _print_table(intervals[intervals["metric"] == "recall"])
-    metadata = {"dataset": args.dataset, "share": args.share, "split_seed": args.split_seed, "config": asdict(config)}
-    out = args.out or tuning_dir() / f"{args.dataset}-liked-set.json"
+    metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
-    print(f"wrote {write_table(table, out, {**metadata, 'ties': args.ties})}")
+    _write(table, _tuning_file(args, "liked-set"), {**metadata, "config": asdict(config)})
+    return 0
+
+
+def _tune_baselines(args: argparse.Namespace) -> int:
+    from rec_lib.experiments.tuning import tune_baselines
+
+    table = tune_baselines(_run_preprocess(args), EvalConfig())
+    _print_table(table)
+    metadata = {"dataset": args.dataset, "ties": args.ties, "eval": asdict(EvalConfig())}
+    _write(table, _tuning_file(args, "baseline-grid"), metadata)
     return 0
 
 

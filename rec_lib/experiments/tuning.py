@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 
 from rec_lib.config import resolve_reports_dir
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.evaluation.baselines import EASE, ItemKNN, item_cooccurrence, knn_is_dense, training_matrix
+from rec_lib.evaluation.config import EvalConfig
 from rec_lib.evaluation.protocol import build_queries, evaluate
 from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
@@ -111,3 +113,38 @@ def load_search(dataset: str, directory: Path | None = None) -> pd.DataFrame:
     if not path.is_file():
         return pd.DataFrame()
     return summarise(json.loads(path.read_text())["rows"])
+
+
+BASELINE_L2 = (100.0, 500.0, 2000.0)
+"""EASE's regularisation grid."""
+BASELINE_DECAYS = (0.5, 0.7, 0.9)
+"""The baselines' recency-decay grid (the weight of a history movie is ``decay ** age``)."""
+
+
+def tune_baselines(
+    prep: Preprocessed,
+    config: EvalConfig,
+    *,
+    l2s: tuple[float, ...] = BASELINE_L2,
+    decays: tuple[float, ...] = BASELINE_DECAYS,
+) -> pd.DataFrame:
+    """Item-kNN over ``decays`` and EASE over ``l2s`` × ``decays``, every setting scored on validation and test
+    under protocol B; ``chosen`` marks each model's best validation HR@K (the test columns are reported, never used
+    to choose)."""
+    queries = build_queries(prep, config.history_len)
+    shared = item_cooccurrence(training_matrix(prep)) if knn_is_dense(prep.n_movies) else None
+    knn = ItemKNN(prep, cooccurrence=shared)
+    candidates = [(knn, {"decay": decay}) for decay in decays]
+    for l2 in tqdm(l2s, desc="EASE", unit="λ"):
+        ease = EASE(prep, l2, cooccurrence=shared)
+        candidates += [(ease, {"l2": l2, "decay": decay}) for decay in decays]
+    rows = []
+    for scorer, setting in candidates:
+        scored = evaluate(scorer, queries, "B", prep.n_movies, replace(config, history_decay=setting["decay"]))
+        row = {"model": scorer.name, **setting}
+        for split, metrics in scored.items():
+            row |= {f"{split}_hr_B": metrics.hr, f"{split}_ndcg_B": metrics.ndcg}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    best = table.groupby("model", sort=False)["val_hr_B"].idxmax()
+    return table.assign(chosen=table.index.isin(best))

@@ -209,3 +209,18 @@ def test_scorers_on_cuda_give_the_cpu_metrics() -> None:
     # user or two, never more
     columns = ["model", "protocol", "split", "hr", "ndcg"]
     pd.testing.assert_frame_equal(table("cuda")[columns], table("cpu")[columns], atol=2 / 150, rtol=0)
+
+
+def test_baselines_are_tuned_on_validation_only(tmp_path) -> None:
+    from helpers import synthetic
+
+    from rec_lib.experiments.tuning import tune_baselines
+
+    prep, _ = synthetic(tmp_path)
+    table = tune_baselines(prep, EvalConfig(), l2s=(10.0, 500.0), decays=(0.5, 0.9))
+    assert len(table) == 2 + 2 * 2 and set(table["model"]) == {"item-knn", "ease"}
+    for _, rows in table.groupby("model"):
+        chosen = rows[rows["chosen"]]
+        assert len(chosen) == 1 and chosen["val_hr_B"].iloc[0] == rows["val_hr_B"].max()
+    knn = table[table["model"] == "item-knn"]
+    assert knn["val_hr_B"].nunique() > 1 or knn["test_hr_B"].nunique() > 1, "the decay changes the ranking"

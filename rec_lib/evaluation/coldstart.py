@@ -45,7 +45,7 @@ from rec_lib.errors import ConfigError
 from rec_lib.evaluation.baselines import PopularNew
 from rec_lib.evaluation.config import EvalConfig
 from rec_lib.evaluation.history import latest_before, user_starts
-from rec_lib.evaluation.protocol import MovieScorer, protocol_rule, rank_targets, rule_weights
+from rec_lib.evaluation.protocol import MovieScorer, expected_rank_judge, protocol_rule, rank_targets, rule_weights
 
 COLD_SPLIT = "cold-test"
 COLD_VAL_SPLIT = "cold-val"
@@ -235,7 +235,15 @@ def evaluate_cold(
             return scorer.score(events.history[start:stop], weights[start:stop]).float().cpu()[:, columns]
 
     seen_rows, seen_cols = torch.from_numpy(events.seen_rows), torch.from_numpy(events.seen_cols)
-    ranked = rank_targets(score_rows, events.target, seen_rows, seen_cols, len(new_movies), config, ties="expected")
+    ranked = rank_targets(
+        score_rows,
+        events.n,
+        seen_rows,
+        seen_cols,
+        len(new_movies),
+        config,
+        lambda k: expected_rank_judge(events.target, k),
+    )
     coverage = float(ranked.recommended.float().mean())
     return ColdMetrics(
         float(ranked.hits.mean()), float(ranked.gains.mean()), coverage, events.n, len(np.unique(events.users))

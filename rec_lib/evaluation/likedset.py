@@ -28,7 +28,7 @@ from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.config import EvalConfig
-from rec_lib.evaluation.protocol import MovieScorer
+from rec_lib.evaluation.protocol import MovieScorer, rank_targets
 
 LIKED_RATING = 4.0
 """A movie counts as liked from this rating up."""
@@ -151,36 +151,45 @@ def score_liked_sets(
     config: EvalConfig | None = None,
     vectors: str = "test",
 ) -> LikedSetScores:
-    """Rank every movie for each user's ticks pooled by ``rule`` (the last tick the latest), the ticks masked.
+    """Rank every movie for each user's ticks pooled by ``rule`` (the last tick the latest), the ticks masked, in
+    the metric loop every protocol shares.
 
     ``vectors`` names the scorer's per-split vectors to use (PinSage's graph of every training user's training
     and validation interactions by default)."""
     config = config or EvalConfig()
-    n = len(queries.users)
-    k = min(config.k, n_movies)
+    n, m = len(queries.users), queries.m
     latest_first = queries.ticks.flip(1)
-    weights = torch.from_numpy(rule.masked_weights(np.ones(tuple(latest_first.shape), dtype=np.float32)))
+    weights = torch.from_numpy(rule.masked_weights(np.ones((n, m), dtype=np.float32)))
+    ranked = rank_targets(
+        lambda start, stop: scorer.score(latest_first[start:stop], weights[start:stop], vectors),
+        n,
+        torch.arange(n).repeat_interleave(m),
+        queries.ticks.flatten(),
+        n_movies,
+        config,
+        lambda k: _recall_judge(queries, n_movies, k),
+        popularity=queries.popularity_percentile,
+    )
+    popularity = float(ranked.popularity.mean()) if n else float("nan")
+    return LikedSetScores(
+        ranked.hits.numpy(), ranked.gains.numpy(), float(ranked.recommended.float().mean()), popularity
+    )
+
+
+def _recall_judge(queries: LikedSetQueries, n_movies: int, k: int):
+    """Many targets per row: Recall@K = hits / min(K, targets), NDCG@K = DCG / the ideal DCG of min(K, targets)."""
     discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
     ideal = torch.cumsum(discount, 0)
-    recall, ndcg, shown = torch.zeros(n), torch.zeros(n), torch.zeros(n)
-    recommended = torch.zeros(n_movies, dtype=torch.bool)
-    for start in range(0, n, config.batch_users):
-        stop = min(start + config.batch_users, n)
-        scores = scorer.score(latest_first[start:stop], weights[start:stop], vectors).float().cpu()
-        scores.scatter_(1, queries.ticks[start:stop], -float("inf"))
-        top = torch.topk(scores, k, dim=1).indices
-        recommended[top.flatten()] = True
+
+    def judge(scores: torch.Tensor, top: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         first, last = torch.searchsorted(queries.target_rows, torch.tensor([start, stop])).tolist()
         is_target = torch.zeros(stop - start, n_movies, dtype=torch.bool)
         is_target[queries.target_rows[first:last] - start, queries.target_cols[first:last]] = True
         hit = is_target.gather(1, top).float()
         possible = is_target.sum(1).clamp(max=k)
-        recall[start:stop] = hit.sum(1) / possible
-        ndcg[start:stop] = (hit * discount).sum(1) / ideal[possible - 1]
-        shown[start:stop] = queries.popularity_percentile[top].mean(1)
-    return LikedSetScores(
-        recall.numpy(), ndcg.numpy(), float(recommended.float().mean()), float(shown.mean()) if n else float("nan")
-    )
+        return hit.sum(1) / possible, (hit * discount).sum(1) / ideal[possible - 1]
+
+    return judge
 
 
 def liked_set_rows(

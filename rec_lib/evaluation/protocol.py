@@ -206,11 +206,12 @@ def _rank_split(
     weights = q.weights(rule)
     return rank_targets(
         lambda start, stop: scorer.score(q.history[start:stop], weights[start:stop], split),
-        q.target,
+        q.target.numel(),
         q.seen_rows,
         q.seen_cols,
         n_movies,
         config,
+        lambda k: top_k_judge(q.target, k),
         popularity=queries.popularity_percentile,
     )
 
@@ -226,43 +227,60 @@ class RankedTargets:
     recommended: torch.Tensor
 
 
+Judge = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
+"""How a protocol counts a batch: ``judge(scores, top, start, stop)`` → each row's hit and NDCG gain at K, from its
+masked scores and its top K."""
+
+
+def top_k_judge(target: torch.Tensor, k: int) -> Judge:
+    """One target per row: a hit when it is among ``torch.topk``'s K, its gain ``1 / log2(rank + 2)``."""
+    discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
+
+    def judge(scores: torch.Tensor, top: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        match = top == target[start:stop, None]
+        return match.any(1).float(), (match.float() * discount).sum(1)
+
+    return judge
+
+
+def expected_rank_judge(target: torch.Tensor, k: int) -> Judge:
+    """One target per row, tied scores at their expected rank (:func:`tie_aware_metrics`): a scorer that cannot
+    tell candidates apart scores at chance."""
+
+    def judge(scores: torch.Tensor, top: torch.Tensor, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return tie_aware_metrics(scores.cpu(), target[start:stop], k)
+
+    return judge
+
+
 def rank_targets(
     score_rows: Callable[[int, int], torch.Tensor],
-    target: torch.Tensor,
+    n_rows: int,
     seen_rows: torch.Tensor,
     seen_cols: torch.Tensor,
     n_candidates: int,
     config: EvalConfig,
+    judge: Callable[[int], Judge],
     *,
     popularity: torch.Tensor | None = None,
-    ties: Literal["top-k", "expected"] = "top-k",
 ) -> RankedTargets:
     """The metric loop every protocol shares: score rows in batches (``score_rows(start, stop)``), mask each row's
-    seen candidates (``seen_rows``, sorted, and ``seen_cols``), and rank every candidate.
-
-    ``ties="top-k"`` counts a hit when the target is among ``torch.topk``'s K; ``"expected"`` counts tied scores
-    at their expected rank (:func:`tie_aware_metrics`), so a scorer that cannot tell candidates apart scores at
-    chance.
-    """
-    n = target.numel()
-    hits, gains, shown = torch.zeros(n), torch.zeros(n), torch.zeros(n)
+    seen candidates (``seen_rows``, sorted, and ``seen_cols``), take every row's top K of all candidates, and let
+    the protocol's judge (``judge(k)``: :func:`top_k_judge`, :func:`expected_rank_judge`, or the liked-set one)
+    count its hits and gains."""
+    hits, gains, shown = torch.zeros(n_rows), torch.zeros(n_rows), torch.zeros(n_rows)
     recommended = torch.zeros(n_candidates, dtype=torch.bool)
     k = min(config.k, n_candidates)
-    discount = 1.0 / torch.log2(torch.arange(k, dtype=torch.float32) + 2.0)
-    for start in range(0, n, config.batch_users):
-        stop = min(start + config.batch_users, n)
+    count = judge(k)
+    for start in range(0, n_rows, config.batch_users):
+        stop = min(start + config.batch_users, n_rows)
         scores = score_rows(start, stop).float()
         first, last = torch.searchsorted(seen_rows, torch.tensor([start, stop])).tolist()
         seen = (seen_rows[first:last] - start).to(scores.device), seen_cols[first:last].to(scores.device)
         scores[seen] = -math.inf
         top = torch.topk(scores, k, dim=1).indices.cpu()
         recommended[top.flatten()] = True
-        if ties == "expected":
-            hits[start:stop], gains[start:stop] = tie_aware_metrics(scores.cpu(), target[start:stop], k)
-        else:
-            match = top == target[start:stop, None]
-            hits[start:stop] = match.any(1).float()
-            gains[start:stop] = (match.float() * discount).sum(1)
+        hits[start:stop], gains[start:stop] = count(scores, top, start, stop)
         if popularity is not None:
             shown[start:stop] = popularity[top].mean(1)
     return RankedTargets(hits, gains, shown, recommended)

@@ -476,7 +476,7 @@ def _tuning_file(args: argparse.Namespace, name: str) -> Path:
 
 
 def _sasrec_config_class():
-    from rec_lib.evaluation.sasrec import SASRecConfig
+    from rec_lib.evaluation.config import SASRecConfig
 
     return SASRecConfig
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from rec_lib.contracts import Embeddings
     from rec_lib.evaluation.coldstart import ColdStartSplit
-    from rec_lib.evaluation.sasrec import SASRecConfig
+    from rec_lib.evaluation.config import SASRecConfig
     from rec_lib.experiments.runs import Run
     from rec_lib.pinsage.config import TrainConfig
     from rec_lib.pinsage.graph import UserMovieGraph

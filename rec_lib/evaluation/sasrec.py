@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import torch
@@ -25,52 +24,8 @@ from tqdm.auto import tqdm
 
 from rec_lib.contracts import QueryRule
 from rec_lib.data.preprocess import Preprocessed
-from rec_lib.errors import ConfigError
-from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.config import EvalConfig, SASRecConfig
 from rec_lib.evaluation.protocol import Queries, build_queries, evaluate
-
-
-@dataclass(frozen=True)
-class SASRecConfig:
-    """SASRec's settings; the defaults follow the RecSys 2023 reproduction's ml-1m run, with a shorter sequence."""
-
-    hidden_dims: int = 64
-    """Width of the movie and position embeddings."""
-    blocks: int = 2
-    """Self-attention blocks."""
-    heads: int = 1
-    """Attention heads per block."""
-    dropout: float = 0.2
-    """Dropout on embeddings, attention and feed-forward layers."""
-    max_len: int = 50
-    """The latest movies a sequence holds."""
-    lr: float = 1e-3
-    """Adam's learning rate."""
-    batch_size: int = 128
-    """Windows per step."""
-    windows_per_user: int = 8
-    """Random windows drawn from every user's training sequence each epoch."""
-    num_epochs: int = 100
-    """The most epochs a run trains."""
-    patience: int = 8
-    """Epochs without a better validation HR before training stops."""
-    eval_k: int = 10
-    """The K of the validation HR@K that early stopping follows."""
-    val_users: int = 20_000
-    """Users of the seeded sample each epoch is validated on (all of them up to this number)."""
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    """Where to train: "auto" is CUDA when torch sees a GPU, else the CPU."""
-    seed: int = 0
-    """Seeds torch and the window draws."""
-
-    def validate(self) -> None:
-        for name in ("hidden_dims", "blocks", "heads", "max_len", "batch_size", "windows_per_user", "num_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"SASRecConfig.{name}={getattr(self, name)} must be at least 1")
-        if self.hidden_dims % self.heads:
-            raise ConfigError(f"SASRecConfig.hidden_dims={self.hidden_dims} must be a multiple of heads={self.heads}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"SASRecConfig.dropout={self.dropout} must lie in [0, 1)")
 
 
 class SASRecModel(nn.Module):

@@ -13,7 +13,7 @@ from rec_lib.data.preprocess import preprocess
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.baselines import ItemKNN, MostPopular, training_matrix
 from rec_lib.evaluation.bootstrap import paired_bootstrap
-from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.config import EvalConfig, SASRecConfig
 from rec_lib.evaluation.likedset import (
     equal_weights,
     liked_set_queries,
@@ -22,7 +22,7 @@ from rec_lib.evaluation.likedset import (
     score_liked_sets,
 )
 from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
-from rec_lib.evaluation.sasrec import SASRecConfig, draw_windows, train_sasrec, user_sequences
+from rec_lib.evaluation.sasrec import draw_windows, train_sasrec, user_sequences
 from rec_lib.pinsage.graph import build_graph
 
 

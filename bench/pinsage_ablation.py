@@ -41,7 +41,8 @@ def _run(base: TrainConfig, name: str, change: dict, seed: int) -> dict:
 
 
 def baseline_rows(prep, base: TrainConfig) -> list[dict]:
-    from rec_lib.evaluation.protocol import build_queries, evaluate
+    from rec_lib.evaluation.protocol import build_queries, evaluate, per_user_ranks
+    from rec_lib.experiments.intervals import per_user_columns
     from rec_lib.experiments.runs import baseline_scorers
 
     queries = build_queries(prep, base.history_len)
@@ -49,7 +50,10 @@ def baseline_rows(prep, base: TrainConfig) -> list[dict]:
     for scorer in baseline_scorers(prep):
         for protocol in ("A", "B"):
             for split, m in evaluate(scorer, queries, protocol, prep.n_movies, base.eval).items():
-                rows.append({"model": scorer.name, "protocol": protocol, "split": split, **m.__dict__})
+                row = {"model": scorer.name, "protocol": protocol, "split": split, **m.__dict__}
+                if (protocol, split) == ("B", "test"):
+                    row |= per_user_columns(per_user_ranks(scorer, queries, "B", prep.n_movies, base.eval))
+                rows.append(row)
     return rows
 
 

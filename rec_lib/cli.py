@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rec_lib import steps
 from rec_lib.config import DEFAULT_DATASET
-from rec_lib.data.preprocess import PreprocessConfig
+from rec_lib.data.preprocess import TIE_RULES, PreprocessConfig
 from rec_lib.errors import RecLibError
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
 
@@ -215,10 +215,10 @@ def _data_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ties",
-        choices=("movie-id", "hash"),
-        default="movie-id",
-        help="order of a user's ratings in the same second: by movie id (every committed table), or by a fixed "
-        "seeded hash of (user, movie) that no model can learn",
+        choices=TIE_RULES,
+        default=PreprocessConfig.ties,
+        help="order of a user's ratings in the same second: by a fixed seeded hash of (user, movie) that no model "
+        "can learn, or by movie id (the earlier rule, to compare with earlier tables)",
     )
 
 
@@ -483,10 +483,12 @@ def _sasrec_config_class():
 
 def _sasrec(args: argparse.Namespace) -> int:
     config = _config_from(args, _sasrec_config_class(), skip=("seed",))
-    runs = steps.sasrec(_run_preprocess(args), config, seeds=args.seeds)
-    _print_table(runs.table.drop(columns=["users"]))
+    from rec_lib.experiments.intervals import PER_USER_COLUMNS
+
+    table = steps.sasrec(_run_preprocess(args), config, seeds=args.seeds)
+    _print_table(table.drop(columns=["users", *PER_USER_COLUMNS]))
     metadata = {"dataset": args.dataset, "ties": args.ties, "config": asdict(config)}
-    _write(runs.table, _tuning_file(args, "sasrec"), metadata)
+    _write(table, _tuning_file(args, "sasrec"), metadata)
     return 0
 
 
@@ -507,10 +509,11 @@ def _liked_set(args: argparse.Namespace) -> int:
 
 
 def _tune_baselines(args: argparse.Namespace) -> int:
+    from rec_lib.experiments.intervals import PER_USER_COLUMNS
     from rec_lib.experiments.tuning import tune_baselines
 
     table = tune_baselines(_run_preprocess(args), EvalConfig())
-    _print_table(table)
+    _print_table(table.drop(columns=list(PER_USER_COLUMNS)))
     metadata = {"dataset": args.dataset, "ties": args.ties, "eval": asdict(EvalConfig())}
     _write(table, _tuning_file(args, "baseline-grid"), metadata)
     return 0

@@ -16,7 +16,6 @@ from rec_lib.data.preprocess import PreprocessConfig, Preprocessed, run_preproce
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
 
 if TYPE_CHECKING:
-    import numpy as np
     import pandas as pd
 
     from rec_lib.contracts import Embeddings
@@ -224,28 +223,21 @@ def sample_recommendations(
     return liked, Recommender(open_stores(StoreSettings.from_env(artefacts_dir))).recommend(liked, k)
 
 
-@dataclass(frozen=True)
-class SASRecRuns:
-    """SASRec over seeds under the timeline protocol: one row per (seed, protocol, split), and each seed's
-    per-user test hits and gains (protocol B) for paired intervals."""
-
-    table: pd.DataFrame
-    per_user: dict[int, tuple[np.ndarray, np.ndarray]]
-
-
-def sasrec(prep: Preprocessed, config: SASRecConfig, seeds: Sequence[int] = (0,)) -> SASRecRuns:
+def sasrec(prep: Preprocessed, config: SASRecConfig, seeds: Sequence[int] = (0,)) -> pd.DataFrame:
     """Train SASRec on ``prep``'s training split once per seed (early-stopped on validation) and score it like every
-    other model: both protocols, validation and test, every user."""
+    other model: both protocols, validation and test, every user. One row per (seed, protocol, split); each seed's
+    test row under protocol B also holds its per-user hits and gains (for paired intervals)."""
     from dataclasses import replace
 
     import pandas as pd
 
     from rec_lib.evaluation.protocol import build_queries, evaluate, per_user_ranks
     from rec_lib.evaluation.sasrec import SASRecScorer, train_sasrec
+    from rec_lib.experiments.intervals import per_user_columns
 
     queries = build_queries(prep, config.max_len)
     eval_config = EvalConfig(k=config.eval_k, history_len=config.max_len)
-    rows, per_user = [], {}
+    rows = []
     for seed in seeds:
         result = train_sasrec(prep, replace(config, seed=seed), queries=queries)
         scorer = SASRecScorer(result.model, config.max_len)
@@ -256,8 +248,9 @@ def sasrec(prep: Preprocessed, config: SASRecConfig, seeds: Sequence[int] = (0,)
                      **asdict(metrics), "best_epoch": result.best_epoch + 1, "seconds": result.seconds}
                 )  # fmt: skip
         ranked = per_user_ranks(scorer, queries, "B", prep.n_movies, eval_config, "test")
-        per_user[seed] = (ranked.hits.numpy(), ranked.gains.numpy())
-    return SASRecRuns(pd.DataFrame(rows), per_user)
+        test_b = next(row for row in rows if row["seed"] == seed and row["protocol"] == "B" and row["split"] == "test")
+        test_b |= per_user_columns(ranked)
+    return pd.DataFrame(rows)
 
 
 def liked_set(

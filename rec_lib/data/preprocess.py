@@ -35,11 +35,13 @@ from rec_lib.data.datasets import LAYOUT_FILES, file_sha256, locate_dataset
 from rec_lib.data.loaders import MovieLensData, load_folder
 from rec_lib.errors import ConfigError
 
-PREPROCESS_SCHEMA_VERSION = 1
+PREPROCESS_SCHEMA_VERSION = 2
 """Bump when the artefacts' content changes for the same inputs; it is part of the cache key."""
 
 SPLITS = ("train", "val", "test")
-TIE_RULES = ("movie-id", "hash")
+TIE_ORDER = {"hash": "a fixed hash of (user, movie)", "movie-id": "movie id"}
+"""Each tie rule (:attr:`PreprocessConfig.ties`) in words."""
+TIE_RULES = tuple(TIE_ORDER)
 TIE_SEED = 0x5EED_71E5
 """The seed of the tie hash: fixed, so the split is the same on every run."""
 MANIFEST_NAME = "manifest.json"
@@ -52,9 +54,9 @@ class PreprocessConfig:
     dataset: str = DEFAULT_DATASET
     min_user_interactions: int = 3
     short_users: Literal["train", "drop"] = "train"
-    ties: Literal["movie-id", "hash"] = "movie-id"
-    """How a user's ratings in the same second are ordered: by movie id (the rule every committed table was
-    measured under), or by a fixed seeded hash of (user id, movie id), which no model can learn (:func:`tie_hash`)."""
+    ties: Literal["movie-id", "hash"] = "hash"
+    """How a user's ratings in the same second are ordered: by a fixed seeded hash of (user id, movie id), which no
+    model can learn (:func:`tie_hash`), or by movie id (the earlier rule, kept to compare with earlier tables)."""
 
     def validate(self) -> None:
         if self.min_user_interactions < 3:
@@ -86,6 +88,8 @@ class PreprocessStats:
     evaluated_users: int
     timestamp_ties: int
     """Ratings that share their user's timestamp with another rating (ordered by the tie rule)."""
+    tie_rule: str = "movie-id"
+    """How those ties are ordered (:attr:`PreprocessConfig.ties`); artefacts written before the hash rule lack it."""
 
     def notes(self) -> list[str]:
         """What was set aside or decided, in words."""
@@ -93,7 +97,8 @@ class PreprocessStats:
         return [
             f"{self.movies_unrated} movies in the catalogue have no rating and are not graph nodes",
             f"{self.short_users} users with fewer than 3 ratings ({self.short_user_ratings} ratings): {action}",
-            f"{self.timestamp_ties} ratings tie on time with another of the same user; ties are ordered by movie id",
+            f"{self.timestamp_ties} ratings tie on time with another of the same user; "
+            f"ties are ordered by {TIE_ORDER[self.tie_rule]}",
         ]
 
 
@@ -207,6 +212,7 @@ def preprocess(data: MovieLensData, config: PreprocessConfig | None = None) -> P
         test=int(counts["test"]),
         evaluated_users=int(counts["test"]),
         timestamp_ties=ties,
+        tie_rule=config.ties,
     )
     return Preprocessed(interactions=interactions, movies=movies, users=users, stats=stats)
 

@@ -24,7 +24,8 @@ from rec_lib.config import resolve_reports_dir
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.evaluation.baselines import EASE, ItemKNN, item_cooccurrence, knn_is_dense, training_matrix
 from rec_lib.evaluation.config import EvalConfig
-from rec_lib.evaluation.protocol import build_queries, evaluate
+from rec_lib.evaluation.protocol import build_queries, evaluate, per_user_ranks
+from rec_lib.experiments.intervals import per_user_columns
 from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import TEST_TIME_GRAPH, UserMovieGraph, build_graph
@@ -61,6 +62,7 @@ def ablation_row(
         for split, metrics in evaluate(scorer, queries, protocol, prep.n_movies, config.eval).items():
             for metric in ("hr", "ndcg", "coverage", "popularity"):
                 row[f"{split}_{metric}_{protocol}"] = getattr(metrics, metric)
+    row |= per_user_columns(per_user_ranks(scorer, queries, "B", prep.n_movies, config.eval))
     row["batches_per_s"] = sum(h.batches_per_s for h in result.history) / len(result.history)
     row["val_hr_by_epoch"] = [h.val_hr for h in result.history]
     return row
@@ -144,7 +146,8 @@ def tune_baselines(
         row = {"model": scorer.name, **setting}
         for split, metrics in scored.items():
             row |= {f"{split}_hr_B": metrics.hr, f"{split}_ndcg_B": metrics.ndcg}
-        rows.append(row)
+        decayed = replace(config, history_decay=setting["decay"])
+        rows.append(row | per_user_columns(per_user_ranks(scorer, queries, "B", prep.n_movies, decayed)))
     table = pd.DataFrame(rows)
     best = table.groupby("model", sort=False)["val_hr_B"].idxmax()
     return table.assign(chosen=table.index.isin(best))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rec_lib.data.preprocess import Preprocessed
+from rec_lib.data.preprocess import TIE_ORDER, Preprocessed
 
 
 def dataset_summary(prep: Preprocessed) -> pd.DataFrame:
@@ -23,6 +23,6 @@ def dataset_summary(prep: Preprocessed) -> pd.DataFrame:
         ("users evaluated", s.evaluated_users),
         ("users with < 3 ratings", f"{s.short_users} ({s.short_users_policy})"),
         ("movies without ratings (not in graph)", s.movies_unrated),
-        ("ratings tied on time (ordered by movie id)", s.timestamp_ties),
+        (f"ratings tied on time (ordered by {TIE_ORDER[s.tie_rule]})", s.timestamp_ties),
     ]
     return pd.DataFrame(rows, columns=["statistic", "value"]).set_index("statistic")

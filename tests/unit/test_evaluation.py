@@ -222,5 +222,7 @@ def test_baselines_are_tuned_on_validation_only(tmp_path) -> None:
     for _, rows in table.groupby("model"):
         chosen = rows[rows["chosen"]]
         assert len(chosen) == 1 and chosen["val_hr_B"].iloc[0] == rows["val_hr_B"].max()
+    for _, row in table.iterrows():
+        assert np.mean(row["test_hits_B"]) == pytest.approx(row["test_hr_B"]), "per-user results for the intervals"
     knn = table[table["model"] == "item-knn"]
     assert knn["val_hr_B"].nunique() > 1 or knn["test_hr_B"].nunique() > 1, "the decay changes the ranking"

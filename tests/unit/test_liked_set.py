@@ -200,6 +200,11 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert {(r["seed"], r["protocol"], r["split"]) for r in rows["rows"]} == {
         (s, p, x) for s in (0, 1) for p in ("A", "B") for x in ("val", "test")
     }
+    for row in rows["rows"]:
+        kept = row.get("test_hits_B") is not None
+        assert kept == ((row["protocol"], row["split"]) == ("B", "test")), "per-user results for the intervals"
+        if kept:
+            assert len(row["test_hits_B"]) == row["users"] and np.mean(row["test_hits_B"]) == pytest.approx(row["hr"])
     liked = tmp_path / "liked.json"
     train = ["--hidden-dims", "8", "--batches-per-epoch", "2", "--share", "0.3"]
     assert main(["liked-set", *data, *quick, *train, "--out", str(liked)]) == 0

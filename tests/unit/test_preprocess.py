@@ -27,7 +27,7 @@ def _split_of(prep, user_id: int) -> dict[int, str]:
 
 
 def test_last_is_test_second_last_is_val_with_ties_by_movie_id(ml1m_dir: Path) -> None:
-    prep = preprocess(load_folder(ml1m_dir))
+    prep = preprocess(load_folder(ml1m_dir), PreprocessConfig(ties="movie-id"))
     # user 1: movies 1 and 2 share a second; 2 (larger id) counts as later, but both stay in train.
     assert _split_of(prep, 1) == {1: "train", 2: "train", 3: "val", 4: "test"}
     assert _split_of(prep, 2) == {1: "train", 3: "val", 4: "test"}
@@ -39,9 +39,10 @@ def test_tie_at_the_end_is_broken_by_movie_id_whatever_the_file_order(ml1m_dir: 
         {"user_id": [2, 2, 2], "movie_id": [2, 1, 3], "rating": [3.0] * 3, "timestamp": [978300000] * 2 + [978200000]}
     )
     data.ratings = pd.concat([data.ratings[data.ratings["user_id"] != 2], tie]).astype(data.ratings.dtypes)
-    forward = preprocess(data)
+    by_id = PreprocessConfig(ties="movie-id")
+    forward = preprocess(data, by_id)
     data.ratings = data.ratings.iloc[::-1].reset_index(drop=True)
-    backward = preprocess(data)
+    backward = preprocess(data, by_id)
     assert _split_of(forward, 2) == _split_of(backward, 2)
     assert _split_of(forward, 2) == {3: "train", 1: "val", 2: "test"}
 
@@ -53,14 +54,16 @@ def test_the_hash_tie_rule_orders_a_second_by_a_fixed_hash_not_by_id(ml1m_dir: P
     rows = pd.DataFrame(same_second, columns=["user_id", "movie_id", "timestamp"]).assign(rating=4.0)
     data.ratings = pd.concat([data.ratings, rows[data.ratings.columns]]).astype(data.ratings.dtypes)
     expected = [2, *sorted([4, 1, 3], key=lambda movie: int(tie_hash(np.array([5]), np.array([movie]))[0]))]
-    config = PreprocessConfig(ties="hash")
+    config = PreprocessConfig()
+    assert config.ties == "hash", "the hash is the default"
     orders = []
     for shuffle in range(3):
         data.ratings = data.ratings.sample(frac=1.0, random_state=shuffle).reset_index(drop=True)
         user = preprocess(data, config).interactions.query("user_id == 5")
         orders.append(user["movie_id"].tolist())
     assert orders == [expected] * 3, "the same on every run and file order"
-    by_id = preprocess(data).interactions.query("user_id == 5")["movie_id"].tolist()
+    assert any("ordered by a fixed hash of (user, movie)" in note for note in preprocess(data).stats.notes())
+    by_id = preprocess(data, PreprocessConfig(ties="movie-id")).interactions.query("user_id == 5")["movie_id"].tolist()
     assert by_id == [2, 1, 3, 4], "the earlier rule, kept for comparisons"
     assert expected[1:] != [1, 3, 4], "here the hash order is not the id order"
     with pytest.raises(ConfigError, match="ties='time'"):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from rec_lib import steps
 from rec_lib.config import DEFAULT_DATASET
+from rec_lib.contracts import QUERY_MODES
 from rec_lib.data.preprocess import TIE_RULES, PreprocessConfig
 from rec_lib.errors import RecLibError
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
@@ -133,6 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     liked.add_argument("--share", type=float, default=0.2, help="share of users held out (default 0.2)")
     liked.add_argument("--split-seed", type=int, default=0, help="which users are held out (default 0)")
     liked.add_argument("--split", choices=("val", "test"), default="test", help="the held-out half scored")
+    liked.add_argument("--seeds", type=int, nargs="+", default=None, help="one PinSage run per seed (default --seed)")
     liked.add_argument(
         "--out", type=Path, default=None, help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json)"
     )
@@ -147,6 +149,12 @@ def _parser() -> argparse.ArgumentParser:
 
     rec = commands.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
+    rec.add_argument(
+        "--mode",
+        choices=QUERY_MODES,
+        default=QUERY_MODES[0],
+        help="set: liked in no order (default); history: oldest first, the latest counts most",
+    )
     rec.add_argument("-k", type=int, default=10, help="how many movies (default 10)")
     rec.add_argument("--genres", nargs="*", default=None, help="keep movies with any of these genres")
     rec.add_argument("--years", type=int, nargs=2, default=None, metavar=("FIRST", "LAST"), help="inclusive range")
@@ -496,13 +504,20 @@ def _liked_set(args: argparse.Namespace) -> int:
     import pandas as pd
 
     config = _train_config(args)
+    seeds = args.seeds or [config.seed]
     rows, intervals = steps.liked_set(
-        _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split,
+        _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
         artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
-    _print_table(rows.pivot(index="model", columns="m", values="recall").loc[rows["model"].unique()])
+    recall = rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
+    _print_table(recall)
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
+    if args.split == "val":
+        from rec_lib.experiments.likedset import chosen_prior_ticks
+
+        metadata["chosen_prior_ticks"] = chosen_prior_ticks(rows)
+        print(f"set rule chosen on validation: prior_ticks {metadata['chosen_prior_ticks']:g}")
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
     _write(table, _tuning_file(args, "liked-set"), {**metadata, "config": asdict(config)})
     return 0
@@ -525,7 +540,7 @@ def _recommend(args: argparse.Namespace) -> int:
 
     stores = open_stores(StoreSettings.from_env(args.artefacts_dir))
     years = tuple(args.years) if args.years else None
-    table = Recommender(stores).recommend(args.liked, args.k, genres=args.genres, years=years)
+    table = Recommender(stores).recommend(args.liked, args.k, mode=args.mode, genres=args.genres, years=years)
     print(_recommendation_text(table))
     return 0
 

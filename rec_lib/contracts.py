@@ -9,8 +9,10 @@ then exactly the model's score (:func:`store_vectors`, :func:`query_vectors`).
 An export lives beside its run: ``<run dir>/embeddings.npz`` (movie ids, vectors, biases) and
 ``<run dir>/embeddings.json`` (fingerprint, config, counts). :mod:`rec_lib.pinsage.export` writes it.
 
-The file also carries the model's :class:`QueryRule`: how several liked movies become one query vector.
-Evaluation (protocol B) and ``recommend()`` both use it, so the product ranks exactly as evaluated.
+Several liked movies become one query vector by one rule per way of reading them (:data:`QUERY_MODES`): a
+viewer's history by the model's :class:`QueryRule` (carried in the file; protocol B), a person's ticked set by
+:class:`SetRule` (the liked-set protocol). Evaluation and ``recommend()`` both use them, so the product ranks
+exactly as evaluated.
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ import pandas as pd
 from rec_lib.errors import ConfigError, InvalidVectorsError, RecLibError
 from rec_lib.files import write_atomically, write_json
 
+QUERY_MODES = ("set", "history")
+"""How a list of liked movies is read: a set of ticks in no order (the picker, the page, the API's default), or a
+viewer's history, the latest last (``start_from_user``, the API's ``mode="history"``)."""
+SET_PRIOR_TICKS = 0.0
+""":attr:`SetRule.prior_ticks` of the product, chosen on the liked-set protocol's validation users."""
 EMBEDDINGS_NAME = "embeddings.npz"
 EMBEDDINGS_META_NAME = "embeddings.json"
 
@@ -87,6 +94,38 @@ class QueryRule:
         weights = self.weights(len(latest_first))
         pooled = weights @ np.asarray(latest_first[: len(weights)], dtype=np.float32)
         return query_vectors(pooled[None, :])
+
+
+@dataclass(frozen=True)
+class SetRule:
+    """A person's ticked movies as a set: every tick weighs the same, so any order gives the same query.
+
+    The query is ``[s(m) · mean_j h_j, 1]`` with ``s(m) = m / (m + prior_ticks)``: the fewer the ticks, the more the
+    per-movie bias (the model's prior over the catalogue) counts against them; ``prior_ticks = 0`` is the plain mean.
+
+    >>> rule = SetRule(prior_ticks=1.0)
+    >>> [[round(float(w), 3) for w in row] for row in rule.masked_weights(np.array([[1, 1, 0], [1, 0, 0]]))]
+    [[0.333, 0.333, 0.0], [0.5, 0.0, 0.0]]
+    >>> bool((rule.query(np.eye(3)[[0, 1]]) == rule.query(np.eye(3)[[1, 0]])).all())
+    True
+    """
+
+    prior_ticks: float = SET_PRIOR_TICKS
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.prior_ticks) or self.prior_ticks < 0:
+            raise ConfigError(f"a set rule's prior_ticks must be finite and non-negative, got {self.prior_ticks!r}")
+
+    def masked_weights(self, present: np.ndarray) -> np.ndarray:
+        """Each row's weights over its present ticks of a (B, m) array: ``s(m) / m`` each."""
+        present = np.asarray(present, dtype=np.float32)
+        ticks = present.sum(axis=1, keepdims=True)
+        return present / np.maximum(ticks + self.prior_ticks, 1e-12)
+
+    def query(self, ticked: np.ndarray) -> np.ndarray:
+        """The query for stored rows ``[h_j, b_j]`` of the ticked movies, in any order."""
+        weights = self.masked_weights(np.ones((1, len(ticked)), dtype=np.float32))[0]
+        return query_vectors((weights @ np.asarray(ticked, dtype=np.float32))[None, :])
 
 
 @dataclass

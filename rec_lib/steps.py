@@ -260,13 +260,25 @@ def liked_set(
     share: float = 0.2,
     split_seed: int = 0,
     which: str = "test",
+    seeds: Sequence[int] | None = None,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest, score the held-out
-    users' shuffled ticks beside the baselines; the rows and the paired intervals of PinSage's lead."""
+    """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest once per seed
+    (default ``config.seed``), score the held-out users' shuffled ticks beside the baselines; the rows (with their
+    seed) and the paired intervals of PinSage's lead, each user's scores averaged over the seeds."""
+    from dataclasses import replace
+
+    import pandas as pd
+
     from rec_lib.evaluation.likedset import liked_set_split
-    from rec_lib.experiments.likedset import PRODUCT_RULE, lead_intervals, liked_set_experiment
+    from rec_lib.experiments.likedset import PRODUCT_RULE, lead_intervals, liked_set_experiment, seed_means
 
     split = liked_set_split(prep, share, split_seed)
-    rows, per_user = liked_set_experiment(split, config, which=which, artefacts_dir=artefacts_dir)
-    return rows, lead_intervals(per_user, PRODUCT_RULE)
+    tables, per_seed = [], []
+    for seed in seeds or [config.seed]:
+        rows, per_user = liked_set_experiment(
+            split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir
+        )
+        tables.append(rows.assign(seed=seed))
+        per_seed.append(per_user)
+    return pd.concat(tables, ignore_index=True), lead_intervals(seed_means(per_seed), PRODUCT_RULE)

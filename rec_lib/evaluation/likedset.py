@@ -12,8 +12,9 @@ does not measure it. The split is the field's strong generalization (Liang et al
 * the ticks are masked and every movie is ranked. Recall@K is hits / min(K, targets); NDCG@K is DCG over the ideal
   DCG of min(K, targets) hits; coverage and popularity are as in the timeline protocol.
 
-A scorer sees the ticks as a history, the last tick as the latest (what ``recommend()`` does with a picker's list),
-weighted by the :class:`~rec_lib.contracts.QueryRule` it is evaluated with: PinSage's own rule, or equal weights.
+A scorer pools the ticks with the rule it is evaluated with: a :class:`~rec_lib.contracts.SetRule` (what
+``recommend()`` does with a set: the picker, the page), or a :class:`~rec_lib.contracts.QueryRule` reading the
+ticks as a history, the last tick the latest (the timeline rule on shuffled ticks, for comparison).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.contracts import QueryRule
+from rec_lib.contracts import QueryRule, SetRule
 from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.config import EvalConfig
@@ -138,21 +139,20 @@ class LikedSetScores:
     popularity: float
 
 
-def equal_weights(m: int) -> QueryRule:
-    """Every tick counts the same: the rule an order-free set asks for, and the baselines' pooling."""
-    return QueryRule((1.0,) * m)
+PLAIN_MEAN = SetRule(prior_ticks=0.0)
+"""Every tick counts the same and nothing else: the baselines' pooling."""
 
 
 def score_liked_sets(
     scorer: MovieScorer,
-    rule: QueryRule,
+    rule: QueryRule | SetRule,
     queries: LikedSetQueries,
     n_movies: int,
     config: EvalConfig | None = None,
     vectors: str = "test",
 ) -> LikedSetScores:
-    """Rank every movie for each user's ticks pooled by ``rule`` (the last tick the latest), the ticks masked, in
-    the metric loop every protocol shares.
+    """Rank every movie for each user's ticks pooled by ``rule`` (a history rule reads the last tick as the latest),
+    the ticks masked, in the metric loop every protocol shares.
 
     ``vectors`` names the scorer's per-split vectors to use (PinSage's graph of every training user's training
     and validation interactions by default)."""
@@ -193,7 +193,7 @@ def _recall_judge(queries: LikedSetQueries, n_movies: int, k: int):
 
 
 def liked_set_rows(
-    entries: list[tuple[str, MovieScorer, QueryRule | None]],
+    entries: list[tuple[str, MovieScorer, QueryRule | SetRule]],
     split: LikedSetSplit,
     which: str = "test",
     sizes: tuple[int, ...] = QUERY_SIZES,
@@ -201,13 +201,12 @@ def liked_set_rows(
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
     """One row per (entry, m) on the held-out users of ``which``: Recall, NDCG, coverage, popularity, users and
-    skipped users; and each entry's per-user scores (for paired intervals). An entry is (name, scorer, rule), the
-    rule None for equal weights."""
+    skipped users; and each entry's per-user scores (for paired intervals). An entry is (name, scorer, rule)."""
     rows, per_user = [], {}
     for m in sizes:
         queries = liked_set_queries(split, which, m, seed)
         for name, scorer, rule in entries:
-            scores = score_liked_sets(scorer, rule or equal_weights(m), queries, split.prep.n_movies, config)
+            scores = score_liked_sets(scorer, rule, queries, split.prep.n_movies, config)
             per_user[name, m] = scores
             rows.append(
                 {

@@ -1,21 +1,26 @@
 """The liked-set table: PinSage trained without the held-out users, scored on their shuffled ticks beside the
-baselines (:mod:`rec_lib.evaluation.likedset`), with paired intervals of PinSage's lead."""
+baselines (:mod:`rec_lib.evaluation.likedset`), with paired intervals of PinSage's lead; and the set rule's one
+setting, chosen on the validation half."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from rec_lib.contracts import SetRule
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import EASE_L2
-from rec_lib.evaluation.likedset import QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
+from rec_lib.evaluation.likedset import PLAIN_MEAN, QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
 from rec_lib.experiments.runs import baseline_scorers, train_run
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import build_graph
 
-PRODUCT_RULE = "pinsage (the picker's rule)"
-EQUAL_WEIGHTS = "pinsage, equal weights"
+PRODUCT_RULE = "pinsage (the product's set rule)"
+TIMELINE_RULE = "pinsage, timeline rule on shuffled ticks"
+PRIOR_TICKS_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""The set rule's ``prior_ticks`` tried on the validation users."""
 
 
 def liked_set_experiment(
@@ -28,12 +33,41 @@ def liked_set_experiment(
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
     """Train PinSage on ``split.train`` (a run of its own, not the latest) and score the held-out users of
-    ``which``: PinSage with the rule the picker uses and with equal weights, and the baselines with equal weights."""
+    ``which``: PinSage with the product's set rule and, for comparison, with its timeline rule reading the
+    shuffled ticks as a history; on ``val`` also every set rule of :data:`PRIOR_TICKS_GRID`; the baselines with
+    the plain mean."""
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
-    entries = [(PRODUCT_RULE, pinsage, pinsage.query_rule), (EQUAL_WEIGHTS, pinsage, None)]
-    entries += [(scorer.name, scorer, None) for scorer in baseline_scorers(split.train, ease_l2)]
+    entries = [(PRODUCT_RULE, pinsage, SetRule()), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
+    if which == "val":
+        entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in PRIOR_TICKS_GRID]
+    entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baseline_scorers(split.train, ease_l2)]
     return liked_set_rows(entries, split, which, sizes, config.eval)
+
+
+def set_rule_name(prior_ticks: float) -> str:
+    return f"pinsage, set rule with prior_ticks {prior_ticks:g}"
+
+
+def chosen_prior_ticks(rows: pd.DataFrame) -> float:
+    """The ``prior_ticks`` of :data:`PRIOR_TICKS_GRID` with the best Recall@K averaged over the query sizes, on the
+    validation rows of :func:`liked_set_experiment`."""
+    names = {set_rule_name(prior): prior for prior in PRIOR_TICKS_GRID}
+    recall = rows[rows["model"].isin(names)].groupby("model")["recall"].mean()
+    return names[recall.idxmax()]
+
+
+def seed_means(per_seed: list[dict[tuple[str, int], LikedSetScores]]) -> dict[tuple[str, int], LikedSetScores]:
+    """Each entry's per-user Recall and NDCG (and its coverage and popularity) averaged over the seeds' runs."""
+    return {
+        key: LikedSetScores(
+            np.mean([run[key].recall for run in per_seed], axis=0),
+            np.mean([run[key].ndcg for run in per_seed], axis=0),
+            float(np.mean([run[key].coverage for run in per_seed])),
+            float(np.mean([run[key].popularity for run in per_seed])),
+        )
+        for key in per_seed[0]
+    }
 
 
 def lead_intervals(

@@ -23,6 +23,20 @@ SEARCH_DEBOUNCE_S = 0.3
 """How long the picker waits after the last keystroke before it searches."""
 
 
+TASTE_PROFILES: dict[str, tuple[str, ...]] = {
+    "children's animation": ("toy story", "finding nemo", "monsters, inc", "ratatouille", "up (2009)"),
+    "1970s-80s science fiction": (
+        "alien",
+        "blade runner",
+        "star wars episode iv",
+        "close encounters",
+        "the terminator",
+    ),
+    "dark 1990s crime": ("pulp fiction", "reservoir dogs", "se7en", "goodfellas", "fargo"),
+}
+"""Three tastes whose recommendations a movie fan can judge: titles searched as the picker does, ticked in order."""
+
+
 class PickerError(RecLibError):
     """Something the person using the picker did that cannot work; the message says what to do instead."""
 
@@ -30,6 +44,9 @@ class PickerError(RecLibError):
 @dataclass
 class PickerState:
     liked: list[int] = field(default_factory=list)
+    mode: str = "set"
+    """How the liked list is read: "set" (ticked in no order), or "history" (a MovieLens user's latest movies,
+    oldest first) from :meth:`MoviePicker.start_from_user` until the list is edited."""
     genres: tuple[str, ...] = ()
     years: tuple[int, int] | None = None
     k: int = DEFAULT_K
@@ -62,22 +79,27 @@ class MoviePicker:
             raise PickerError(f"movie id {movie_id} is not in the catalogue")
         if movie_id not in self.state.liked:
             self.state.liked.append(int(movie_id))
+            self.state.mode = "set"
 
     def remove(self, movie_id: int) -> None:
         if movie_id not in self.state.liked:
             raise PickerError(f"movie id {movie_id} is not among the liked movies")
         self.state.liked.remove(movie_id)
+        self.state.mode = "set"
 
     def clear(self) -> None:
         self.state.liked.clear()
+        self.state.mode = "set"
 
     def start_from_user(self, prep: Preprocessed, user_id: int, n: int = 5) -> list[int]:
-        """Replace the liked list with a MovieLens user's ``n`` latest training movies."""
+        """Replace the liked list with a MovieLens user's ``n`` latest training movies, read as a history (the latest
+        counts most) until the list is edited."""
         train = prep.split("train", ["user_id", "movie_id"])
         history = train.loc[train["user_id"] == user_id, "movie_id"]
         if history.empty:
             raise PickerError(f"user {user_id} has no training ratings in {prep.manifest.get('dataset')}")
         self.state.liked = [int(i) for i in history.to_numpy()[-n:]]
+        self.state.mode = "history"
         return self.state.liked
 
     def set_filters(self, genres: list[str] | tuple[str, ...] = (), years: tuple[int, int] | None = None) -> None:
@@ -92,9 +114,60 @@ class MoviePicker:
         if k is not None:
             self.state.k = k
         self.last_result = self.recommender.recommend(
-            self.state.liked, self.state.k, genres=self.state.genres, years=self.state.years
+            self.state.liked, self.state.k, mode=self.state.mode, genres=self.state.genres, years=self.state.years
         )
         return self.last_result
+
+
+@dataclass(frozen=True)
+class TasteSamples:
+    """Recommendations for a few tastes: what each ticked, which titles the catalogue lacks, and the top K side by
+    side (one column per taste, "Title (year)" per rank)."""
+
+    ticked: dict[str, list[str]]
+    missing: dict[str, list[str]]
+    table: pd.DataFrame
+
+    def summary(self) -> str:
+        """One line per taste: the titles ticked, and any the catalogue lacks."""
+        lines = []
+        for name, missing in self.missing.items():
+            line = f"{name}: " + ("; ".join(self.ticked.get(name, [])) or "nothing found")
+            lines.append(line + (f" (not in the catalogue: {', '.join(missing)})" if missing else ""))
+        return "\n".join(lines)
+
+
+def taste_samples(
+    recommender: Recommender, profiles: dict[str, tuple[str, ...]] = TASTE_PROFILES, k: int = DEFAULT_K
+) -> TasteSamples:
+    """Tick each profile's titles in a fresh picker (the best match of each; titles without a match are listed in
+    ``missing``) and recommend ``k`` for it, as a person using the picker would."""
+    ticked, missing, columns = {}, {}, {}
+    for name, titles in profiles.items():
+        picker = MoviePicker(recommender)
+        missing[name] = []
+        for title in titles:
+            try:
+                picker.add(picker.find(title))
+            except PickerError:
+                missing[name].append(title)
+        if not picker.state.liked:
+            continue
+        ticked[name] = picker.liked_movies()["title"].tolist()
+        result = picker.recommend(k)
+        columns[name] = [_title_year(row.title, row.year) for row in result.itertuples()]
+    table = pd.DataFrame({name: pd.Series(titles, dtype=object) for name, titles in columns.items()})
+    table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
+    return TasteSamples(ticked, missing, table)
+
+
+def _title_year(title: str, year) -> str:
+    """``Title (year)`` unless the title already ends with its year.
+
+    >>> _title_year("Up", 2009), _title_year("Up (2009)", 2009), _title_year("Up", None)
+    ('Up (2009)', 'Up (2009)', 'Up')
+    """
+    return title if pd.isna(year) or title.endswith(f"({int(year)})") else f"{title} ({int(year)})"
 
 
 class PickerWidgets:
@@ -235,6 +308,14 @@ class PickerWidgets:
         self.year_from.disabled = self.year_to.disabled = not self.use_years.value
         self._filters_changed()
 
+    def _reading(self) -> str:
+        """How the liked list was read, in words."""
+        if not self.picker.state.liked:
+            return "Nothing liked yet: these are the most popular movies."
+        if self.picker.state.mode == "history":
+            return "Read as this viewer's history: the latest movies count most."
+        return "Your liked movies count alike, in any order."
+
     def _filters_changed(self, change=None) -> None:
         self._clear_results()
         self._say("The filters changed: press Recommend for new recommendations.")
@@ -254,8 +335,7 @@ class PickerWidgets:
         except RecLibError as exc:
             self._say(str(exc), error=True)
             return
-        note = "" if self.picker.state.liked else " Nothing liked yet: these are the most popular movies."
-        self._say(f"{len(result)} recommendations.{note}")
+        self._say(f"{len(result)} recommendations. {self._reading()}")
         self._clear_results()
         with self.output:
             display(result[["title", "year", "genres", "score", "because"]])

@@ -23,7 +23,7 @@ import json
 import math
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import pandas as pd
 from anyio.to_thread import current_default_thread_limiter
@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from rec_lib import __version__
+from rec_lib.contracts import QUERY_MODES
 from rec_lib.data.text import search_key
 from rec_lib.errors import ConfigError, StoreUnavailableError, UnknownMoviesError
 from rec_lib.serving.guard import DOCS_PATH, RequestGuard
@@ -80,7 +81,14 @@ class Recommendation(Movie):
 
 class RecommendRequest(BaseModel):
     liked: list[MovieId] = Field(
-        default_factory=list, max_length=RecommendConfig.max_liked, description="MovieLens ids, the latest pick last"
+        default_factory=list,
+        max_length=RecommendConfig.max_liked,
+        description="MovieLens ids: in any order for mode 'set'; oldest first, the latest last, for mode 'history'",
+    )
+    mode: Literal[QUERY_MODES] = Field(
+        "set",
+        description="'set': movies a person ticked, in no order (the same ranking for any order); 'history': a "
+        "viewer's timeline, where the latest movies count most",
     )
     k: int = Field(10, strict=True, ge=1, le=MAX_K)
     genres: list[Genre] | None = Field(None, max_length=MAX_GENRES, description="keep movies with any of these")
@@ -232,7 +240,12 @@ def create_app(settings: StoreSettings | None = None) -> FastAPI:
     @app.post("/recommend", response_model=RecommendResponse)
     async def recommend(request: Request, body: RecommendRequest) -> RecommendResponse:
         ranked = await run_in_threadpool(
-            request.app.state.recommender.rank, body.liked, body.k, genres=body.genres, years=body.years
+            request.app.state.recommender.rank,
+            body.liked,
+            body.k,
+            mode=body.mode,
+            genres=body.genres,
+            years=body.years,
         )
         items = [
             Recommendation(

@@ -1,12 +1,15 @@
-"""Recommendations for a set of liked movies, ranked by the rule that evaluation measured.
+"""Recommendations for liked movies, ranked by the rule that evaluation measured for the way they are read.
 
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
-2. pool them with the loaded model's :class:`~rec_lib.contracts.QueryRule` (stored with the published
-   collection, so the two change together): the liked list is in the order the person picked, the last pick
-   counts as the latest, and ``w_j`` are the model's recency weights over the latest ``rule.length`` picks. The fused
-   score ``score(i) = Σ_j w_j (h_j · h_i) + b_i`` is protocol B of :mod:`rec_lib.evaluation.protocol`
-   exactly; it is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with
-   ``[Σ_j w_j h_j, 1]``: one search ranks the whole catalogue by it, with no candidate list to cut short;
+2. pool them by the mode's rule (:data:`~rec_lib.contracts.QUERY_MODES`). A **set** (the default: the picker's and
+   the page's ticks) is pooled by :class:`~rec_lib.contracts.SetRule`, every tick alike, exactly as the liked-set
+   protocol (:mod:`rec_lib.evaluation.likedset`) scores it; the ids are sorted first, so any order gives the same
+   query to the last bit. A **history** (the latest last) is pooled by the loaded model's
+   :class:`~rec_lib.contracts.QueryRule` (stored with the published collection, so the two change together):
+   ``w_j`` are the model's recency weights over the latest ``rule.length`` movies, protocol B of
+   :mod:`rec_lib.evaluation.protocol` exactly. Either way the fused score ``score(i) = Σ_j w_j (h_j · h_i) + b_i``
+   is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with ``[Σ_j w_j h_j, 1]``:
+   one search ranks the whole catalogue by it, with no candidate list to cut short;
 3. search once for the ``k + len(liked)`` best under the optional genre and year filters, ids only, and drop
    the liked movies: the top ``k`` of the rest is the top ``k`` without them, and Milvus evaluates no id
    filter over every row (its cost: reports/speed.md). The results' vectors come from the same
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rec_lib.contracts import QueryRule
+from rec_lib.contracts import QUERY_MODES, QueryRule, SetRule
 from rec_lib.errors import CollectionMissingError, ConfigError, ConsistencyError, UnknownMoviesError
 from rec_lib.serving.batching import SearchBatcher
 from rec_lib.serving.metadata_store import MovieDetails
@@ -51,6 +54,8 @@ CACHED_MOVIES = 100_000
 """Most movies whose vectors (or details) one process keeps per published collection (~100 MB at 256-d)."""
 YEAR_RANGE = (1, 9999)
 """Years a filter may name: titles carry four-digit years; 0 stands for "no year" in Milvus and never matches."""
+SET_RULE = SetRule()
+"""How the product pools a ticked set: the rule the liked-set table reports as the product's."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,11 @@ class _Published:
     details: dict[int, MovieDetails] = field(default_factory=dict)
     genres: list[str] | None = None
 
+    def query(self, stored: np.ndarray, mode: str) -> np.ndarray:
+        """The query for the liked movies' stored rows: a set by :data:`SET_RULE`, a history (the latest last) by
+        the model's recency rule."""
+        return SET_RULE.query(stored) if mode == "set" else self.rule.query(stored[::-1])
+
 
 class Recommender:
     """recommend() over one process's stores (see :func:`rec_lib.serving.stores.open_stores`).
@@ -142,44 +152,53 @@ class Recommender:
         liked: Iterable[int],
         k: int = 10,
         *,
+        mode: str = "set",
         genres: Iterable[str] | None = None,
         years: tuple[int, int] | None = None,
     ) -> pd.DataFrame:
-        """The ``k`` best movies for the liked ones: movie_id, title, year, genres, score, because_id, because."""
-        return self.rank(liked, k, genres=genres, years=years).frame()
+        """The ``k`` best movies for the liked ones, read as ``mode`` ("set": in no order; "history": the latest
+        last): movie_id, title, year, genres, score, because_id, because."""
+        return self.rank(liked, k, mode=mode, genres=genres, years=years).frame()
 
     def rank(
         self,
         liked: Iterable[int],
         k: int = 10,
         *,
+        mode: str = "set",
         genres: Iterable[str] | None = None,
         years: tuple[int, int] | None = None,
     ) -> Recommendations:
         """What :meth:`recommend` returns, as plain columns."""
+        if mode not in QUERY_MODES:
+            raise ConfigError(f"mode={_shown_one(mode)}: expected one of {', '.join(QUERY_MODES)}")
         liked_ids = self._check_liked(liked)
         try:
-            return self._recommend_pinned(liked_ids, k, genres, years)
+            return self._recommend_pinned(liked_ids, k, mode, genres, years)
         except CollectionMissingError:
             self._published = None  # a reload dropped the pinned collection: pin the new one, once
-            return self._recommend_pinned(liked_ids, k, genres, years)
+            return self._recommend_pinned(liked_ids, k, mode, genres, years)
 
     def _recommend_pinned(
-        self, liked_ids: list[int], k: int, genres: Iterable[str] | None, years: tuple[int, int] | None
+        self, liked_ids: list[int], k: int, mode: str, genres: Iterable[str] | None, years: tuple[int, int] | None
     ) -> Recommendations:
         published = self._pinned()
         filters = self._check_filters(k, genres, years)
         if not liked_ids:
             return self._popular(published, k, filters)
-        return self._ranked(published, liked_ids, k, filters)
+        return self._ranked(published, liked_ids, k, mode, filters)
 
-    def _ranked(self, published: _Published, liked_ids: list[int], k: int, filters: Filters) -> Recommendations:
+    def _ranked(
+        self, published: _Published, liked_ids: list[int], k: int, mode: str, filters: Filters
+    ) -> Recommendations:
         stored = self._vectors(published, liked_ids)
         unknown = [i for i in liked_ids if i not in stored]
         if unknown:
             raise UnknownMoviesError(unknown)
+        if mode == "set":
+            liked_ids = sorted(liked_ids)  # the same query, to the last bit, for any order
         liked_vectors = np.stack([stored[i] for i in liked_ids])
-        query = published.rule.query(liked_vectors[::-1])
+        query = published.query(liked_vectors, mode)
         expression = filter_expression(list(filters.genres), filters.years)
         hits = self._searches.search(query[0], k + len(liked_ids), expression, collection=published.collection)
         liked_set = set(liked_ids)
@@ -303,10 +322,10 @@ def _shown_one(value: object, width: int = 40) -> str:
 class ExactRecommender:
     """The same fused score computed over every movie in memory with numpy: the reference for recall and latency.
 
-    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``; ``rule`` is the loaded model's query rule.
+    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``; ``rule`` pools the liked ones (given the latest last).
     """
 
-    def __init__(self, movie_ids: np.ndarray, stored: np.ndarray, rule: QueryRule) -> None:
+    def __init__(self, movie_ids: np.ndarray, stored: np.ndarray, rule: QueryRule | SetRule) -> None:
         self.movie_ids = np.asarray(movie_ids)
         self.stored = np.ascontiguousarray(stored, dtype=np.float32)
         self.rule = rule

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -69,6 +70,33 @@ def test_recommend(client: TestClient) -> None:
     assert all(r["because"] == "popular" and r["because_id"] is None for r in popular["recommendations"])
 
 
+def test_a_set_ranks_the_same_in_any_order_and_a_history_does_not(client: TestClient) -> None:
+    """The API's default reads the liked ids as a set, as recommend() does; mode "history" reads the latest last."""
+    from rec_lib.serving.recommend import Recommender
+
+    recommender = Recommender(client.app.state.stores)
+    rng = np.random.default_rng(1)
+    for draw in range(8):
+        liked = rng.choice(np.arange(1, 31), size=int(rng.integers(2, 7)), replace=False).tolist()
+        expected = recommender.recommend(liked, 10)["movie_id"].tolist()
+        for _ in range(3):
+            shuffled = rng.permutation(liked).tolist()
+            body = client.post("/recommend", json={"liked": shuffled, "k": 10}).json()
+            assert [r["movie_id"] for r in body["recommendations"]] == expected, draw
+    liked = [4, 10, 3, 7, 5]
+    ranked = {
+        tuple(order): [
+            r["movie_id"]
+            for r in client.post("/recommend", json={"liked": order, "mode": "history"}).json()["recommendations"]
+        ]
+        for order in (liked, liked[::-1])
+    }
+    assert len(set(map(tuple, ranked.values()))) == 2, "a history changes with its order"
+    assert ranked[tuple(liked)] == recommender.recommend(liked, 10, mode="history")["movie_id"].tolist()
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["RecommendRequest"]["properties"]["mode"]
+    assert schema["enum"] == ["set", "history"] and schema["default"] == "set"
+
+
 @pytest.mark.parametrize(
     ("method", "path", "payload", "status", "detail"),
     [
@@ -82,6 +110,7 @@ def test_recommend(client: TestClient) -> None:
         ("post", "/recommend", {"liked": ["x"]}, 422, None),
         ("post", "/recommend", {"liked": [3], "years": [2000, 1990]}, 422, "the first year is after the last"),
         ("post", "/recommend", {"liked": [3], "genres": ["Nope"]}, 422, 'unknown genres ["Nope"]'),
+        ("post", "/recommend", {"liked": [3], "mode": "timeline"}, 422, "'set' or 'history'"),
     ],
 )
 def test_errors_have_real_status_codes_and_json_bodies(client, method, path, payload, status, detail) -> None:

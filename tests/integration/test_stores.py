@@ -29,7 +29,7 @@ from rec_lib.errors import (
     UnknownMoviesError,
 )
 from rec_lib.serving.metadata_store import CONCURRENT_QUERIES, MetadataStore, movies_table
-from rec_lib.serving.recommend import POPULAR, ExactRecommender, Recommender
+from rec_lib.serving.recommend import POPULAR, SET_RULE, ExactRecommender, Recommender
 from rec_lib.serving.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
 
 
@@ -91,7 +91,7 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
     stores, embeddings, rows, _ = loaded
     recommender = Recommender(stores)
     liked = [3, 6, 9]  # all in cluster 0
-    result = recommender.recommend(liked, k=10)
+    result = recommender.recommend(liked, k=10, mode="history")
     stored = embeddings.store_vectors()
     expected = ExactRecommender(embeddings.movie_ids, stored, embeddings.query_rule).recommend(liked, 10)
     assert result["movie_id"].tolist() == expected.tolist()
@@ -205,11 +205,11 @@ def test_the_query_rule_is_published_with_the_vectors_and_changes_with_them(load
     stores, embeddings, rows, report = loaded
     assert stores.vectors.query_rule() == stores.vectors.query_rule(report.collection) == embeddings.query_rule
     recommender = Recommender(stores)
-    first = recommender.recommend([3, 4, 5], k=5)
+    first = recommender.recommend([3, 4, 5], k=5, mode="history")
     latest_only = replace(embeddings, query_rule=QueryRule.latest())
     reloaded = load_stores(stores, latest_only, rows)
     assert stores.vectors.query_rule(reloaded.collection) == QueryRule.latest()
-    after = recommender.recommend([3, 4, 5], k=5)
+    after = recommender.recommend([3, 4, 5], k=5, mode="history")
     assert not after["movie_id"].equals(first["movie_id"]), "the new rule is used from the next request"
     exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), QueryRule.latest())
     assert after["movie_id"].tolist() == exact.recommend([3, 4, 5], 5).tolist(), "only the last pick counts"
@@ -218,13 +218,14 @@ def test_the_query_rule_is_published_with_the_vectors_and_changes_with_them(load
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
     stores, embeddings, _, _ = loaded
     liked = [3, 4, 5, 7]  # clusters 0, 1, 2 and 1
-    result = Recommender(stores).recommend(liked, k=20)
-    exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.query_rule)
-    assert result["movie_id"].tolist() == exact.recommend(liked, 20).tolist()
+    for mode, rule in (("history", embeddings.query_rule), ("set", SET_RULE)):
+        result = Recommender(stores).recommend(liked, k=20, mode=mode)
+        exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), rule)
+        assert result["movie_id"].tolist() == exact.recommend(liked, 20).tolist(), mode
 
 
-def test_recommend_ranks_as_evaluation_protocol_b_does(loaded) -> None:
-    """The product's query rule is the evaluated one: same weights by recency, same fused score, same top K."""
+def test_a_history_ranks_as_evaluation_protocol_b_does(loaded) -> None:
+    """The product's history rule is the evaluated one: same weights by recency, same fused score, same top K."""
     import torch
 
     from rec_lib.evaluation.protocol import EmbeddingScorer, SplitQueries
@@ -240,11 +241,40 @@ def test_recommend_ranks_as_evaluation_protocol_b_does(loaded) -> None:
     scores = scorer.score(history, queries.weights(embeddings.query_rule))[0]
     scores[history[0]] = -float("inf")
     evaluated = embeddings.movie_ids[torch.topk(scores, 15).indices.numpy()]
-    result = Recommender(stores).recommend(liked, k=15)
+    result = Recommender(stores).recommend(liked, k=15, mode="history")
     assert result["movie_id"].tolist() == evaluated.tolist()
     assert result["score"].to_numpy() == pytest.approx(torch.topk(scores, 15).values.numpy(), rel=1e-4)
-    older_picks_changed = Recommender(stores).recommend([9, 8, *liked[2:]], k=15)
+    older_picks_changed = Recommender(stores).recommend([9, 8, *liked[2:]], k=15, mode="history")
     assert older_picks_changed["movie_id"].tolist() == evaluated.tolist(), "only the latest three picks count"
+    reordered = Recommender(stores).recommend(liked[::-1], k=15, mode="history")
+    assert reordered["movie_id"].tolist() != evaluated.tolist(), "a history changes with its order"
+
+
+def test_a_set_ranks_as_the_liked_set_protocol_scores_it_whatever_its_order(loaded) -> None:
+    """Sets drawn at random, each handed over in several orders: the same ranking and scores every time, and
+    exactly the liked-set protocol's (the product's set rule, the ticks masked)."""
+    import torch
+
+    from rec_lib.evaluation.protocol import EmbeddingScorer
+
+    stores, embeddings, _, _ = loaded
+    recommender = Recommender(stores)
+    position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
+    scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
+    rng = np.random.default_rng(0)
+    for draw in range(12):
+        liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
+        ticks = torch.tensor([[position[m] for m in liked]])
+        weights = torch.from_numpy(SET_RULE.masked_weights(np.ones(ticks.shape, dtype=np.float32)))
+        scores = scorer.score(ticks, weights, "test")[0]
+        scores[ticks[0]] = -float("inf")
+        top = torch.topk(scores, 10)
+        evaluated = embeddings.movie_ids[top.indices.numpy()].tolist()
+        for order in range(3):
+            shuffled = rng.permutation(liked).tolist()
+            result = recommender.recommend(shuffled, k=10)
+            assert result["movie_id"].tolist() == evaluated, (draw, order)
+            assert result["score"].to_numpy() == pytest.approx(top.values.numpy(), rel=1e-4)
 
 
 def test_filters_are_applied_in_milvus(loaded) -> None:
@@ -288,6 +318,8 @@ def test_bad_requests_name_what_is_wrong(loaded) -> None:
         recommender.recommend([3], years=(2000, 1990))
     with pytest.raises(ConfigError, match="integers"):
         recommender.recommend(["3"])
+    with pytest.raises(ConfigError, match='mode="timeline": expected one of set, history'):
+        recommender.recommend([3], mode="timeline")
     with pytest.raises(InvalidVectorsError, match="17-d"):
         stores.vectors.search(np.zeros((1, 5)), 3)
 

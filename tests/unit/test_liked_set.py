@@ -15,7 +15,7 @@ from rec_lib.evaluation.baselines import ItemKNN, MostPopular, training_matrix
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import EvalConfig, SASRecConfig
 from rec_lib.evaluation.likedset import (
-    equal_weights,
+    PLAIN_MEAN,
     liked_set_queries,
     liked_set_rows,
     liked_set_split,
@@ -100,7 +100,7 @@ def test_recall_and_ndcg_by_hand() -> None:
         def score(self, movies, weights, split="val"):
             return -torch.arange(n, dtype=torch.float32).expand(len(movies), -1).clone()
 
-    scores = score_liked_sets(ByIndex(), equal_weights(2), queries, n, EvalConfig(k=k))
+    scores = score_liked_sets(ByIndex(), PLAIN_MEAN, queries, n, EvalConfig(k=k))
     for row in range(len(queries.users)):
         ticks = set(queries.ticks[row].tolist())
         targets = set(queries.target_cols[queries.target_rows == row].tolist())
@@ -120,11 +120,13 @@ def test_the_set_rule_of_a_scorer_decides_which_tick_counts() -> None:
     scorer = EmbeddingScorer("e", vectors)
     queries = liked_set_queries(split, "test", 3, seed=0)
     last_only = score_liked_sets(scorer, QueryRule.latest(), queries, prep.n_movies)
-    rows, per_user = liked_set_rows([("even", scorer, None), ("last", scorer, QueryRule.latest())], split, sizes=(3,))
+    rows, per_user = liked_set_rows(
+        [("even", scorer, PLAIN_MEAN), ("last", scorer, QueryRule.latest())], split, sizes=(3,)
+    )
     assert per_user["last", 3].recall == pytest.approx(last_only.recall)
     assert set(rows["model"]) == {"even", "last"} and (rows["split"] == "liked-test").all()
     assert rows["users"].iloc[0] + rows["skipped"].iloc[0] == len(split.test_users)
-    knn = liked_set_rows([("item-knn", ItemKNN(split.train), None)], split, sizes=(1, 3))[0]
+    knn = liked_set_rows([("item-knn", ItemKNN(split.train), PLAIN_MEAN)], split, sizes=(1, 3))[0]
     assert knn["m"].tolist() == [1, 3] and knn["recall"].between(0, 1).all()
 
 
@@ -210,8 +212,22 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert main(["liked-set", *data, *quick, *train, "--out", str(liked)]) == 0
     table = json.loads(liked.read_text())["rows"]
     models = {r["model"] for r in table if r.get("kind") != "interval"}
-    assert models == {"pinsage (the picker's rule)", "pinsage, equal weights", "most-popular", "item-knn", "ease"}
+    assert models == {
+        "pinsage (the product's set rule)",
+        "pinsage, timeline rule on shuffled ticks",
+        "most-popular",
+        "item-knn",
+        "ease",
+    }
     assert {r["m"] for r in table} == {1, 3, 5, 10}
     intervals = [r for r in table if r.get("kind") == "interval"]
     assert intervals and all(r["low"] <= r["difference"] <= r["high"] for r in intervals)
     assert "recall" in capsys.readouterr().out
+    chosen = tmp_path / "liked-val.json"
+    assert main(["liked-set", *data, *quick, *train, "--split", "val", "--seeds", "0", "1", "--out", str(chosen)]) == 0
+    written = json.loads(chosen.read_text())
+    grid = [r for r in written["rows"] if r["model"].startswith("pinsage, set rule with prior_ticks")]
+    assert {r["seed"] for r in written["rows"] if r.get("kind") != "interval"} == {0, 1}
+    assert len(grid) == 2 * 4 * 6, "every prior of the grid, every m, both seeds"
+    assert written["metadata"]["chosen_prior_ticks"] in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+    assert "set rule chosen on validation" in capsys.readouterr().out

@@ -189,7 +189,6 @@ def chart_texts(figure) -> tuple[list[str], str, tuple[float, float]]:
 def test_the_chart_shows_whole_titles_an_axis_from_zero_and_says_what_popular_scores_are(picker) -> None:
     from rec_lib.reports.figures import recommendation_scores
 
-    picker.add(picker.find("matrix"))
     picker.add(picker.find("amelie"))
     legend, xlabel, (left, _) = chart_texts(recommendation_scores(picker.recommend(10)))
     assert any(text.replace("\n", " ").endswith("(Fabuleux destin d'Amélie Poulain, Le) (2001)") for text in legend)
@@ -210,3 +209,36 @@ def test_start_from_a_movielens_user(picker: MoviePicker, tmp_path: Path) -> Non
     assert liked == train.loc[train["user_id"] == user, "movie_id"].tolist()[-3:]
     with pytest.raises(PickerError, match="user -1 has no training ratings"):
         picker.start_from_user(prep, -1)
+
+
+def test_a_ticked_list_is_a_set_and_a_users_start_is_a_history_until_edited(picker: MoviePicker, tmp_path) -> None:
+    from helpers import synthetic
+
+    for movie_id in (3, 6, 9):
+        picker.add(movie_id)
+    forward = picker.recommend(5)["movie_id"].tolist()
+    picker.clear()
+    for movie_id in (9, 3, 6):
+        picker.add(movie_id)
+    assert picker.state.mode == "set" and picker.recommend(5)["movie_id"].tolist() == forward, "any order"
+    prep, _ = synthetic(tmp_path)
+    user = int(prep.interactions["user_id"].iloc[0])
+    latest = picker.start_from_user(prep, user, n=3)
+    assert picker.state.mode == "history"
+    as_history = picker.recommender.recommend(latest, 5, mode="history")["movie_id"].tolist()
+    assert picker.recommend(5)["movie_id"].tolist() == as_history
+    picker.remove(latest[0])
+    assert picker.state.mode == "set", "an edited list is the person's own set"
+
+
+def test_taste_samples_tick_each_profile_and_list_what_the_catalogue_lacks(picker: MoviePicker) -> None:
+    from rec_lib.reports.picker import taste_samples
+
+    profiles = {"arthouse": ("amelie", "the matrix", "no such film"), "nothing": ("no such film",)}
+    samples = taste_samples(picker.recommender, profiles, k=4)
+    assert samples.missing == {"arthouse": ["no such film"], "nothing": ["no such film"]}
+    assert list(samples.table.columns) == ["arthouse"] and samples.table.index.tolist() == [1, 2, 3, 4]
+    expected = picker.recommender.recommend([3, 8], 4)
+    assert samples.table["arthouse"].tolist() == expected["title"].tolist(), "titles that end with their year"
+    assert len(samples.ticked["arthouse"]) == 2
+    assert samples.summary().splitlines()[1] == "nothing: nothing found (not in the catalogue: no such film)"

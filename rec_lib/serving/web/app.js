@@ -160,7 +160,7 @@ function request() {
   const to = wholeNumber("year-to", "Years to", YEARS, true);
   const error = k.error || from.error || to.error;
   if (error) return { error };
-  const body = { liked: [...state.liked.keys()], k: k.value };
+  const body = { liked: [...state.liked.keys()], mode: "set", k: k.value };
   if (from.value !== null || to.value !== null) {
     body.years = [from.value ?? YEARS[0], to.value ?? YEARS[1]];
     if (body.years[0] > body.years[1]) {

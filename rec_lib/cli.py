@@ -147,6 +147,15 @@ def _parser() -> argparse.ArgumentParser:
     grid.add_argument("--out", type=Path, default=None, help="default: <reports>/tuning/<dataset>-baseline-grid.json")
     grid.set_defaults(handler=_tune_baselines, report_peak=True)
 
+    lead = commands.add_parser(
+        "intervals",
+        help="PinSage's paired bootstrap intervals against every other model of the committed timeline results",
+    )
+    lead.add_argument("--dataset", default=DEFAULT_DATASET, help=f"dataset name (default {DEFAULT_DATASET})")
+    lead.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples over users (default 2000)")
+    lead.add_argument("--out", type=Path, default=None, help="default: <reports>/tuning/<dataset>-intervals.json")
+    lead.set_defaults(handler=_intervals)
+
     rec = commands.add_parser("recommend", help="recommend movies for liked MovieLens ids from the loaded stores")
     rec.add_argument("--liked", type=int, nargs="*", default=[], help="MovieLens ids (none: popular movies)")
     rec.add_argument(
@@ -531,6 +540,16 @@ def _tune_baselines(args: argparse.Namespace) -> int:
     _print_table(table.drop(columns=list(PER_USER_COLUMNS)))
     metadata = {"dataset": args.dataset, "ties": args.ties, "eval": asdict(EvalConfig())}
     _write(table, _tuning_file(args, "baseline-grid"), metadata)
+    return 0
+
+
+def _intervals(args: argparse.Namespace) -> int:
+    from rec_lib.experiments.intervals import timeline_intervals, timeline_models
+    from rec_lib.experiments.tuning import tuning_dir
+
+    table = timeline_intervals(timeline_models(tuning_dir(), args.dataset), resamples=args.resamples)
+    _print_table(table)
+    _write(table, _tuning_file(args, "intervals"), {"dataset": args.dataset, "resamples": args.resamples})
     return 0
 
 

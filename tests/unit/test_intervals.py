@@ -40,3 +40,19 @@ def test_the_committed_files_are_read_by_model(tmp_path) -> None:
     models = timeline_models(tmp_path, "syn")
     assert {name: len(rows) for name, rows in models.items()} == {"pinsage": 1, "sasrec": 1, "ease, tuned": 1}
     assert np.array_equal(models["ease, tuned"][0][HITS], [1, 1])
+
+
+def test_the_intervals_command_reads_the_committed_files_and_writes_its_table(tmp_path, monkeypatch, capsys) -> None:
+    from rec_lib.cli import main
+
+    tuning = tmp_path / "tuning"
+    tuning.mkdir()
+    (tuning / "syn.json").write_text(json.dumps({"rows": [_row([1, 1, 0], name="defaults", seed=s) for s in (0, 1)]}))
+    (tuning / "syn-baselines.json").write_text(json.dumps({"rows": [_row([0, 1, 0], model="ease")]}))
+    monkeypatch.setenv("REC_REPORTS_DIR", str(tmp_path))
+    assert main(["intervals", "--dataset", "syn", "--resamples", "200"]) == 0
+    written = json.loads((tuning / "syn-intervals.json").read_text())
+    assert written["metadata"] == {"dataset": "syn", "resamples": 200}
+    (line,) = written["rows"]
+    assert line["against"] == "ease" and line["hr"] == pytest.approx(1 / 3) and line["seeds"] == 2
+    assert "ease" in capsys.readouterr().out

@@ -519,7 +519,7 @@ def _liked_set(args: argparse.Namespace) -> int:
         artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
     recall = rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
-    _print_table(recall)
+    _print_table(recall.reset_index())
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
     if args.split == "val":

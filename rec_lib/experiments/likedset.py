@@ -19,7 +19,7 @@ from rec_lib.pinsage.graph import build_graph
 
 PRODUCT_RULE = "pinsage (the product's set rule)"
 TIMELINE_RULE = "pinsage, timeline rule on shuffled ticks"
-PRIOR_TICKS_GRID = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+PRIOR_TICKS_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """The set rule's ``prior_ticks`` tried on the validation users."""
 
 

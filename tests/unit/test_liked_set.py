@@ -23,6 +23,7 @@ from rec_lib.evaluation.likedset import (
 )
 from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
 from rec_lib.evaluation.sasrec import draw_windows, train_sasrec, user_sequences
+from rec_lib.experiments.likedset import PRIOR_TICKS_GRID
 from rec_lib.pinsage.graph import build_graph
 
 
@@ -228,6 +229,6 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     written = json.loads(chosen.read_text())
     grid = [r for r in written["rows"] if r["model"].startswith("pinsage, set rule with prior_ticks")]
     assert {r["seed"] for r in written["rows"] if r.get("kind") != "interval"} == {0, 1}
-    assert len(grid) == 2 * 4 * 6, "every prior of the grid, every m, both seeds"
-    assert written["metadata"]["chosen_prior_ticks"] in (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+    assert len(grid) == 2 * 4 * 8, "every prior of the grid, every m, both seeds"
+    assert written["metadata"]["chosen_prior_ticks"] in PRIOR_TICKS_GRID
     assert "set rule chosen on validation" in capsys.readouterr().out

@@ -514,7 +514,7 @@ def _liked_set(args: argparse.Namespace) -> int:
 
     config = _train_config(args)
     seeds = args.seeds or [config.seed]
-    rows, intervals = steps.liked_set(
+    rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
         artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
@@ -525,8 +525,11 @@ def _liked_set(args: argparse.Namespace) -> int:
     if args.split == "val":
         from rec_lib.experiments.likedset import chosen_prior_ticks
 
-        metadata["chosen_prior_ticks"] = chosen_prior_ticks(rows)
-        print(f"set rule chosen on validation: prior_ticks {metadata['chosen_prior_ticks']:g}")
+        metadata["chosen_prior_ticks"] = chosen_prior_ticks(per_user)
+        print(
+            f"set rule chosen on validation (the least prior within the users' noise of the best): "
+            f"prior_ticks {metadata['chosen_prior_ticks']:g}"
+        )
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
     _write(table, _tuning_file(args, "liked-set"), {**metadata, "config": asdict(config)})
     return 0

@@ -30,8 +30,9 @@ from rec_lib.files import write_atomically, write_json
 QUERY_MODES = ("set", "history")
 """How a list of liked movies is read: a set of ticks in no order (the picker, the page, the API's default), or a
 viewer's history, the latest last (``start_from_user``, the API's ``mode="history"``)."""
-SET_PRIOR_TICKS = 16.0
-""":attr:`SetRule.prior_ticks` of the product, chosen on the liked-set protocol's validation users."""
+SET_PRIOR_TICKS = 8.0
+""":attr:`SetRule.prior_ticks` of the product, chosen on the liked-set protocol's validation users: the least prior
+within their noise of the best (``rec_lib.experiments.likedset.chosen_prior_ticks``; the grid in reports/tuning)."""
 EMBEDDINGS_NAME = "embeddings.npz"
 EMBEDDINGS_META_NAME = "embeddings.json"
 

@@ -262,10 +262,10 @@ def liked_set(
     which: str = "test",
     seeds: Sequence[int] | None = None,
     artefacts_dir: str | Path | None = None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest once per seed
     (default ``config.seed``), score the held-out users' shuffled ticks beside the baselines; the rows (with their
-    seed) and the paired intervals of PinSage's lead, each user's scores averaged over the seeds."""
+    seed), the paired intervals of PinSage's lead, and each entry's per-user scores, averaged over the seeds."""
     from dataclasses import replace
 
     import pandas as pd
@@ -281,4 +281,5 @@ def liked_set(
         )
         tables.append(rows.assign(seed=seed))
         per_seed.append(per_user)
-    return pd.concat(tables, ignore_index=True), lead_intervals(seed_means(per_seed), PRODUCT_RULE)
+    per_user = seed_means(per_seed)
+    return pd.concat(tables, ignore_index=True), lead_intervals(per_user, PRODUCT_RULE), per_user

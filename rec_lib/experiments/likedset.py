@@ -49,12 +49,22 @@ def set_rule_name(prior_ticks: float) -> str:
     return f"pinsage, set rule with prior_ticks {prior_ticks:g}"
 
 
-def chosen_prior_ticks(rows: pd.DataFrame) -> float:
-    """The ``prior_ticks`` of :data:`PRIOR_TICKS_GRID` with the best Recall@K averaged over the query sizes, on the
-    validation rows of :func:`liked_set_experiment`."""
-    names = {set_rule_name(prior): prior for prior in PRIOR_TICKS_GRID}
-    recall = rows[rows["model"].isin(names)].groupby("model")["recall"].mean()
-    return names[recall.idxmax()]
+def chosen_prior_ticks(per_user: dict[tuple[str, int], LikedSetScores], *, resamples: int = 2000) -> float:
+    """The smallest ``prior_ticks`` of :data:`PRIOR_TICKS_GRID` whose Recall@K is within the users' noise of the
+    best one's: the paired bootstrap interval (over every user and query size) of the best minus it holds zero.
+
+    The one-standard-error rule of model selection: among settings the validation users cannot tell apart, the one
+    that leans least on the prior (the most personal ranking)."""
+    sizes = sorted({m for name, m in per_user if name == set_rule_name(PRIOR_TICKS_GRID[0])})
+
+    def recall(prior: float) -> np.ndarray:
+        return np.concatenate([per_user[set_rule_name(prior), m].recall for m in sizes])
+
+    best = max(PRIOR_TICKS_GRID, key=lambda prior: recall(prior).mean())
+    for prior in PRIOR_TICKS_GRID:
+        if paired_bootstrap(recall(best), recall(prior), resamples=resamples).low <= 0.0:
+            return prior
+    return best
 
 
 def seed_means(per_seed: list[dict[tuple[str, int], LikedSetScores]]) -> dict[tuple[str, int], LikedSetScores]:

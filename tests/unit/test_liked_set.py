@@ -232,3 +232,18 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert len(grid) == 2 * 4 * 8, "every prior of the grid, every m, both seeds"
     assert written["metadata"]["chosen_prior_ticks"] in PRIOR_TICKS_GRID
     assert "set rule chosen on validation" in capsys.readouterr().out
+
+
+def test_the_set_rule_chosen_is_the_least_prior_within_the_users_noise_of_the_best() -> None:
+    from rec_lib.evaluation.likedset import LikedSetScores
+    from rec_lib.experiments.likedset import chosen_prior_ticks, set_rule_name
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.0, 1.0, size=200)
+    lead = {0.0: -0.3, 1.0: -0.2, 2.0: -0.1, 4.0: -0.002, 8.0: -0.001, 16.0: 0.0, 32.0: -0.2, 64.0: -0.3}
+    per_user = {
+        (set_rule_name(prior), m): LikedSetScores(base + shift + rng.normal(0.0, 0.1, size=200), base, 0.1, 50.0)
+        for prior, shift in lead.items()
+        for m in (1, 3)
+    }
+    assert chosen_prior_ticks(per_user) == 4.0, "16 is best by a hair; 4 cannot be told apart from it; 2 can"

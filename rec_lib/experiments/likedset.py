@@ -33,14 +33,14 @@ def liked_set_experiment(
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
     """Train PinSage on ``split.train`` (a run of its own, not the latest) and score the held-out users of
-    ``which``: PinSage with the product's set rule and, for comparison, with its timeline rule reading the
-    shuffled ticks as a history; on ``val`` also every set rule of :data:`PRIOR_TICKS_GRID`; the baselines with
-    the plain mean."""
+    ``which``: PinSage with the product's set rule and, for comparison, with the plain mean (no prior) and with its
+    timeline rule reading the shuffled ticks as a history; on ``val`` every set rule of :data:`PRIOR_TICKS_GRID`;
+    the baselines with the plain mean."""
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
     entries = [(PRODUCT_RULE, pinsage, SetRule()), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
-    if which == "val":
-        entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in PRIOR_TICKS_GRID]
+    priors = PRIOR_TICKS_GRID if which == "val" else (0.0,)
+    entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in priors]
     entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baseline_scorers(split.train, ease_l2)]
     return liked_set_rows(entries, split, which, sizes, config.eval)
 

@@ -216,6 +216,7 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert models == {
         "pinsage (the product's set rule)",
         "pinsage, timeline rule on shuffled ticks",
+        "pinsage, set rule with prior_ticks 0",
         "most-popular",
         "item-knn",
         "ease",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from common import seeded_run_arguments
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 from rec_lib.experiments.tuning import ABLATIONS, ablation_row, summarise, write_search
+from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
 
 _STATE: dict = {}
@@ -74,7 +76,8 @@ def main() -> None:
     prep = run_preprocess(PreprocessConfig(args.dataset), data_dir=args.data_dir, artefacts_dir=args.artefacts_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     baselines = args.out.with_name(f"{args.out.stem}-baselines.json")
-    baselines.write_text(json.dumps(baseline_rows(prep, base), indent=2) + "\n")
+    metadata = {"dataset": args.dataset, "ties": prep.stats.tie_rule, "eval": asdict(base.eval)}
+    write_json(baselines, {"metadata": metadata, "rows": baseline_rows(prep, base)})
     names = args.only or list(ABLATIONS)
     jobs = [(name, ABLATIONS[name], seed) for seed in args.seeds for name in names]
     if args.by_row:

@@ -136,7 +136,10 @@ def _parser() -> argparse.ArgumentParser:
     liked.add_argument("--split", choices=("val", "test"), default="test", help="the held-out half scored")
     liked.add_argument("--seeds", type=int, nargs="+", default=None, help="one PinSage run per seed (default --seed)")
     liked.add_argument(
-        "--out", type=Path, default=None, help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json)"
+        "--out",
+        type=Path,
+        default=None,
+        help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json, -liked-set-val.json for --split val)",
     )
     liked.set_defaults(handler=_liked_set, report_peak=True)
 
@@ -531,7 +534,8 @@ def _liked_set(args: argparse.Namespace) -> int:
             f"prior_ticks {metadata['chosen_prior_ticks']:g}"
         )
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
-    _write(table, _tuning_file(args, "liked-set"), {**metadata, "config": asdict(config)})
+    name = "liked-set" if args.split == "test" else "liked-set-val"
+    _write(table, _tuning_file(args, name), {**metadata, "config": asdict(config)})
     return 0
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rec_lib import steps
 from rec_lib.config import DEFAULT_DATASET
-from rec_lib.contracts import QUERY_MODES
+from rec_lib.contracts import QUERY_MODES, SET_PRIOR_TICKS, SetRule
 from rec_lib.data.preprocess import TIE_RULES, PreprocessConfig
 from rec_lib.errors import RecLibError
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
@@ -135,6 +135,13 @@ def _parser() -> argparse.ArgumentParser:
     liked.add_argument("--split-seed", type=int, default=0, help="which users are held out (default 0)")
     liked.add_argument("--split", choices=("val", "test"), default="test", help="the held-out half scored")
     liked.add_argument("--seeds", type=int, nargs="+", default=None, help="one PinSage run per seed (default --seed)")
+    liked.add_argument(
+        "--prior-ticks",
+        type=float,
+        default=SET_PRIOR_TICKS,
+        help="the set rule's prior in PinSage's headline row: the one this dataset's validation users chose "
+        f"(--split val prints it); default {SET_PRIOR_TICKS:g}, the product's",
+    )
     liked.add_argument(
         "--out",
         type=Path,
@@ -516,15 +523,17 @@ def _liked_set(args: argparse.Namespace) -> int:
     import pandas as pd
 
     config = _train_config(args)
+    set_rule = SetRule(args.prior_ticks)
     seeds = args.seeds or [config.seed]
     rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
-        artefacts_dir=args.artefacts_dir,
+        set_rule=set_rule, artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
     recall = rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
     _print_table(recall.reset_index())
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
+    metadata["prior_ticks"] = args.prior_ticks
     if args.split == "val":
         from rec_lib.experiments.likedset import chosen_prior_ticks
 

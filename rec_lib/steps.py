@@ -18,7 +18,7 @@ from rec_lib.evaluation.config import EASE_L2, EvalConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rec_lib.contracts import Embeddings
+    from rec_lib.contracts import Embeddings, SetRule
     from rec_lib.evaluation.coldstart import ColdStartSplit
     from rec_lib.evaluation.config import SASRecConfig
     from rec_lib.experiments.runs import Run
@@ -261,11 +261,13 @@ def liked_set(
     split_seed: int = 0,
     which: str = "test",
     seeds: Sequence[int] | None = None,
+    set_rule: SetRule | None = None,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest once per seed
-    (default ``config.seed``), score the held-out users' shuffled ticks beside the baselines; the rows (with their
-    seed), the paired intervals of PinSage's lead, and each entry's per-user scores, averaged over the seeds."""
+    (default ``config.seed``), score the held-out users' shuffled ticks beside the baselines, PinSage's
+    ``set_rule`` (default the product's); the rows (with their seed), the paired intervals of PinSage's
+    lead, and each entry's per-user scores, averaged over the seeds."""
     from dataclasses import replace
 
     import pandas as pd
@@ -277,8 +279,9 @@ def liked_set(
     tables, per_seed = [], []
     for seed in seeds or [config.seed]:
         rows, per_user = liked_set_experiment(
-            split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir
-        )
+            split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir,
+            set_rule=set_rule,
+        )  # fmt: skip
         tables.append(rows.assign(seed=seed))
         per_seed.append(per_user)
     per_user = seed_means(per_seed)

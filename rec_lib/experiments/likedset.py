@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rec_lib.contracts import SetRule
+from rec_lib.contracts import SET_PRIOR_TICKS, SetRule
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import EASE_L2
 from rec_lib.evaluation.likedset import PLAIN_MEAN, QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
@@ -28,18 +28,21 @@ def liked_set_experiment(
     config: TrainConfig,
     *,
     which: str = "test",
+    set_rule: SetRule | None = None,
     sizes: tuple[int, ...] = QUERY_SIZES,
     ease_l2: float = EASE_L2,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
     """Train PinSage on ``split.train`` (a run of its own, not the latest) and score the held-out users of
-    ``which``: PinSage with the product's set rule and, for comparison, with the plain mean (no prior) and with its
-    timeline rule reading the shuffled ticks as a history; on ``val`` every set rule of :data:`PRIOR_TICKS_GRID`;
-    the baselines with the plain mean."""
+    ``which``: PinSage with ``set_rule`` (default the product's; or the one this dataset's validation users chose)
+    and, for comparison, with the plain mean (no prior), with the product's prior when ``set_rule``'s differs, and
+    with its timeline rule reading the shuffled ticks as a history; on ``val`` every set rule of
+    :data:`PRIOR_TICKS_GRID`; the baselines with the plain mean."""
+    set_rule = set_rule or SetRule()
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
-    entries = [(PRODUCT_RULE, pinsage, SetRule()), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
-    priors = PRIOR_TICKS_GRID if which == "val" else (0.0,)
+    entries = [(PRODUCT_RULE, pinsage, set_rule), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
+    priors = PRIOR_TICKS_GRID if which == "val" else tuple(sorted({0.0, SET_PRIOR_TICKS} - {set_rule.prior_ticks}))
     entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in priors]
     entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baseline_scorers(split.train, ease_l2)]
     return liked_set_rows(entries, split, which, sizes, config.eval)

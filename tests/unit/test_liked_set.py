@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rec_lib.contracts import QueryRule
+from rec_lib.contracts import SET_PRIOR_TICKS, QueryRule
 from rec_lib.data.loaders import MovieLensData
 from rec_lib.data.preprocess import preprocess
 from rec_lib.errors import ConfigError
@@ -225,6 +225,15 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     intervals = [r for r in table if r.get("kind") == "interval"]
     assert intervals and all(r["low"] <= r["difference"] <= r["high"] for r in intervals)
     assert "recall" in capsys.readouterr().out
+    assert json.loads(liked.read_text())["metadata"]["prior_ticks"] == SET_PRIOR_TICKS
+    assert main(["liked-set", *data, *quick, *train, "--prior-ticks", "2", "--out", str(liked)]) == 0
+    written = json.loads(liked.read_text())
+    assert written["metadata"]["prior_ticks"] == 2.0, "the prior this dataset's validation chose is recorded"
+    assert {r["model"] for r in written["rows"] if r.get("kind") != "interval"} == models | {
+        "pinsage, set rule with prior_ticks 8"
+    }, "the product's prior stays in the table beside the chosen one"
+    assert main(["liked-set", *data, *quick, *train, "--prior-ticks", "-1", "--out", str(liked)]) != 0
+    assert "prior_ticks must be finite and non-negative" in capsys.readouterr().err
     chosen = tmp_path / "liked-val.json"
     assert main(["liked-set", *data, *quick, *train, "--split", "val", "--seeds", "0", "1", "--out", str(chosen)]) == 0
     written = json.loads(chosen.read_text())

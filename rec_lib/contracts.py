@@ -18,7 +18,7 @@ exactly as evaluated.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -140,10 +140,13 @@ class Embeddings:
     bias: np.ndarray
     """float32, (N,)"""
     query_rule: QueryRule
-    """How several liked movies become one query (what evaluation's protocol B used)."""
+    """How a viewer's history becomes one query (what evaluation's protocol B used)."""
     fingerprint: str
     """Identifies the model: its run and the exact checkpoint it came from."""
     metadata: dict
+    set_rule: SetRule = field(default_factory=SetRule)
+    """How a person's ticked set becomes one query (the one the liked-set protocol's validation chose for the
+    dataset)."""
 
     @property
     def dim(self) -> int:
@@ -211,6 +214,7 @@ def save_embeddings(embeddings: Embeddings, directory: Path) -> Path:
             vectors=embeddings.vectors,
             bias=embeddings.bias,
             query_rule=np.asarray(embeddings.query_rule.position_weights, dtype=np.float64),
+            set_prior_ticks=np.float64(embeddings.set_rule.prior_ticks),
         ),
     )
     meta = {
@@ -239,6 +243,7 @@ def load_embeddings(directory: Path) -> Embeddings:
             query_rule=QueryRule(tuple(float(w) for w in data["query_rule"])),
             fingerprint=metadata.pop("fingerprint"),
             metadata=metadata,
+            set_rule=SetRule(float(data["set_prior_ticks"])) if "set_prior_ticks" in data else SetRule(),
         )
     embeddings.validate()
     return embeddings

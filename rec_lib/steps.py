@@ -105,13 +105,17 @@ def evaluate(
 
 def export(run: Run, *, prep: Preprocessed | None = None, device: str = "auto") -> Embeddings:
     """Every movie's vector from ``run``'s best model on the graph of every interaction, checked and saved beside
-    the run."""
+    the run with its rules: the model's for histories, and for sets the one the dataset's liked-set validation
+    chose (the product's default where none was run)."""
+    from rec_lib.experiments.likedset import chosen_set_rule
     from rec_lib.pinsage.config import resolve_device
     from rec_lib.pinsage.export import export_embeddings
     from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
 
     prep = prep if prep is not None else run.load_data()
-    return export_embeddings(prep, build_graph(prep, FULL_GRAPH), run.directory, device=resolve_device(device))
+    graph = build_graph(prep, FULL_GRAPH)
+    set_rule = chosen_set_rule(run.config.dataset)
+    return export_embeddings(prep, graph, run.directory, device=resolve_device(device), set_rule=set_rule)
 
 
 def load(

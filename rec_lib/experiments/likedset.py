@@ -4,16 +4,19 @@ setting, chosen on the validation half."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rec_lib.contracts import SET_PRIOR_TICKS, SetRule
+from rec_lib.errors import RecLibError
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import EASE_L2
 from rec_lib.evaluation.likedset import PLAIN_MEAN, QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
 from rec_lib.experiments.runs import baseline_scorers, train_run
+from rec_lib.experiments.tuning import tuning_dir
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import build_graph
 
@@ -46,6 +49,19 @@ def liked_set_experiment(
     entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in priors]
     entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baseline_scorers(split.train, ease_l2)]
     return liked_set_rows(entries, split, which, sizes, config.eval)
+
+
+def chosen_set_rule(dataset: str, directory: Path | None = None) -> SetRule:
+    """The set rule the liked-set validation of ``dataset`` chose (``<dataset>-liked-set-val.json`` in
+    ``directory``, default the committed tuning results), else the product's default when none was run."""
+    path = (directory or tuning_dir()) / f"{dataset}-liked-set-val.json"
+    if not path.is_file():
+        return SetRule()
+    try:
+        prior = json.loads(path.read_text())["metadata"]["chosen_prior_ticks"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecLibError(f"{path} holds no chosen_prior_ticks: run python -m rec_lib liked-set --split val") from exc
+    return SetRule(float(prior))
 
 
 def set_rule_name(prior_ticks: float) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.contracts import Embeddings, save_embeddings
+from rec_lib.contracts import Embeddings, SetRule, save_embeddings
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
 from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, load_checkpoint
@@ -31,8 +31,10 @@ def export_embeddings(
     device: str | torch.device | None = None,
     batch_size: int = 1024,
     progress: bool = True,
+    set_rule: SetRule | None = None,
 ) -> Embeddings:
-    """Compute every movie's vector with the run's best model, validate, and save beside the run.
+    """Compute every movie's vector with the run's best model, validate, and save beside the run, with the model's
+    query rule and ``set_rule`` (default: the product's).
 
     ``graph`` gives the neighbourhoods: the product passes the graph of every interaction
     (``build_graph(prep, FULL_GRAPH)``), since PinSage needs no retraining to use new edges.
@@ -48,6 +50,7 @@ def export_embeddings(
         vectors=vectors.numpy().astype(np.float32),
         bias=model.biases().numpy().astype(np.float32),
         query_rule=model.query_rule(),
+        set_rule=set_rule or SetRule(),
         fingerprint=_fingerprint(Path(run_directory).name, checkpoint),
         metadata={
             "run_dir": str(run_directory),

@@ -2,9 +2,10 @@
 
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
 2. pool them by the mode's rule (:data:`~rec_lib.contracts.QUERY_MODES`). A **set** (the default: the picker's and
-   the page's ticks) is pooled by :class:`~rec_lib.contracts.SetRule`, every tick alike, exactly as the liked-set
-   protocol (:mod:`rec_lib.evaluation.likedset`) scores it; the ids are sorted first, so any order gives the same
-   query to the last bit. A **history** (the latest last) is pooled by the loaded model's
+   the page's ticks) is pooled by the published :class:`~rec_lib.contracts.SetRule` (the one the dataset's
+   liked-set validation chose), every tick alike, exactly as the liked-set protocol
+   (:mod:`rec_lib.evaluation.likedset`) scores it; the ids are sorted first, so any order gives the same query to
+   the last bit. A **history** (the latest last) is pooled by the loaded model's
    :class:`~rec_lib.contracts.QueryRule` (stored with the published collection, so the two change together):
    ``w_j`` are the model's recency weights over the latest ``rule.length`` movies, protocol B of
    :mod:`rec_lib.evaluation.protocol` exactly. Either way the fused score ``score(i) = Σ_j w_j (h_j · h_i) + b_i``
@@ -19,7 +20,7 @@
 4. join titles, years and genres from SQL.
 
 Steps 1, 2 and 4 and the vectors of step 3 are what one load published, which never changes until the
-next load: the :class:`Recommender` reads the rule once per published collection and caches vectors and
+next load: the :class:`Recommender` reads the rules once per published collection and caches vectors and
 details, so a warm call costs one Milvus search. An empty selection returns the most-rated movies that pass the
 filters, credited to :data:`POPULAR`. ``bench/bench_recommend.py`` measures latency against the bare
 search and recall against an exact in-memory search.
@@ -54,8 +55,6 @@ CACHED_MOVIES = 100_000
 """Most movies whose vectors (or details) one process keeps per published collection (~100 MB at 256-d)."""
 YEAR_RANGE = (1, 9999)
 """Years a filter may name: titles carry four-digit years; 0 stands for "no year" in Milvus and never matches."""
-SET_RULE = SetRule()
-"""How the product pools a ticked set: the rule the liked-set table reports as the product's."""
 
 
 @dataclass(frozen=True)
@@ -102,29 +101,30 @@ class Recommendations:
 
 @dataclass
 class _Published:
-    """What one load published, read once: its collection and query rule, and caches of its movies' stored
-    vectors and details, which never change while that collection exists (a reload builds a new one)."""
+    """What one load published, read once: its collection and rules, and caches of its movies' stored vectors and
+    details, which never change while that collection exists (a reload builds a new one)."""
 
     collection: str
     rule: QueryRule
+    set_rule: SetRule
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
     details: dict[int, MovieDetails] = field(default_factory=dict)
     genres: list[str] | None = None
 
     def query(self, stored: np.ndarray, mode: str) -> np.ndarray:
-        """The query for the liked movies' stored rows: a set by :data:`SET_RULE`, a history (the latest last) by
-        the model's recency rule."""
-        return SET_RULE.query(stored) if mode == "set" else self.rule.query(stored[::-1])
+        """The query for the liked movies' stored rows: a set by the published set rule, a history (the latest
+        last) by the model's recency rule."""
+        return self.set_rule.query(stored) if mode == "set" else self.rule.query(stored[::-1])
 
 
 class Recommender:
     """recommend() over one process's stores (see :func:`rec_lib.serving.stores.open_stores`).
 
-    It pins the collection the alias points at and reads the query rule once, then caches the movies' vectors
+    It pins the collection the alias points at and reads its rules once, then caches the movies' vectors
     and details it has used, so a warm call is one Milvus search (shared with the threads searching at the same
     time) and no SQL. Safe to call from many threads at once. A reload (by this
     or another process) drops the pinned collection: the next call finds it gone, pins the new one, and
-    reads the rule and details again, so it is seen at the first request after it.
+    reads the rules and details again, so it is seen at the first request after it.
     """
 
     def __init__(self, stores: Stores, config: RecommendConfig | None = None) -> None:
@@ -137,7 +137,8 @@ class Recommender:
         published = self._published
         if published is None:
             collection = self.stores.vectors.collection()
-            published = _Published(collection, self.stores.vectors.query_rule(collection))
+            vectors = self.stores.vectors
+            published = _Published(collection, vectors.query_rule(collection), vectors.set_rule(collection))
             self._published = published
         return published
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.config import resolve_artefacts_dir
-from rec_lib.contracts import Embeddings, QueryRule, validate_vectors
+from rec_lib.contracts import Embeddings, QueryRule, SetRule, validate_vectors
 from rec_lib.errors import ConsistencyError, StoreUnavailableError
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
 from rec_lib.serving.redact import public_location
@@ -105,6 +105,7 @@ def open_loaded_stores(settings: StoreSettings) -> Stores:
         )
     stores = open_stores(settings)
     stores.vectors.query_rule()
+    stores.vectors.set_rule()
     if stores.metadata.count() == 0 or stores.vectors.count() == 0:
         raise StoreUnavailableError(
             f"the stores {stores.vectors.where} and {stores.metadata.where} hold no movies: run python -m rec_lib load"
@@ -190,9 +191,10 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
     stored = embeddings.store_vectors()
     years = rows["year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64)
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in rows["genres"]]
+    rules = embeddings.query_rule, embeddings.set_rule
     return _publish(
         stores,
-        (embeddings.movie_ids, stored, years, genres, embeddings.fingerprint, embeddings.query_rule),
+        (embeddings.movie_ids, stored, years, genres, embeddings.fingerprint, *rules),
         lambda: stores.metadata.load(rows.reset_index()),
         "after loading",
     )
@@ -200,12 +202,12 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
 
 def _publish(
     stores: Stores,
-    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str, QueryRule],
+    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str, QueryRule, SetRule],
     write_sql: Callable[[], int],
     when: str,
 ) -> LoadReport:
     """The one publishing sequence of every load: build the new Milvus collection (ids, ``[h, b]`` rows, years,
-    genres, fingerprint, query rule) while readers still see the old one, write SQL in one transaction
+    genres, fingerprint, history and set rules) while readers still see the old one, write SQL in one transaction
     (``write_sql`` returns the movies it holds; if it fails the new collection is dropped and nothing changed),
     move the alias, and check that both stores agree."""
     dim = collection[1].shape[1]
@@ -258,7 +260,8 @@ def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, row
         stores.metadata.add(rows)
         return stores.metadata.count()
 
-    collection = (all_ids, all_vectors, years, genres, fingerprint, stores.vectors.query_rule(current))
+    rules = stores.vectors.query_rule(current), stores.vectors.set_rule(current)
+    collection = (all_ids, all_vectors, years, genres, fingerprint, *rules)
     return _publish(stores, collection, write_sql, "after adding movies")
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_lib.contracts import QueryRule, validate_vectors
+from rec_lib.contracts import QueryRule, SetRule, validate_vectors
 from rec_lib.errors import (
     LOAD_ADVICE,
     CollectionMissingError,
@@ -45,6 +45,8 @@ VECTOR_FIELD = "vector"
 YEAR_FIELD = "year"
 QUERY_RULE_PROPERTY = "rec_lib.query_rule"
 """The collection property that holds the loaded model's query rule (its weights as JSON)."""
+SET_RULE_PROPERTY = "rec_lib.set_rule"
+"""The collection property that holds the loaded set rule (``{"prior_ticks": ...}`` as JSON)."""
 YEAR_UNKNOWN = 0
 """Stored when a movie has no year (Milvus 2.3 servers have no nullable fields); no year filter matches it."""
 MAX_SEARCH_LIMIT = 16384
@@ -153,10 +155,11 @@ class VectorStore:
         genres: list[list[str]],
         fingerprint: str,
         query_rule: QueryRule,
+        set_rule: SetRule,
     ) -> str:
-        """Create, fill, flush, index and load a new collection holding ``query_rule`` beside the vectors (a
-        collection property, so a published collection and its rule change together); returns its name (not yet
-        published)."""
+        """Create, fill, flush, index and load a new collection holding ``query_rule`` and ``set_rule`` beside the
+        vectors (collection properties, so a published collection and its rules change together); returns its name
+        (not yet published)."""
         from pymilvus import DataType, MilvusClient
 
         dim = vectors.shape[1]
@@ -175,7 +178,10 @@ class VectorStore:
             name,
             schema=schema,
             consistency_level="Strong",
-            properties={QUERY_RULE_PROPERTY: json.dumps(list(query_rule.position_weights))},
+            properties={
+                QUERY_RULE_PROPERTY: json.dumps(list(query_rule.position_weights)),
+                SET_RULE_PROPERTY: json.dumps({"prior_ticks": set_rule.prior_ticks}),
+            },
         )
         try:
             starts = range(0, len(movie_ids), _INSERT_CHUNK)
@@ -230,19 +236,26 @@ class VectorStore:
         return self._call("describe the alias", self.client.describe_alias, self.config.alias)["collection_name"]
 
     def query_rule(self, collection: str | None = None) -> QueryRule:
-        """The query rule stored with ``collection`` (default: the published one)."""
+        """The history rule stored with ``collection`` (default: the published one)."""
+        return QueryRule(tuple(float(w) for w in self._property(QUERY_RULE_PROPERTY, "query rule", collection)))
+
+    def set_rule(self, collection: str | None = None) -> SetRule:
+        """The set rule stored with ``collection`` (default: the published one)."""
+        return SetRule(float(self._property(SET_RULE_PROPERTY, "set rule", collection)["prior_ticks"]))
+
+    def _property(self, key: str, what: str, collection: str | None):
         target = collection or self.config.alias
         described = self._call(
             "describe the collection", self.client.describe_collection, target, collection=collection
         )
-        value = (described.get("properties") or {}).get(QUERY_RULE_PROPERTY)
+        value = (described.get("properties") or {}).get(key)
         if value is None:
             raise StoreUnavailableError(
-                f'Milvus collection "{self.config.alias}" at {self.where} holds no query rule (loaded by an earlier '
+                f'Milvus collection "{self.config.alias}" at {self.where} holds no {what} (loaded by an earlier '
                 f"rec_lib): {LOAD_ADVICE}",
                 MILVUS,
             )
-        return QueryRule(tuple(float(w) for w in json.loads(value)))
+        return json.loads(value)
 
     def index_type(self) -> str:
         described = self._call("describe the index", self.client.describe_index, self.config.alias, VECTOR_FIELD)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from helpers import TRICKY_TITLES, lite_dir_held, store_data
 from store_backends import BACKENDS, settings_for
 
-from rec_lib.contracts import QueryRule
+from rec_lib.contracts import QueryRule, SetRule
 from rec_lib.errors import (
     ConfigError,
     ConsistencyError,
@@ -29,8 +29,15 @@ from rec_lib.errors import (
     UnknownMoviesError,
 )
 from rec_lib.serving.metadata_store import CONCURRENT_QUERIES, MetadataStore, movies_table
-from rec_lib.serving.recommend import POPULAR, SET_RULE, ExactRecommender, Recommender
-from rec_lib.serving.stores import StoreSettings, check_consistency, close_stores, load_stores, open_stores
+from rec_lib.serving.recommend import POPULAR, ExactRecommender, Recommender
+from rec_lib.serving.stores import (
+    StoreSettings,
+    add_to_stores,
+    check_consistency,
+    close_stores,
+    load_stores,
+    open_stores,
+)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -215,10 +222,28 @@ def test_the_query_rule_is_published_with_the_vectors_and_changes_with_them(load
     assert after["movie_id"].tolist() == exact.recommend([3, 4, 5], 5).tolist(), "only the last pick counts"
 
 
+def test_the_set_rule_is_published_with_the_vectors_and_changes_with_them(loaded) -> None:
+    """The set rule chosen for the loaded dataset travels with its collection, through a reload and an add."""
+    stores, embeddings, rows, report = loaded
+    assert stores.vectors.set_rule() == stores.vectors.set_rule(report.collection) == embeddings.set_rule
+    recommender = Recommender(stores)
+    first = recommender.recommend([3], k=10)
+    plain_mean = replace(embeddings, set_rule=SetRule(0.0))
+    reloaded = load_stores(stores, plain_mean, rows)
+    assert stores.vectors.set_rule(reloaded.collection) == SetRule(0.0)
+    after = recommender.recommend([3], k=10)
+    assert not after["movie_id"].equals(first["movie_id"]), "the new rule is used from the next request"
+    exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), SetRule(0.0))
+    assert after["movie_id"].tolist() == exact.recommend([3], 10).tolist()
+    one_more = rows.iloc[[0]].assign(movie_id=9001)
+    added = add_to_stores(stores, np.array([9001]), embeddings.store_vectors()[:1], one_more)
+    assert stores.vectors.set_rule(added.collection) == SetRule(0.0), "adding movies keeps the loaded rules"
+
+
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
     stores, embeddings, _, _ = loaded
     liked = [3, 4, 5, 7]  # clusters 0, 1, 2 and 1
-    for mode, rule in (("history", embeddings.query_rule), ("set", SET_RULE)):
+    for mode, rule in (("history", embeddings.query_rule), ("set", embeddings.set_rule)):
         result = Recommender(stores).recommend(liked, k=20, mode=mode)
         exact = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), rule)
         assert result["movie_id"].tolist() == exact.recommend(liked, 20).tolist(), mode
@@ -265,7 +290,7 @@ def test_a_set_ranks_as_the_liked_set_protocol_scores_it_whatever_its_order(load
     for draw in range(12):
         liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
         ticks = torch.tensor([[position[m] for m in liked]])
-        weights = torch.from_numpy(SET_RULE.masked_weights(np.ones(ticks.shape, dtype=np.float32)))
+        weights = torch.from_numpy(embeddings.set_rule.masked_weights(np.ones(ticks.shape, dtype=np.float32)))
         scores = scorer.score(ticks, weights, "test")[0]
         scores[ticks[0]] = -float("inf")
         top = torch.topk(scores, 10)

@@ -11,7 +11,7 @@ import torch
 from helpers import synthetic
 from test_train import QUICK
 
-from rec_lib.contracts import EMBEDDINGS_NAME, load_embeddings, query_vectors, save_embeddings
+from rec_lib.contracts import EMBEDDINGS_NAME, SetRule, load_embeddings, query_vectors, save_embeddings
 from rec_lib.errors import InvalidVectorsError, RecLibError
 from rec_lib.evaluation.protocol import EmbeddingScorer
 from rec_lib.experiments.runs import run_dir, train_run
@@ -49,6 +49,15 @@ def test_inner_product_of_stored_and_query_vectors_is_the_models_score(exported)
     model = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
     expected = model.score(torch.arange(5)[:, None], torch.ones(5, 1)).numpy()
     np.testing.assert_allclose(queries @ stored.T, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_set_rule_is_saved_with_the_vectors(exported, tmp_path: Path) -> None:
+    prep, graph, directory, embeddings = exported
+    assert embeddings.set_rule == SetRule(), "the product's rule unless one is chosen for the dataset"
+    chosen = export_embeddings(prep, graph, directory, device="cpu", progress=False, set_rule=SetRule(2.0))
+    assert chosen.set_rule == load_embeddings(directory).set_rule == SetRule(2.0)
+    save_embeddings(embeddings, tmp_path)
+    assert load_embeddings(tmp_path).set_rule == SetRule()
 
 
 def test_a_corrupted_export_is_refused_naming_the_movies(exported, tmp_path: Path) -> None:

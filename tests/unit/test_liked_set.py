@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from rec_lib.contracts import SET_PRIOR_TICKS, QueryRule
+from rec_lib.contracts import SET_PRIOR_TICKS, QueryRule, SetRule
 from rec_lib.data.loaders import MovieLensData
 from rec_lib.data.preprocess import preprocess
 from rec_lib.errors import ConfigError
@@ -242,6 +244,24 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert len(grid) == 2 * 4 * 8, "every prior of the grid, every m, both seeds"
     assert written["metadata"]["chosen_prior_ticks"] in PRIOR_TICKS_GRID
     assert "set rule chosen on validation" in capsys.readouterr().out
+
+
+def test_a_dataset_gets_the_set_rule_its_validation_chose_else_the_products(tmp_path) -> None:
+    import json
+
+    from rec_lib.errors import RecLibError
+    from rec_lib.experiments.likedset import chosen_set_rule
+
+    assert chosen_set_rule("nothing-run", tmp_path) == SetRule(SET_PRIOR_TICKS)
+    (tmp_path / "syn-liked-set-val.json").write_text(json.dumps({"metadata": {"chosen_prior_ticks": 1.0}}))
+    assert chosen_set_rule("syn", tmp_path) == SetRule(1.0)
+    (tmp_path / "bad-liked-set-val.json").write_text(json.dumps({"metadata": {}}))
+    with pytest.raises(RecLibError, match=r"bad-liked-set-val\.json holds no chosen_prior_ticks"):
+        chosen_set_rule("bad", tmp_path)
+    committed = Path(__file__).parents[2] / "reports" / "tuning"
+    assert chosen_set_rule("ml-latest-small", committed) == SetRule(SET_PRIOR_TICKS), (
+        "the product's default is what the default dataset's validation chose"
+    )
 
 
 def test_the_set_rule_chosen_is_the_least_prior_within_the_users_noise_of_the_best() -> None:

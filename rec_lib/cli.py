@@ -143,6 +143,13 @@ def _parser() -> argparse.ArgumentParser:
         f"(--split val prints it); default {SET_PRIOR_TICKS:g}, the product's",
     )
     liked.add_argument(
+        "--ease-l2",
+        type=float,
+        default=EASE_L2,
+        help=f"EASE's λ in the table: the one this dataset's validation users chose (--split val prints it); "
+        f"default {EASE_L2:g}",
+    )
+    liked.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -527,20 +534,21 @@ def _liked_set(args: argparse.Namespace) -> int:
     seeds = args.seeds or [config.seed]
     rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
-        set_rule=set_rule, artefacts_dir=args.artefacts_dir,
+        set_rule=set_rule, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
     recall = rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
     _print_table(recall.reset_index())
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
-    metadata["prior_ticks"] = args.prior_ticks
+    metadata |= {"prior_ticks": args.prior_ticks, "ease_l2": args.ease_l2}
     if args.split == "val":
-        from rec_lib.experiments.likedset import chosen_prior_ticks
+        from rec_lib.experiments.likedset import chosen_ease_l2, chosen_prior_ticks
 
         metadata["chosen_prior_ticks"] = chosen_prior_ticks(per_user)
+        metadata["chosen_ease_l2"] = chosen_ease_l2(per_user)
         print(
             f"set rule chosen on validation (the least prior within the users' noise of the best): "
-            f"prior_ticks {metadata['chosen_prior_ticks']:g}"
+            f"prior_ticks {metadata['chosen_prior_ticks']:g}; EASE's λ: {metadata['chosen_ease_l2']:g}"
         )
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
     name = "liked-set" if args.split == "test" else "liked-set-val"

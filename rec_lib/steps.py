@@ -266,12 +266,13 @@ def liked_set(
     which: str = "test",
     seeds: Sequence[int] | None = None,
     set_rule: SetRule | None = None,
+    ease_l2: float = EASE_L2,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest once per seed
     (default ``config.seed``), score the held-out users' shuffled ticks beside the baselines, PinSage's
-    ``set_rule`` (default the product's); the rows (with their seed), the paired intervals of PinSage's
-    lead, and each entry's per-user scores, averaged over the seeds."""
+    ``set_rule`` (default the product's), EASE's ``ease_l2``; the rows (with their seed), the paired intervals of
+    PinSage's lead, and each entry's per-user scores, averaged over the seeds."""
     from dataclasses import replace
 
     import pandas as pd
@@ -284,7 +285,7 @@ def liked_set(
     for seed in seeds or [config.seed]:
         rows, per_user = liked_set_experiment(
             split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir,
-            set_rule=set_rule,
+            set_rule=set_rule, ease_l2=ease_l2,
         )  # fmt: skip
         tables.append(rows.assign(seed=seed))
         per_seed.append(per_user)

@@ -12,11 +12,12 @@ import pandas as pd
 
 from rec_lib.contracts import SET_PRIOR_TICKS, SetRule
 from rec_lib.errors import RecLibError
+from rec_lib.evaluation.baselines import EASE, item_cooccurrence, training_matrix
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import EASE_L2
 from rec_lib.evaluation.likedset import PLAIN_MEAN, QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
 from rec_lib.experiments.runs import baseline_scorers, train_run
-from rec_lib.experiments.tuning import tuning_dir
+from rec_lib.experiments.tuning import BASELINE_L2, tuning_dir
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import build_graph
 
@@ -39,16 +40,40 @@ def liked_set_experiment(
     """Train PinSage on ``split.train`` (a run of its own, not the latest) and score the held-out users of
     ``which``: PinSage with ``set_rule`` (default the product's; or the one this dataset's validation users chose)
     and, for comparison, with the plain mean (no prior), with the product's prior when ``set_rule``'s differs, and
-    with its timeline rule reading the shuffled ticks as a history; on ``val`` every set rule of
-    :data:`PRIOR_TICKS_GRID`; the baselines with the plain mean."""
+    with its timeline rule reading the shuffled ticks as a history; the baselines with the plain mean, EASE with
+    ``ease_l2``. On ``val`` also every set rule of :data:`PRIOR_TICKS_GRID` and EASE with every λ of the baselines'
+    grid, for :func:`chosen_prior_ticks` and :func:`chosen_ease_l2`."""
     set_rule = set_rule or SetRule()
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
     entries = [(PRODUCT_RULE, pinsage, set_rule), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
     priors = PRIOR_TICKS_GRID if which == "val" else tuple(sorted({0.0, SET_PRIOR_TICKS} - {set_rule.prior_ticks}))
     entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in priors]
-    entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baseline_scorers(split.train, ease_l2)]
-    return liked_set_rows(entries, split, which, sizes, config.eval)
+    baselines = baseline_scorers(split.train, ease_l2)
+    entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baselines]
+    rows, per_user = liked_set_rows(entries, split, which, sizes, config.eval)
+    if which == "val" and any(isinstance(scorer, EASE) for scorer in baselines):
+        shared = item_cooccurrence(training_matrix(split.train))
+        for l2 in BASELINE_L2:  # one solve held at a time
+            ease = EASE(split.train, l2, cooccurrence=shared)
+            grid_rows, grid_users = liked_set_rows(
+                [(ease_name(l2), ease, PLAIN_MEAN)], split, which, sizes, config.eval
+            )
+            rows, per_user = pd.concat([rows, grid_rows], ignore_index=True), per_user | grid_users
+    return rows, per_user
+
+
+def ease_name(l2: float) -> str:
+    return f"ease, λ {l2:g}"
+
+
+def chosen_ease_l2(per_user: dict[tuple[str, int], LikedSetScores]) -> float:
+    """EASE's λ of the baselines' grid with the best Recall@K over every validation user and query size (a tie goes
+    to the smaller λ)."""
+    sizes = sorted({m for name, m in per_user if name == ease_name(BASELINE_L2[0])})
+    return max(
+        BASELINE_L2, key=lambda l2: (np.concatenate([per_user[ease_name(l2), m].recall for m in sizes]).mean(), -l2)
+    )
 
 
 def chosen_set_rule(dataset: str, directory: Path | None = None) -> SetRule:

@@ -26,6 +26,7 @@ from rec_lib.evaluation.likedset import (
 from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
 from rec_lib.evaluation.sasrec import draw_windows, train_sasrec, user_sequences
 from rec_lib.experiments.likedset import PRIOR_TICKS_GRID
+from rec_lib.experiments.tuning import BASELINE_L2
 from rec_lib.pinsage.graph import build_graph
 
 
@@ -231,6 +232,7 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert main(["liked-set", *data, *quick, *train, "--prior-ticks", "2", "--out", str(liked)]) == 0
     written = json.loads(liked.read_text())
     assert written["metadata"]["prior_ticks"] == 2.0, "the prior this dataset's validation chose is recorded"
+    assert written["metadata"]["ease_l2"] == 500.0
     assert {r["model"] for r in written["rows"] if r.get("kind") != "interval"} == models | {
         "pinsage, set rule with prior_ticks 8"
     }, "the product's prior stays in the table beside the chosen one"
@@ -243,6 +245,9 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert {r["seed"] for r in written["rows"] if r.get("kind") != "interval"} == {0, 1}
     assert len(grid) == 2 * 4 * 8, "every prior of the grid, every m, both seeds"
     assert written["metadata"]["chosen_prior_ticks"] in PRIOR_TICKS_GRID
+    ease_grid = [r for r in written["rows"] if r["model"].startswith("ease, λ") and r.get("kind") != "interval"]
+    assert len(ease_grid) == 2 * 4 * len(BASELINE_L2), "EASE with every λ of the baselines' grid, every m, both seeds"
+    assert written["metadata"]["chosen_ease_l2"] in BASELINE_L2
     assert "set rule chosen on validation" in capsys.readouterr().out
 
 
@@ -277,3 +282,19 @@ def test_the_set_rule_chosen_is_the_least_prior_within_the_users_noise_of_the_be
         for m in (1, 3)
     }
     assert chosen_prior_ticks(per_user) == 4.0, "16 is best by a hair; 4 cannot be told apart from it; 2 can"
+
+
+def test_eases_lambda_is_the_best_on_the_validation_users_and_a_tie_goes_to_the_smaller() -> None:
+    from rec_lib.evaluation.likedset import LikedSetScores
+    from rec_lib.experiments.likedset import chosen_ease_l2, ease_name
+
+    def scores(recall: list[float]) -> LikedSetScores:
+        return LikedSetScores(np.array(recall), np.zeros(len(recall)), 0.1, 50.0)
+
+    best = BASELINE_L2[3]
+    per_user = {
+        (ease_name(l2), m): scores([0.5, 0.5] if l2 == best else [0.5, 0.0]) for l2 in BASELINE_L2 for m in (1, 3)
+    }
+    assert chosen_ease_l2(per_user) == best
+    per_user[ease_name(BASELINE_L2[1]), 1] = per_user[ease_name(BASELINE_L2[1]), 3] = scores([0.5, 0.5])
+    assert chosen_ease_l2(per_user) == BASELINE_L2[1], "level on the users: the smaller λ"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rec_lib import steps
 from rec_lib.config import DEFAULT_DATASET
-from rec_lib.contracts import QUERY_MODES, SET_PRIOR_TICKS, SetRule
+from rec_lib.contracts import QUERY_MODES, SET_PRIOR_TICKS
 from rec_lib.data.preprocess import TIE_RULES, PreprocessConfig
 from rec_lib.errors import RecLibError
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
@@ -136,11 +136,18 @@ def _parser() -> argparse.ArgumentParser:
     liked.add_argument("--split", choices=("val", "test"), default="test", help="the held-out half scored")
     liked.add_argument("--seeds", type=int, nargs="+", default=None, help="one PinSage run per seed (default --seed)")
     liked.add_argument(
+        "--set-rule",
+        choices=("fixed", "learned"),
+        default="fixed",
+        help="PinSage's headline row: the fixed set rule with --prior-ticks, or the learned one; the one this "
+        "dataset's validation users chose (--split val prints it); default fixed",
+    )
+    liked.add_argument(
         "--prior-ticks",
         type=float,
         default=SET_PRIOR_TICKS,
-        help="the set rule's prior in PinSage's headline row: the one this dataset's validation users chose "
-        f"(--split val prints it); default {SET_PRIOR_TICKS:g}, the product's",
+        help="the fixed set rule's prior: the one this dataset's validation users chose (--split val prints it); "
+        f"default {SET_PRIOR_TICKS:g}, the product's",
     )
     liked.add_argument(
         "--ease-l2",
@@ -529,26 +536,30 @@ def _sasrec(args: argparse.Namespace) -> int:
 def _liked_set(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from rec_lib.experiments.likedset import SetRuleChoice
+
     config = _train_config(args)
-    set_rule = SetRule(args.prior_ticks)
+    choice = SetRuleChoice(args.set_rule == "learned", args.prior_ticks)
     seeds = args.seeds or [config.seed]
     rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
-        set_rule=set_rule, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir,
+        choice=choice, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
     recall = rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
     _print_table(recall.reset_index())
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
-    metadata |= {"prior_ticks": args.prior_ticks, "ease_l2": args.ease_l2}
+    metadata |= {"set_rule": args.set_rule, "prior_ticks": args.prior_ticks, "ease_l2": args.ease_l2}
     if args.split == "val":
-        from rec_lib.experiments.likedset import chosen_ease_l2, chosen_prior_ticks
+        from rec_lib.experiments.likedset import chosen_ease_l2, chosen_prior_ticks, chosen_set_rule_is_learned
 
         metadata["chosen_prior_ticks"] = chosen_prior_ticks(per_user)
+        metadata["chosen_learned_rule"] = chosen_set_rule_is_learned(per_user, metadata["chosen_prior_ticks"])
         metadata["chosen_ease_l2"] = chosen_ease_l2(per_user)
         print(
-            f"set rule chosen on validation (the least prior within the users' noise of the best): "
-            f"prior_ticks {metadata['chosen_prior_ticks']:g}; EASE's λ: {metadata['chosen_ease_l2']:g}"
+            f"set rule chosen on validation: {'learned' if metadata['chosen_learned_rule'] else 'fixed'}; the "
+            f"fixed rule's prior_ticks {metadata['chosen_prior_ticks']:g} (the least prior within the users' noise "
+            f"of the best); EASE's λ: {metadata['chosen_ease_l2']:g}"
         )
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
     name = "liked-set" if args.split == "test" else "liked-set-val"

@@ -101,32 +101,101 @@ class QueryRule:
 class SetRule:
     """A person's ticked movies as a set: every tick weighs the same, so any order gives the same query.
 
-    The query is ``[s(m) · mean_j h_j, 1]`` with ``s(m) = m / (m + prior_ticks)``: the fewer the ticks, the more the
-    per-movie bias (the model's prior over the catalogue) counts against them; ``prior_ticks = 0`` is the plain mean.
+    The query for ``m`` ticks is ``[g · s(m) · (w ⊙ mean_j h_j) + u, c]`` with ``s(m) = m / (m + prior_ticks)``:
+    the fewer the ticks, the more the prior counts against them, the prior being the per-movie bias (weighed by
+    ``c``) and the catalogue direction ``u``. The fixed rule has ``g = c = 1``, ``w = 1`` and ``u = 0``
+    (``prior_ticks = 0`` is then the plain mean); the learned rule (:mod:`rec_lib.pinsage.set_rule`) fits all of
+    them to training users' liked movies. Either way the query is a mean over the ticks, so the order cannot count.
 
     >>> rule = SetRule(prior_ticks=1.0)
     >>> [[round(float(w), 3) for w in row] for row in rule.masked_weights(np.array([[1, 1, 0], [1, 0, 0]]))]
     [[0.333, 0.333, 0.0], [0.5, 0.0, 0.0]]
     >>> bool((rule.query(np.eye(3)[[0, 1]]) == rule.query(np.eye(3)[[1, 0]])).all())
     True
+    >>> SetRule(0.0, dim_weights=(2.0, 1.0), prior_vector=(0.0, 1.0), bias_weight=0.5).query(np.eye(3)[[0]])
+    array([[2. , 1. , 0.5]], dtype=float32)
     """
 
     prior_ticks: float = SET_PRIOR_TICKS
+    gain: float = 1.0
+    """``g``: how much the ticks count against the prior."""
+    bias_weight: float = 1.0
+    """``c``: how much the per-movie bias counts."""
+    dim_weights: tuple[float, ...] = ()
+    """``w``, one weight per vector dimension; empty means every dimension weighs 1."""
+    prior_vector: tuple[float, ...] = ()
+    """``u``, a direction in the movies' space added to every query; empty means none."""
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.prior_ticks) or self.prior_ticks < 0:
             raise ConfigError(f"a set rule's prior_ticks must be finite and non-negative, got {self.prior_ticks!r}")
+        if not (np.isfinite(self.gain) and self.gain > 0 and np.isfinite(self.bias_weight) and self.bias_weight >= 0):
+            raise ConfigError(
+                f"a set rule needs a finite positive gain and a finite non-negative bias_weight, got "
+                f"{self.gain!r} and {self.bias_weight!r}"
+            )
+        for name in ("dim_weights", "prior_vector"):
+            if not np.isfinite(np.asarray(getattr(self, name), dtype=np.float64)).all():
+                raise ConfigError(f"a set rule's {name} must be finite")
+        if self.dim_weights and self.prior_vector and len(self.dim_weights) != len(self.prior_vector):
+            raise ConfigError(
+                f"a set rule's dim_weights ({len(self.dim_weights)}) and prior_vector ({len(self.prior_vector)}) "
+                "must be as long as each other"
+            )
+
+    @property
+    def learned(self) -> bool:
+        """Whether anything beyond ``prior_ticks`` differs from the fixed rule."""
+        return bool(self.dim_weights or self.prior_vector) or (self.gain, self.bias_weight) != (1.0, 1.0)
 
     def masked_weights(self, present: np.ndarray) -> np.ndarray:
-        """Each row's weights over its present ticks of a (B, m) array: ``s(m) / m`` each."""
+        """Each row's weights over its present ticks of a (B, m) array: ``g · s(m) / m`` each."""
         present = np.asarray(present, dtype=np.float32)
         ticks = present.sum(axis=1, keepdims=True)
-        return present / np.maximum(ticks + self.prior_ticks, 1e-12)
+        return self.gain * present / np.maximum(ticks + self.prior_ticks, 1e-12)
+
+    def queries(self, ticked: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+        """The (B, d + 1) queries for (B, m, d + 1) stored rows ``[h_j, b_j]`` of the ticked movies, each row's
+        present ticks marked in ``present`` (default all), in any order."""
+        ticked = np.asarray(ticked, dtype=np.float32)
+        present = np.ones(ticked.shape[:2], dtype=np.float32) if present is None else present
+        dim = ticked.shape[2] - 1
+        for name in ("dim_weights", "prior_vector"):
+            if getattr(self, name) and len(getattr(self, name)) != dim:
+                raise ConfigError(f"the set rule's {name} has {len(getattr(self, name))} values for {dim}-d vectors")
+        weights = self.masked_weights(present)
+        pooled = np.einsum("bm,bmd->bd", weights, ticked[:, :, :dim]).astype(np.float32)
+        if self.dim_weights:
+            pooled *= np.asarray(self.dim_weights, dtype=np.float32)
+        if self.prior_vector:
+            pooled += np.asarray(self.prior_vector, dtype=np.float32)
+        bias = np.full((len(pooled), 1), self.bias_weight, dtype=np.float32)
+        return np.concatenate([pooled, bias], axis=1)
 
     def query(self, ticked: np.ndarray) -> np.ndarray:
-        """The query for stored rows ``[h_j, b_j]`` of the ticked movies, in any order."""
-        weights = self.masked_weights(np.ones((1, len(ticked)), dtype=np.float32))[0]
-        return query_vectors((weights @ np.asarray(ticked, dtype=np.float32))[None, :])
+        """The (1, d + 1) query for stored rows ``[h_j, b_j]`` of the ticked movies, in any order."""
+        return self.queries(np.asarray(ticked, dtype=np.float32)[None])
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready values (:meth:`from_dict` reads them back exactly)."""
+        return {
+            "prior_ticks": float(self.prior_ticks),
+            "gain": float(self.gain),
+            "bias_weight": float(self.bias_weight),
+            "dim_weights": [float(w) for w in self.dim_weights],
+            "prior_vector": [float(u) for u in self.prior_vector],
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SetRule:
+        """The rule :meth:`as_dict` wrote; the fields a rule saved before them lack take the fixed rule's values."""
+        return cls(
+            prior_ticks=float(values["prior_ticks"]),
+            gain=float(values.get("gain", 1.0)),
+            bias_weight=float(values.get("bias_weight", 1.0)),
+            dim_weights=tuple(float(w) for w in values.get("dim_weights", ())),
+            prior_vector=tuple(float(u) for u in values.get("prior_vector", ())),
+        )
 
 
 @dataclass
@@ -214,7 +283,7 @@ def save_embeddings(embeddings: Embeddings, directory: Path) -> Path:
             vectors=embeddings.vectors,
             bias=embeddings.bias,
             query_rule=np.asarray(embeddings.query_rule.position_weights, dtype=np.float64),
-            set_prior_ticks=np.float64(embeddings.set_rule.prior_ticks),
+            set_rule=np.asarray(json.dumps(embeddings.set_rule.as_dict())),
         ),
     )
     meta = {
@@ -243,7 +312,14 @@ def load_embeddings(directory: Path) -> Embeddings:
             query_rule=QueryRule(tuple(float(w) for w in data["query_rule"])),
             fingerprint=metadata.pop("fingerprint"),
             metadata=metadata,
-            set_rule=SetRule(float(data["set_prior_ticks"])) if "set_prior_ticks" in data else SetRule(),
+            set_rule=_saved_set_rule(data),
         )
     embeddings.validate()
     return embeddings
+
+
+def _saved_set_rule(data) -> SetRule:
+    """The set rule an export holds (an export from before learned rules holds only ``set_prior_ticks``)."""
+    if "set_rule" in data:
+        return SetRule.from_dict(json.loads(str(data["set_rule"])))
+    return SetRule(float(data["set_prior_ticks"])) if "set_prior_ticks" in data else SetRule()

@@ -18,9 +18,10 @@ from rec_lib.evaluation.config import EASE_L2, EvalConfig
 if TYPE_CHECKING:
     import pandas as pd
 
-    from rec_lib.contracts import Embeddings, SetRule
+    from rec_lib.contracts import Embeddings
     from rec_lib.evaluation.coldstart import ColdStartSplit
     from rec_lib.evaluation.config import SASRecConfig
+    from rec_lib.experiments.likedset import SetRuleChoice
     from rec_lib.experiments.runs import Run
     from rec_lib.pinsage.config import TrainConfig
     from rec_lib.pinsage.graph import UserMovieGraph
@@ -106,16 +107,21 @@ def evaluate(
 def export(run: Run, *, prep: Preprocessed | None = None, device: str = "auto") -> Embeddings:
     """Every movie's vector from ``run``'s best model on the graph of every interaction, checked and saved beside
     the run with its rules: the model's for histories, and for sets the one the dataset's liked-set validation
-    chose (the product's default where none was run)."""
+    chose (the fixed product rule where none was run; the learned rule fitted to these vectors and every user's
+    liked movies where it was chosen)."""
     from rec_lib.experiments.likedset import chosen_set_rule
     from rec_lib.pinsage.config import resolve_device
     from rec_lib.pinsage.export import export_embeddings
     from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
+    from rec_lib.pinsage.set_rule import SetRuleFitConfig
 
     prep = prep if prep is not None else run.load_data()
     graph = build_graph(prep, FULL_GRAPH)
-    set_rule = chosen_set_rule(run.config.dataset)
-    return export_embeddings(prep, graph, run.directory, device=resolve_device(device), set_rule=set_rule)
+    choice = chosen_set_rule(run.config.dataset)
+    return export_embeddings(
+        prep, graph, run.directory, device=resolve_device(device), set_rule=choice.fixed_rule,
+        learn_set_rule=SetRuleFitConfig(seed=run.config.seed) if choice.learned else None,
+    )  # fmt: skip
 
 
 def load(
@@ -265,29 +271,37 @@ def liked_set(
     split_seed: int = 0,
     which: str = "test",
     seeds: Sequence[int] | None = None,
-    set_rule: SetRule | None = None,
+    choice: SetRuleChoice | None = None,
     ease_l2: float = EASE_L2,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest once per seed
-    (default ``config.seed``), score the held-out users' shuffled ticks beside the baselines, PinSage's
-    ``set_rule`` (default the product's), EASE's ``ease_l2``; the rows (with their seed), the paired intervals of
-    PinSage's lead, and each entry's per-user scores, averaged over the seeds."""
+    (default ``config.seed``), score the held-out users' shuffled ticks with PinSage's set rule of ``choice``
+    (default the fixed product rule) and beside it the baselines once, EASE's ``ease_l2``; the rows (PinSage's with
+    their seed), the paired intervals of PinSage's lead, and each entry's per-user scores, PinSage's averaged over
+    the seeds."""
     from dataclasses import replace
 
     import pandas as pd
 
     from rec_lib.evaluation.likedset import liked_set_split
-    from rec_lib.experiments.likedset import PRODUCT_RULE, lead_intervals, liked_set_experiment, seed_means
+    from rec_lib.experiments.likedset import (
+        PRODUCT_RULE,
+        lead_intervals,
+        liked_set_baselines,
+        liked_set_experiment,
+        seed_means,
+    )
 
     split = liked_set_split(prep, share, split_seed)
     tables, per_seed = [], []
     for seed in seeds or [config.seed]:
         rows, per_user = liked_set_experiment(
-            split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir,
-            set_rule=set_rule, ease_l2=ease_l2,
-        )  # fmt: skip
+            split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir, choice=choice
+        )
         tables.append(rows.assign(seed=seed))
         per_seed.append(per_user)
-    per_user = seed_means(per_seed)
+    baseline_rows, baseline_users = liked_set_baselines(split, which=which, ease_l2=ease_l2, config=config.eval)
+    per_user = seed_means(per_seed) | baseline_users
+    tables.append(baseline_rows)
     return pd.concat(tables, ignore_index=True), lead_intervals(per_user, PRODUCT_RULE), per_user

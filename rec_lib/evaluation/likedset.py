@@ -13,7 +13,8 @@ does not measure it. The split is the field's strong generalization (Liang et al
   DCG of min(K, targets) hits; coverage and popularity are as in the timeline protocol.
 
 A scorer pools the ticks with the rule it is evaluated with: a :class:`~rec_lib.contracts.SetRule` (what
-``recommend()`` does with a set: the picker, the page), or a :class:`~rec_lib.contracts.QueryRule` reading the
+``recommend()`` does with a set: the picker, the page; for a model of movie vectors, the very store query
+``recommend()`` makes), or a :class:`~rec_lib.contracts.QueryRule` reading the
 ticks as a history, the last tick the latest (the timeline rule on shuffled ticks, for comparison).
 """
 
@@ -29,7 +30,7 @@ from rec_lib.contracts import QueryRule, SetRule
 from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.config import EvalConfig
-from rec_lib.evaluation.protocol import MovieScorer, rank_targets
+from rec_lib.evaluation.protocol import EmbeddingScorer, MovieScorer, rank_targets
 
 LIKED_RATING = 4.0
 """A movie counts as liked from this rating up."""
@@ -158,10 +159,21 @@ def score_liked_sets(
     and validation interactions by default)."""
     config = config or EvalConfig()
     n, m = len(queries.users), queries.m
-    latest_first = queries.ticks.flip(1)
-    weights = torch.from_numpy(rule.masked_weights(np.ones((n, m), dtype=np.float32)))
+    if isinstance(rule, SetRule) and isinstance(scorer, EmbeddingScorer):
+        stored = scorer.stored(vectors).cpu()
+
+        def scores(start: int, stop: int) -> torch.Tensor:  # the store query recommend() makes of the same ticks
+            ticked = stored[queries.ticks[start:stop]].numpy()
+            return scorer.score_queries(torch.from_numpy(rule.queries(ticked)), vectors)
+    else:
+        latest_first = queries.ticks.flip(1)
+        weights = torch.from_numpy(rule.masked_weights(np.ones((n, m), dtype=np.float32)))
+
+        def scores(start: int, stop: int) -> torch.Tensor:
+            return scorer.score(latest_first[start:stop], weights[start:stop], vectors)
+
     ranked = rank_targets(
-        lambda start, stop: scorer.score(latest_first[start:stop], weights[start:stop], vectors),
+        scores,
         n,
         torch.arange(n).repeat_interleave(m),
         queries.ticks.flatten(),

@@ -350,3 +350,12 @@ class EmbeddingScorer:
         vectors = self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
         query = (vectors[movies.to(self.device)] * weights.to(self.device).unsqueeze(-1)).sum(1)
         return torch.addmm(self.bias, query, vectors.T)
+
+    def stored(self, split: str = "val") -> torch.Tensor:
+        """The rows ``[h_i, b_i]`` a vector store would hold for ``split``'s vectors."""
+        vectors = self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
+        return torch.cat([vectors, self.bias[:, None]], 1)
+
+    def score_queries(self, queries: torch.Tensor, split: str = "val") -> torch.Tensor:
+        """Every movie's score for (B, d + 1) store queries: their inner product with the stored rows."""
+        return queries.to(self.device) @ self.stored(split).T

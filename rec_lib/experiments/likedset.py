@@ -1,10 +1,12 @@
 """The liked-set table: PinSage trained without the held-out users, scored on their shuffled ticks beside the
-baselines (:mod:`rec_lib.evaluation.likedset`), with paired intervals of PinSage's lead; and the set rule's one
-setting, chosen on the validation half."""
+baselines (:mod:`rec_lib.evaluation.likedset`), with paired intervals of PinSage's lead; and the set rule, chosen on
+the validation half: the fixed rule's ``prior_ticks``, and whether the learned rule
+(:mod:`rec_lib.pinsage.set_rule`) replaces it."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,17 +16,38 @@ from rec_lib.contracts import SET_PRIOR_TICKS, SetRule
 from rec_lib.errors import RecLibError
 from rec_lib.evaluation.baselines import EASE, item_cooccurrence, training_matrix
 from rec_lib.evaluation.bootstrap import paired_bootstrap
-from rec_lib.evaluation.config import EASE_L2
+from rec_lib.evaluation.config import EASE_L2, EvalConfig
 from rec_lib.evaluation.likedset import PLAIN_MEAN, QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
 from rec_lib.experiments.runs import baseline_scorers, train_run
 from rec_lib.experiments.tuning import BASELINE_L2, tuning_dir
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import build_graph
+from rec_lib.pinsage.set_rule import SetRuleFitConfig, fit_set_rule, liked_lists
 
 PRODUCT_RULE = "pinsage (the product's set rule)"
 TIMELINE_RULE = "pinsage, timeline rule on shuffled ticks"
+LEARNED_RULE = "pinsage, learned set rule"
 PRIOR_TICKS_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """The set rule's ``prior_ticks`` tried on the validation users."""
+LEARNED_ABLATIONS = {
+    "pinsage, learned set rule without per-dimension weights": {"dim_weights": False},
+    "pinsage, learned set rule without the prior direction": {"prior_vector": False},
+    "pinsage, learned set rule: gain, prior and bias weight only": {"dim_weights": False, "prior_vector": False},
+}
+"""The learned rule with parts switched off, scored on the validation users."""
+
+
+@dataclass(frozen=True)
+class SetRuleChoice:
+    """What a dataset's liked-set validation chose: the fixed rule's ``prior_ticks``, and whether the learned rule
+    (fitted to each model's vectors) replaces it."""
+
+    learned: bool = False
+    prior_ticks: float = SET_PRIOR_TICKS
+
+    @property
+    def fixed_rule(self) -> SetRule:
+        return SetRule(self.prior_ticks)
 
 
 def liked_set_experiment(
@@ -32,33 +55,53 @@ def liked_set_experiment(
     config: TrainConfig,
     *,
     which: str = "test",
-    set_rule: SetRule | None = None,
+    choice: SetRuleChoice | None = None,
     sizes: tuple[int, ...] = QUERY_SIZES,
-    ease_l2: float = EASE_L2,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
-    """Train PinSage on ``split.train`` (a run of its own, not the latest) and score the held-out users of
-    ``which``: PinSage with ``set_rule`` (default the product's; or the one this dataset's validation users chose)
-    and, for comparison, with the plain mean (no prior), with the product's prior when ``set_rule``'s differs, and
-    with its timeline rule reading the shuffled ticks as a history; the baselines with the plain mean, EASE with
-    ``ease_l2``. On ``val`` also every set rule of :data:`PRIOR_TICKS_GRID` and EASE with every λ of the baselines'
-    grid, for :func:`chosen_prior_ticks` and :func:`chosen_ease_l2`."""
-    set_rule = set_rule or SetRule()
+    """Train PinSage on ``split.train`` (a run of its own, not the latest), fit the learned set rule to its
+    training users' liked movies, and score the held-out users of ``which``: PinSage with the rule of ``choice``
+    (default the fixed product rule) as the product's, and for comparison the learned and the fixed rule beside it,
+    the plain mean (no prior), and its timeline rule reading the shuffled ticks as a history. On ``val`` also every
+    fixed rule of :data:`PRIOR_TICKS_GRID` and the learned rule's ablations, for :func:`chosen_prior_ticks` and
+    :func:`chosen_set_rule_is_learned`."""
+    choice = choice or SetRuleChoice()
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
-    entries = [(PRODUCT_RULE, pinsage, set_rule), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
-    priors = PRIOR_TICKS_GRID if which == "val" else tuple(sorted({0.0, SET_PRIOR_TICKS} - {set_rule.prior_ticks}))
+    liked = liked_lists(split.train)
+    fit = SetRuleFitConfig(seed=config.seed)
+    learned = fit_set_rule(result.test_vectors, result.bias, liked, fit)
+    product = learned if choice.learned else choice.fixed_rule
+    entries = [(PRODUCT_RULE, pinsage, product), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
+    entries += [(LEARNED_RULE, pinsage, learned)] if which == "val" or not choice.learned else []
+    priors = {0.0, SET_PRIOR_TICKS, choice.prior_ticks} - ({choice.prior_ticks} if not choice.learned else set())
+    priors = PRIOR_TICKS_GRID if which == "val" else tuple(sorted(priors))
     entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in priors]
+    if which == "val":
+        entries += [
+            (name, pinsage, fit_set_rule(result.test_vectors, result.bias, liked, replace(fit, **parts)))
+            for name, parts in LEARNED_ABLATIONS.items()
+        ]
+    return liked_set_rows(entries, split, which, sizes, config.eval)
+
+
+def liked_set_baselines(
+    split: LikedSetSplit,
+    *,
+    which: str = "test",
+    sizes: tuple[int, ...] = QUERY_SIZES,
+    ease_l2: float = EASE_L2,
+    config: EvalConfig | None = None,
+) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
+    """The baselines on the held-out users of ``which``, once (they are deterministic): each with the plain mean,
+    EASE with ``ease_l2``; on ``val`` also EASE with every λ of the baselines' grid, for :func:`chosen_ease_l2`."""
     baselines = baseline_scorers(split.train, ease_l2)
-    entries += [(scorer.name, scorer, PLAIN_MEAN) for scorer in baselines]
-    rows, per_user = liked_set_rows(entries, split, which, sizes, config.eval)
+    rows, per_user = liked_set_rows([(s.name, s, PLAIN_MEAN) for s in baselines], split, which, sizes, config)
     if which == "val" and any(isinstance(scorer, EASE) for scorer in baselines):
         shared = item_cooccurrence(training_matrix(split.train))
         for l2 in BASELINE_L2:  # one solve held at a time
             ease = EASE(split.train, l2, cooccurrence=shared)
-            grid_rows, grid_users = liked_set_rows(
-                [(ease_name(l2), ease, PLAIN_MEAN)], split, which, sizes, config.eval
-            )
+            grid_rows, grid_users = liked_set_rows([(ease_name(l2), ease, PLAIN_MEAN)], split, which, sizes, config)
             rows, per_user = pd.concat([rows, grid_rows], ignore_index=True), per_user | grid_users
     return rows, per_user
 
@@ -76,17 +119,28 @@ def chosen_ease_l2(per_user: dict[tuple[str, int], LikedSetScores]) -> float:
     )
 
 
-def chosen_set_rule(dataset: str, directory: Path | None = None) -> SetRule:
+def chosen_set_rule(dataset: str, directory: Path | None = None) -> SetRuleChoice:
     """The set rule the liked-set validation of ``dataset`` chose (``<dataset>-liked-set-val.json`` in
-    ``directory``, default the committed tuning results), else the product's default when none was run."""
+    ``directory``, default the committed tuning results), else the fixed product rule when none was run."""
     path = (directory or tuning_dir()) / f"{dataset}-liked-set-val.json"
     if not path.is_file():
-        return SetRule()
+        return SetRuleChoice()
     try:
-        prior = json.loads(path.read_text())["metadata"]["chosen_prior_ticks"]
+        metadata = json.loads(path.read_text())["metadata"]
+        return SetRuleChoice(bool(metadata.get("chosen_learned_rule", False)), float(metadata["chosen_prior_ticks"]))
     except (ValueError, KeyError, TypeError) as exc:
         raise RecLibError(f"{path} holds no chosen_prior_ticks: run python -m rec_lib liked-set --split val") from exc
-    return SetRule(float(prior))
+
+
+def chosen_set_rule_is_learned(per_user: dict[tuple[str, int], LikedSetScores], prior_ticks: float) -> bool:
+    """Whether the learned rule's Recall@K over every validation user and query size beats the fixed rule's with
+    ``prior_ticks`` (a tie keeps the fixed rule)."""
+    sizes = sorted({m for name, m in per_user if name == LEARNED_RULE})
+
+    def recall(name: str) -> float:
+        return float(np.concatenate([per_user[name, m].recall for m in sizes]).mean())
+
+    return recall(LEARNED_RULE) > recall(set_rule_name(prior_ticks))
 
 
 def set_rule_name(prior_ticks: float) -> str:

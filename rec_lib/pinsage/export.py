@@ -21,6 +21,7 @@ from rec_lib.errors import RecLibError
 from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, load_checkpoint
 from rec_lib.pinsage.graph import UserMovieGraph
 from rec_lib.pinsage.inference import seeded_vectors
+from rec_lib.pinsage.set_rule import SetRuleFitConfig, fit_set_rule, liked_lists
 
 
 def export_embeddings(
@@ -32,9 +33,11 @@ def export_embeddings(
     batch_size: int = 1024,
     progress: bool = True,
     set_rule: SetRule | None = None,
+    learn_set_rule: SetRuleFitConfig | None = None,
 ) -> Embeddings:
     """Compute every movie's vector with the run's best model, validate, and save beside the run, with the model's
-    query rule and ``set_rule`` (default: the product's).
+    query rule and ``set_rule`` (default: the fixed product rule), or, given ``learn_set_rule``, the set rule
+    fitted to these vectors and every user's liked movies.
 
     ``graph`` gives the neighbourhoods: the product passes the graph of every interaction
     (``build_graph(prep, FULL_GRAPH)``), since PinSage needs no retraining to use new edges.
@@ -45,10 +48,13 @@ def export_embeddings(
     config, model = load_checkpoint(checkpoint, graph)
     target = torch.device(device) if device is not None else config.resolved_device()
     vectors = seeded_vectors(model.to(target), config, graph, target, batch_size=batch_size, progress=progress)
+    bias = model.biases().numpy().astype(np.float32)
+    if learn_set_rule is not None:
+        set_rule = fit_set_rule(vectors.cpu(), bias, liked_lists(prep), learn_set_rule, show_progress=progress)
     embeddings = Embeddings(
         movie_ids=prep.movies["movie_id"].to_numpy(dtype=np.int64),
         vectors=vectors.numpy().astype(np.float32),
-        bias=model.biases().numpy().astype(np.float32),
+        bias=bias,
         query_rule=model.query_rule(),
         set_rule=set_rule or SetRule(),
         fingerprint=_fingerprint(Path(run_directory).name, checkpoint),

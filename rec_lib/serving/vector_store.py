@@ -180,7 +180,7 @@ class VectorStore:
             consistency_level="Strong",
             properties={
                 QUERY_RULE_PROPERTY: json.dumps(list(query_rule.position_weights)),
-                SET_RULE_PROPERTY: json.dumps({"prior_ticks": set_rule.prior_ticks}),
+                SET_RULE_PROPERTY: json.dumps(set_rule.as_dict()),
             },
         )
         try:
@@ -241,7 +241,7 @@ class VectorStore:
 
     def set_rule(self, collection: str | None = None) -> SetRule:
         """The set rule stored with ``collection`` (default: the published one)."""
-        return SetRule(float(self._property(SET_RULE_PROPERTY, "set rule", collection)["prior_ticks"]))
+        return SetRule.from_dict(self._property(SET_RULE_PROPERTY, "set rule", collection))
 
     def _property(self, key: str, what: str, collection: str | None):
         target = collection or self.config.alias

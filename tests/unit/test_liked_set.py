@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +23,7 @@ from rec_lib.evaluation.likedset import (
 )
 from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
 from rec_lib.evaluation.sasrec import draw_windows, train_sasrec, user_sequences
-from rec_lib.experiments.likedset import PRIOR_TICKS_GRID
+from rec_lib.experiments.likedset import LEARNED_ABLATIONS, LEARNED_RULE, PRIOR_TICKS_GRID
 from rec_lib.experiments.tuning import BASELINE_L2
 from rec_lib.pinsage.graph import build_graph
 
@@ -219,6 +217,7 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert models == {
         "pinsage (the product's set rule)",
         "pinsage, timeline rule on shuffled ticks",
+        "pinsage, learned set rule",
         "pinsage, set rule with prior_ticks 0",
         "most-popular",
         "item-knn",
@@ -236,17 +235,28 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert {r["model"] for r in written["rows"] if r.get("kind") != "interval"} == models | {
         "pinsage, set rule with prior_ticks 8"
     }, "the product's prior stays in the table beside the chosen one"
+    assert main(["liked-set", *data, *quick, *train, "--set-rule", "learned", "--out", str(liked)]) == 0
+    written = json.loads(liked.read_text())
+    assert written["metadata"]["set_rule"] == "learned"
+    assert {r["model"] for r in written["rows"] if r.get("kind") != "interval"} == models - {
+        "pinsage, learned set rule"
+    } | {"pinsage, set rule with prior_ticks 8"}, "the learned rule heads the table, the fixed one beside it"
     assert main(["liked-set", *data, *quick, *train, "--prior-ticks", "-1", "--out", str(liked)]) != 0
     assert "prior_ticks must be finite and non-negative" in capsys.readouterr().err
     chosen = tmp_path / "liked-val.json"
     assert main(["liked-set", *data, *quick, *train, "--split", "val", "--seeds", "0", "1", "--out", str(chosen)]) == 0
     written = json.loads(chosen.read_text())
     grid = [r for r in written["rows"] if r["model"].startswith("pinsage, set rule with prior_ticks")]
-    assert {r["seed"] for r in written["rows"] if r.get("kind") != "interval"} == {0, 1}
+    scored = [r for r in written["rows"] if r.get("kind") != "interval"]
+    assert {r["seed"] for r in scored if r["model"].startswith("pinsage")} == {0, 1}
+    assert {r["seed"] for r in scored if not r["model"].startswith("pinsage")} == {None}, "baselines once"
     assert len(grid) == 2 * 4 * 8, "every prior of the grid, every m, both seeds"
     assert written["metadata"]["chosen_prior_ticks"] in PRIOR_TICKS_GRID
+    learned = {r["model"] for r in written["rows"] if r["model"].startswith("pinsage, learned set rule")}
+    assert learned == {LEARNED_RULE, *LEARNED_ABLATIONS}, "the learned rule and each of its ablations"
+    assert isinstance(written["metadata"]["chosen_learned_rule"], bool)
     ease_grid = [r for r in written["rows"] if r["model"].startswith("ease, λ") and r.get("kind") != "interval"]
-    assert len(ease_grid) == 2 * 4 * len(BASELINE_L2), "EASE with every λ of the baselines' grid, every m, both seeds"
+    assert len(ease_grid) == 4 * len(BASELINE_L2), "EASE with every λ of the baselines' grid, every m, once"
     assert written["metadata"]["chosen_ease_l2"] in BASELINE_L2
     assert "set rule chosen on validation" in capsys.readouterr().out
 
@@ -255,18 +265,31 @@ def test_a_dataset_gets_the_set_rule_its_validation_chose_else_the_products(tmp_
     import json
 
     from rec_lib.errors import RecLibError
-    from rec_lib.experiments.likedset import chosen_set_rule
+    from rec_lib.experiments.likedset import SetRuleChoice, chosen_set_rule
 
-    assert chosen_set_rule("nothing-run", tmp_path) == SetRule(SET_PRIOR_TICKS)
+    assert chosen_set_rule("nothing-run", tmp_path) == SetRuleChoice(False, SET_PRIOR_TICKS)
     (tmp_path / "syn-liked-set-val.json").write_text(json.dumps({"metadata": {"chosen_prior_ticks": 1.0}}))
-    assert chosen_set_rule("syn", tmp_path) == SetRule(1.0)
+    assert chosen_set_rule("syn", tmp_path).fixed_rule == SetRule(1.0), "a choice made before learned rules"
+    metadata = {"chosen_prior_ticks": 2.0, "chosen_learned_rule": True}
+    (tmp_path / "learned-liked-set-val.json").write_text(json.dumps({"metadata": metadata}))
+    assert chosen_set_rule("learned", tmp_path) == SetRuleChoice(True, 2.0)
     (tmp_path / "bad-liked-set-val.json").write_text(json.dumps({"metadata": {}}))
     with pytest.raises(RecLibError, match=r"bad-liked-set-val\.json holds no chosen_prior_ticks"):
         chosen_set_rule("bad", tmp_path)
-    committed = Path(__file__).parents[2] / "reports" / "tuning"
-    assert chosen_set_rule("ml-latest-small", committed) == SetRule(SET_PRIOR_TICKS), (
-        "the product's default is what the default dataset's validation chose"
-    )
+
+
+def test_the_learned_set_rule_is_chosen_only_when_it_beats_the_chosen_fixed_one_on_validation() -> None:
+    from rec_lib.evaluation.likedset import LikedSetScores
+    from rec_lib.experiments.likedset import chosen_set_rule_is_learned, set_rule_name
+
+    def scores(recall: list[float]) -> LikedSetScores:
+        return LikedSetScores(np.array(recall), np.zeros(len(recall)), 0.1, 50.0)
+
+    per_user = {(set_rule_name(4.0), m): scores([0.5, 0.25]) for m in (1, 3)}
+    per_user |= {(LEARNED_RULE, 1): scores([0.5, 0.0]), (LEARNED_RULE, 3): scores([0.75, 0.5])}
+    assert chosen_set_rule_is_learned(per_user, 4.0), "ahead over every user and query size together"
+    per_user[LEARNED_RULE, 3] = scores([0.5, 0.5])
+    assert not chosen_set_rule_is_learned(per_user, 4.0), "level: the fixed rule stays"
 
 
 def test_the_set_rule_chosen_is_the_least_prior_within_the_users_noise_of_the_best() -> None:

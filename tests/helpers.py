@@ -35,12 +35,13 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     """Embeddings with planted clusters and their movies-table rows, titles full of quotes and unicode.
 
     Movie ``i`` (ids 1..n) belongs to cluster ``i % n_clusters``; cluster ``c`` has genre ``G<c>``,
-    years alternate between the 1980s and the 1990s, and popularity falls with the id.
+    years alternate between the 1980s and the 1990s, and popularity falls with the id. The set rule has every
+    part a learned one has (gain, prior, bias weight, per-dimension weights, prior direction).
     """
     import numpy as np
     import pandas as pd
 
-    from rec_lib.contracts import Embeddings, QueryRule
+    from rec_lib.contracts import Embeddings, QueryRule, SetRule
     from rec_lib.data.text import search_key
 
     rng = np.random.default_rng(seed)
@@ -50,7 +51,16 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     vectors = (centres[cluster] + rng.normal(size=(n_movies, dim)) * 0.5).astype(np.float32)
     bias = (rng.normal(size=n_movies) * 0.1).astype(np.float32)
     rule = QueryRule((0.5, 0.3, 0.2))  # the latest of three picks counts most; older picks do not count
-    embeddings = Embeddings(ids, vectors, bias, rule, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"})
+    set_rule = SetRule(
+        prior_ticks=2.0,
+        gain=1.5,
+        bias_weight=0.7,
+        dim_weights=tuple(float(w) for w in rng.uniform(0.5, 1.5, size=dim).astype(np.float32)),
+        prior_vector=tuple(float(u) for u in (rng.normal(size=dim) * 0.3).astype(np.float32)),
+    )
+    embeddings = Embeddings(
+        ids, vectors, bias, rule, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"}, set_rule=set_rule
+    )
     titles = [TRICKY_TITLES.get(int(i), f"Movie {i} ({1980 + (i % 2) * 10 + i % 10})") for i in ids]
     rows = pd.DataFrame(
         {

@@ -159,21 +159,8 @@ def score_liked_sets(
     and validation interactions by default)."""
     config = config or EvalConfig()
     n, m = len(queries.users), queries.m
-    if isinstance(rule, SetRule) and isinstance(scorer, EmbeddingScorer):
-        stored = scorer.stored(vectors).cpu()
-
-        def scores(start: int, stop: int) -> torch.Tensor:  # the store query recommend() makes of the same ticks
-            ticked = stored[queries.ticks[start:stop]].numpy()
-            return scorer.score_queries(torch.from_numpy(rule.queries(ticked)), vectors)
-    else:
-        latest_first = queries.ticks.flip(1)
-        weights = torch.from_numpy(rule.masked_weights(np.ones((n, m), dtype=np.float32)))
-
-        def scores(start: int, stop: int) -> torch.Tensor:
-            return scorer.score(latest_first[start:stop], weights[start:stop], vectors)
-
     ranked = rank_targets(
-        scores,
+        lambda start, stop: tick_scores(scorer, rule, queries.ticks[start:stop], vectors),
         n,
         torch.arange(n).repeat_interleave(m),
         queries.ticks.flatten(),
@@ -186,6 +173,19 @@ def score_liked_sets(
     return LikedSetScores(
         ranked.hits.numpy(), ranked.gains.numpy(), float(ranked.recommended.float().mean()), popularity
     )
+
+
+def tick_scores(
+    scorer: MovieScorer, rule: QueryRule | SetRule, ticks: torch.Tensor, vectors: str = "test"
+) -> torch.Tensor:
+    """Every movie's score for each row of (B, m) ticks in the order handed over, pooled by ``rule``: for a model of
+    movie vectors under a set rule, the very store query ``recommend()`` makes; else the rule's weights over the
+    ticks (a history rule reads the last tick as the latest)."""
+    if isinstance(rule, SetRule) and isinstance(scorer, EmbeddingScorer):
+        stored = scorer.stored(vectors).cpu()
+        return scorer.score_queries(torch.from_numpy(rule.queries(stored[ticks].numpy())), vectors)
+    weights = torch.from_numpy(rule.masked_weights(np.ones(tuple(ticks.shape), dtype=np.float32)))
+    return scorer.score(ticks.flip(1), weights, vectors)
 
 
 def _recall_judge(queries: LikedSetQueries, n_movies: int, k: int):

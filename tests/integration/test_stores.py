@@ -238,6 +238,9 @@ def test_the_set_rule_is_published_with_the_vectors_and_changes_with_them(loaded
     one_more = rows.iloc[[0]].assign(movie_id=9001)
     added = add_to_stores(stores, np.array([9001]), embeddings.store_vectors()[:1], one_more)
     assert stores.vectors.set_rule(added.collection) == SetRule(0.0), "adding movies keeps the loaded rules"
+    wide, wide_rows = store_data(dim=256)
+    wide_report = load_stores(stores, wide, wide_rows)
+    assert stores.vectors.set_rule(wide_report.collection) == wide.set_rule, "a learned rule of PinSage's width"
 
 
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
@@ -280,6 +283,7 @@ def test_a_set_ranks_as_the_liked_set_protocol_scores_it_whatever_its_order(load
     exactly the liked-set protocol's (the product's set rule, the ticks masked)."""
     import torch
 
+    from rec_lib.evaluation.likedset import tick_scores
     from rec_lib.evaluation.protocol import EmbeddingScorer
 
     stores, embeddings, _, _ = loaded
@@ -290,8 +294,7 @@ def test_a_set_ranks_as_the_liked_set_protocol_scores_it_whatever_its_order(load
     for draw in range(12):
         liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
         ticks = torch.tensor([[position[m] for m in liked]])
-        weights = torch.from_numpy(embeddings.set_rule.masked_weights(np.ones(ticks.shape, dtype=np.float32)))
-        scores = scorer.score(ticks, weights, "test")[0]
+        scores = tick_scores(scorer, embeddings.set_rule, ticks)[0]
         scores[ticks[0]] = -float("inf")
         top = torch.topk(scores, 10)
         evaluated = embeddings.movie_ids[top.indices.numpy()].tolist()
@@ -314,7 +317,7 @@ def test_filters_are_applied_in_milvus(loaded) -> None:
         [bool({"Shared", "G1"} & set(by_id.loc[m, "genres"].split("|"))) and 1990 <= by_id.loc[m, "year"] <= 1995
          for m in embeddings.movie_ids]
     )  # fmt: skip
-    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.query_rule).recommend(
+    expected = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.set_rule).recommend(
         [3, 6], 5, allowed
     )
     assert result["movie_id"].tolist() == expected.tolist()

@@ -143,6 +143,18 @@ def chosen_set_rule_is_learned(per_user: dict[tuple[str, int], LikedSetScores], 
     return recall(LEARNED_RULE) > recall(set_rule_name(prior_ticks))
 
 
+def load_liked_set(dataset: str, which: str = "val", directory: Path | None = None) -> pd.DataFrame:
+    """The committed liked-set table of ``dataset`` on ``which`` users (in ``directory``, default the tuning
+    results): Recall@K per entry and query size, PinSage's rows the mean over their seeds (an empty table when none
+    was run)."""
+    path = (directory or tuning_dir()) / f"{dataset}-liked-set{'-val' if which == 'val' else ''}.json"
+    if not path.is_file():
+        return pd.DataFrame()
+    rows = pd.DataFrame(json.loads(path.read_text())["rows"])
+    rows = rows[rows.get("kind", pd.Series(index=rows.index, dtype=object)).ne("interval")]
+    return rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
+
+
 def set_rule_name(prior_ticks: float) -> str:
     return f"pinsage, set rule with prior_ticks {prior_ticks:g}"
 

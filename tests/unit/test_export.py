@@ -16,6 +16,7 @@ from rec_lib.errors import InvalidVectorsError, RecLibError
 from rec_lib.evaluation.protocol import EmbeddingScorer
 from rec_lib.experiments.runs import run_dir, train_run
 from rec_lib.pinsage.export import export_embeddings, nearest_neighbours, projection_2d
+from rec_lib.pinsage.set_rule import SetRuleFitConfig
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,10 @@ def test_the_set_rule_is_saved_with_the_vectors(exported, tmp_path: Path) -> Non
     assert chosen.set_rule == load_embeddings(directory).set_rule == SetRule(2.0)
     save_embeddings(embeddings, tmp_path)
     assert load_embeddings(tmp_path).set_rule == SetRule()
+    fit = SetRuleFitConfig(batch_size=16, max_steps=20, check_every=10)
+    learned = export_embeddings(prep, graph, directory, device="cpu", progress=False, learn_set_rule=fit)
+    assert learned.set_rule.learned and len(learned.set_rule.prior_vector) == embeddings.dim
+    assert learned.set_rule == load_embeddings(directory).set_rule, "the learned rule is saved with the vectors"
 
 
 def test_a_corrupted_export_is_refused_naming_the_movies(exported, tmp_path: Path) -> None:

@@ -140,13 +140,40 @@ class LikedSetScores:
     popularity: float
 
 
+@dataclass(frozen=True)
+class MultiInterest:
+    """Multi-interest retrieval (PinnerSage's idea) over a set rule: the ticks split into at most ``interests``
+    groups by k-means on their vectors, one query per group by ``rule``, and each movie scored by its best group.
+
+    Order-free: the ticks are sorted before clustering, and k-means starts from the sorted first tick and then the
+    ticks farthest from the centres so far.
+    """
+
+    rule: SetRule
+    interests: int = 3
+    rounds: int = 10
+
+    def groups(self, vectors: np.ndarray) -> np.ndarray:
+        """Each of the (m, d) tick vectors' group, 0 up to ``interests - 1``."""
+        centres = [vectors[0]]
+        while len(centres) < min(self.interests, len(vectors)):
+            distance = ((vectors[:, None, :] - np.asarray(centres)[None]) ** 2).sum(-1).min(1)
+            centres.append(vectors[int(distance.argmax())])
+        centres = np.asarray(centres)
+        for _ in range(self.rounds):
+            group = ((vectors[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+            centres = np.stack([vectors[group == g].mean(0) if (group == g).any() else centres[g]
+                                for g in range(len(centres))])  # fmt: skip
+        return group if len(vectors) > 1 else np.zeros(1, dtype=np.int64)
+
+
 PLAIN_MEAN = SetRule(prior_ticks=0.0)
 """Every tick counts the same and nothing else: the baselines' pooling."""
 
 
 def score_liked_sets(
     scorer: MovieScorer,
-    rule: QueryRule | SetRule,
+    rule: QueryRule | SetRule | MultiInterest,
     queries: LikedSetQueries,
     n_movies: int,
     config: EvalConfig | None = None,
@@ -176,11 +203,20 @@ def score_liked_sets(
 
 
 def tick_scores(
-    scorer: MovieScorer, rule: QueryRule | SetRule, ticks: torch.Tensor, vectors: str = "test"
+    scorer: MovieScorer, rule: QueryRule | SetRule | MultiInterest, ticks: torch.Tensor, vectors: str = "test"
 ) -> torch.Tensor:
     """Every movie's score for each row of (B, m) ticks in the order handed over, pooled by ``rule``: for a model of
-    movie vectors under a set rule, the very store query ``recommend()`` makes; else the rule's weights over the
-    ticks (a history rule reads the last tick as the latest)."""
+    movie vectors under a set rule, the very store query ``recommend()`` makes (under multi-interest retrieval, the
+    best of its groups' queries); else the rule's weights over the ticks (a history rule reads the last tick as the
+    latest)."""
+    if isinstance(rule, MultiInterest):
+        stored = scorer.stored(vectors).cpu().numpy()
+        rows = []
+        for row in np.sort(ticks.numpy(), axis=1):
+            group = rule.groups(stored[row, :-1])
+            queries = np.concatenate([rule.rule.queries(stored[row[group == g]][None]) for g in np.unique(group)])
+            rows.append(scorer.score_queries(torch.from_numpy(queries), vectors).max(0).values)
+        return torch.stack(rows)
     if isinstance(rule, SetRule) and isinstance(scorer, EmbeddingScorer):
         stored = scorer.stored(vectors).cpu()
         return scorer.score_queries(torch.from_numpy(rule.queries(stored[ticks].numpy())), vectors)

@@ -17,7 +17,14 @@ from rec_lib.errors import RecLibError
 from rec_lib.evaluation.baselines import EASE, item_cooccurrence, training_matrix
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
-from rec_lib.evaluation.likedset import PLAIN_MEAN, QUERY_SIZES, LikedSetScores, LikedSetSplit, liked_set_rows
+from rec_lib.evaluation.likedset import (
+    PLAIN_MEAN,
+    QUERY_SIZES,
+    LikedSetScores,
+    LikedSetSplit,
+    MultiInterest,
+    liked_set_rows,
+)
 from rec_lib.experiments.runs import baseline_scorers, train_run
 from rec_lib.experiments.tuning import BASELINE_L2, tuning_dir
 from rec_lib.pinsage.config import TrainConfig
@@ -29,6 +36,7 @@ TIMELINE_RULE = "pinsage, timeline rule on shuffled ticks"
 LEARNED_RULE = "pinsage, learned set rule"
 PRIOR_TICKS_GRID = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 """The set rule's ``prior_ticks`` tried on the validation users."""
+MULTI_INTEREST = "pinsage, learned set rule, multi-interest (3 groups, best group's score)"
 LEARNED_ABLATIONS = {
     "pinsage, learned set rule without per-dimension weights": {"dim_weights": False},
     "pinsage, learned set rule without the prior direction": {"prior_vector": False},
@@ -63,8 +71,8 @@ def liked_set_experiment(
     training users' liked movies, and score the held-out users of ``which``: PinSage with the rule of ``choice``
     (default the fixed product rule) as the product's, and for comparison the learned and the fixed rule beside it,
     the plain mean (no prior), and its timeline rule reading the shuffled ticks as a history. On ``val`` also every
-    fixed rule of :data:`PRIOR_TICKS_GRID` and the learned rule's ablations, for :func:`chosen_prior_ticks` and
-    :func:`chosen_set_rule_is_learned`."""
+    fixed rule of :data:`PRIOR_TICKS_GRID`, the learned rule's ablations and multi-interest retrieval over it, for
+    :func:`chosen_prior_ticks` and :func:`chosen_set_rule_is_learned`."""
     choice = choice or SetRuleChoice()
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
@@ -82,6 +90,7 @@ def liked_set_experiment(
             (name, pinsage, fit_set_rule(result.test_vectors, result.bias, liked, replace(fit, **parts)))
             for name, parts in LEARNED_ABLATIONS.items()
         ]
+        entries += [(MULTI_INTEREST, pinsage, MultiInterest(learned))]
     return liked_set_rows(entries, split, which, sizes, config.eval)
 
 

@@ -23,7 +23,7 @@ from rec_lib.evaluation.likedset import (
 )
 from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
 from rec_lib.evaluation.sasrec import draw_windows, train_sasrec, user_sequences
-from rec_lib.experiments.likedset import LEARNED_ABLATIONS, LEARNED_RULE, PRIOR_TICKS_GRID
+from rec_lib.experiments.likedset import LEARNED_ABLATIONS, LEARNED_RULE, MULTI_INTEREST, PRIOR_TICKS_GRID
 from rec_lib.experiments.tuning import BASELINE_L2
 from rec_lib.pinsage.graph import build_graph
 
@@ -253,7 +253,7 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert len(grid) == 2 * 4 * 8, "every prior of the grid, every m, both seeds"
     assert written["metadata"]["chosen_prior_ticks"] in PRIOR_TICKS_GRID
     learned = {r["model"] for r in written["rows"] if r["model"].startswith("pinsage, learned set rule")}
-    assert learned == {LEARNED_RULE, *LEARNED_ABLATIONS}, "the learned rule and each of its ablations"
+    assert learned == {LEARNED_RULE, *LEARNED_ABLATIONS, MULTI_INTEREST}, "the learned rule and each of its ablations"
     assert isinstance(written["metadata"]["chosen_learned_rule"], bool)
     ease_grid = [r for r in written["rows"] if r["model"].startswith("ease, λ") and r.get("kind") != "interval"]
     assert len(ease_grid) == 4 * len(BASELINE_L2), "EASE with every λ of the baselines' grid, every m, once"
@@ -321,3 +321,27 @@ def test_eases_lambda_is_the_best_on_the_validation_users_and_a_tie_goes_to_the_
     assert chosen_ease_l2(per_user) == best
     per_user[ease_name(BASELINE_L2[1]), 1] = per_user[ease_name(BASELINE_L2[1]), 3] = scores([0.5, 0.5])
     assert chosen_ease_l2(per_user) == BASELINE_L2[1], "level on the users: the smaller λ"
+
+
+def test_multi_interest_retrieval_scores_each_movie_by_its_best_group_whatever_the_order() -> None:
+    from rec_lib.evaluation.likedset import MultiInterest, tick_scores
+
+    rng = np.random.default_rng(0)
+    centres = np.array([[4.0, 0.0, 0.0], [0.0, 4.0, 0.0], [0.0, 0.0, 4.0]])
+    vectors = torch.from_numpy((centres[np.arange(30) % 3] + rng.normal(size=(30, 3)) * 0.3).astype(np.float32))
+    scorer = EmbeddingScorer("m", vectors, torch.zeros(30))
+    multi = MultiInterest(SetRule(0.0), interests=2)
+    ticks = torch.tensor([[0, 3, 6, 1, 4]])  # three from cluster 0, two from cluster 1
+    groups = multi.groups(vectors[np.sort(ticks[0].numpy())].numpy())
+    assert sorted(np.bincount(groups).tolist()) == [2, 3], "the planted clusters are the groups"
+    scores = tick_scores(scorer, multi, ticks)
+    for order in (ticks.flip(1), ticks[:, [2, 0, 4, 1, 3]]):
+        assert torch.equal(tick_scores(scorer, multi, order), scores), "order-free"
+    one_query = tick_scores(scorer, SetRule(0.0), ticks)
+
+    def top_5_clusters(scores: torch.Tensor) -> list[int]:
+        return torch.topk(scores[0].index_fill(0, ticks[0], -float("inf")), 5).indices.remainder(3).tolist()
+
+    assert top_5_clusters(one_query) == [0] * 5, "one query: the larger interest fills the top"
+    assert top_5_clusters(scores).count(1) >= 2, "one query per interest: the smaller one is served too"
+    assert torch.equal(tick_scores(scorer, MultiInterest(SetRule(0.0), interests=1), ticks), one_query)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -276,6 +278,10 @@ def test_a_dataset_gets_the_set_rule_its_validation_chose_else_the_products(tmp_
     (tmp_path / "bad-liked-set-val.json").write_text(json.dumps({"metadata": {}}))
     with pytest.raises(RecLibError, match=r"bad-liked-set-val\.json holds no chosen_prior_ticks"):
         chosen_set_rule("bad", tmp_path)
+    committed = Path(__file__).parents[2] / "reports" / "tuning"
+    assert chosen_set_rule("ml-latest-small", committed) == SetRuleChoice(True, SET_PRIOR_TICKS), (
+        "the default dataset's validation chose the learned rule, and the product's fixed prior"
+    )
 
 
 def test_the_learned_set_rule_is_chosen_only_when_it_beats_the_chosen_fixed_one_on_validation() -> None:

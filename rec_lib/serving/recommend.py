@@ -8,9 +8,9 @@
    the last bit. A **history** (the latest last) is pooled by the loaded model's
    :class:`~rec_lib.contracts.QueryRule` (stored with the published collection, so the two change together):
    ``w_j`` are the model's recency weights over the latest ``rule.length`` movies, protocol B of
-   :mod:`rec_lib.evaluation.protocol` exactly. Either way the fused score ``score(i) = Σ_j w_j (h_j · h_i) + b_i``
-   is linear in the query, so it equals the inner product of the stored ``[h_i, b_i]`` with ``[Σ_j w_j h_j, 1]``:
-   one search ranks the whole catalogue by it, with no candidate list to cut short;
+   :mod:`rec_lib.evaluation.protocol` exactly: ``score(i) = Σ_j w_j (h_j · h_i) + b_i``, the inner product of the
+   stored ``[h_i, b_i]`` with ``[Σ_j w_j h_j, 1]``. The set rule's score is an inner product with ``[h_i, b_i]``
+   too, so either way one search ranks the whole catalogue by it, with no candidate list to cut short;
 3. search once for the ``k + len(liked)`` best under the optional genre and year filters, ids only, and drop
    the liked movies: the top ``k`` of the rest is the top ``k`` without them, and Milvus evaluates no id
    filter over every row (its cost: reports/speed.md). The results' vectors come from the same

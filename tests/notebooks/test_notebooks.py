@@ -36,7 +36,11 @@ def execute(name: str, output: Path, **parameters) -> dict:
 
 @pytest.mark.parametrize("path", sorted((PROJECT_ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
 def test_notebooks_are_committed_clean_with_one_parameters_cell(path: Path) -> None:
+    import nbformat
+
     notebook = json.loads(path.read_text())
+    nbformat.validate(nbformat.reads(path.read_text(), as_version=4))
+    assert all(cell.get("id") for cell in notebook["cells"]), "nbformat 4.5 wants every cell to have an id"
     code = [c for c in notebook["cells"] if c["cell_type"] == "code"]
     assert all(not c["outputs"] and c["execution_count"] is None for c in code)
     assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1

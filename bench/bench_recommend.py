@@ -4,7 +4,7 @@
 
 Vectors: the default run's export (``make demo`` writes it); without one, a short training run makes
 some. The stores are loaded into a temporary folder. Queries are real: each evaluated user's last 1-5
-training movies as the liked set, K=10. Every query runs three ways in turn so machine noise hits them
+training movies as the liked set, read as a set (recommend()'s default mode, by the published set rule), K=10. Every query runs three ways in turn so machine noise hits them
 alike: recommend() end to end (Milvus fetch + search + fusion + SQL details); a bare pymilvus search of
 the same averaged query (no filter, ids and scores only), the engine's floor for any recommend(); and an
 in-process numpy exact top-k over the same vectors. A second pass over the same queries measures recommend()
@@ -64,7 +64,7 @@ def liked_sets(prep, n: int, seed: int = 0) -> list[list[int]]:
 
 def measure(stores, embeddings: Embeddings, queries: list[list[int]], genres: list[str] | None = None) -> dict:
     recommender = Recommender(stores)
-    exact_recommender = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.query_rule)
+    exact_recommender = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.set_rule)
     allowed = None
     if genres:
         details = stores.metadata.movies(embeddings.movie_ids.tolist()).set_index("movie_id")

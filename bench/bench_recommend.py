@@ -2,9 +2,10 @@
 
     python bench/bench_recommend.py --data-dir ../shared/data [--queries 500] [--milvus-server]
 
-Vectors: the default run's export (``make demo`` writes it); without one, a short training run makes
-some. The stores are loaded into a temporary folder. Queries are real: each evaluated user's last 1-5
-training movies as the liked set, read as a set (recommend()'s default mode, by the published set rule), K=10. Every query runs three ways in turn so machine noise hits them
+Vectors: the export of the latest run (``make demo`` writes it; export and load use the same); without one, a
+short training run makes some. The stores are loaded into a temporary folder. Queries are real: each evaluated
+user's last 1-5 training movies as the liked set, read as a set (recommend()'s default mode, by the published set
+rule), K=10. Every query runs three ways in turn so machine noise hits them
 alike: recommend() end to end (Milvus fetch + search + fusion + SQL details); a bare pymilvus search of
 the same averaged query (no filter, ids and scores only), the engine's floor for any recommend(); and an
 in-process numpy exact top-k over the same vectors. A second pass over the same queries measures recommend()
@@ -29,7 +30,8 @@ import numpy as np
 
 from rec_lib.contracts import Embeddings, load_embeddings
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
-from rec_lib.experiments.runs import run_dir, train_run
+from rec_lib.errors import RecLibError
+from rec_lib.experiments.runs import find_run, run_dir, train_run
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.export import export_embeddings
 from rec_lib.pinsage.graph import build_graph
@@ -42,15 +44,15 @@ K = 10
 
 
 def embeddings_for(args: argparse.Namespace, prep) -> Embeddings:
-    config = TrainConfig(dataset=args.dataset)
-    directory = run_dir(prep, config, args.artefacts_dir)
+    """The export of the run the product uses (the latest, as export and load pick it), else a short run's, which
+    does not become the latest."""
     try:
-        return load_embeddings(directory)
-    except Exception:
-        print(f"no export in {directory}; training a short run for realistic vectors", flush=True)
+        return load_embeddings(find_run(args.dataset, args.artefacts_dir).directory)
+    except RecLibError:
+        print("no exported run; training a short run for realistic vectors", flush=True)
         graph = build_graph(prep)
-        quick = replace(config, num_epochs=1, batches_per_epoch=50)
-        train_run(prep, graph, quick, artefacts_dir=args.artefacts_dir)
+        quick = replace(TrainConfig(dataset=args.dataset), num_epochs=1, batches_per_epoch=50)
+        train_run(prep, graph, quick, artefacts_dir=args.artefacts_dir, latest=False)
         return export_embeddings(prep, graph, run_dir(prep, quick, args.artefacts_dir), progress=False)
 
 
@@ -136,7 +138,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="ml-latest-small")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--artefacts-dir", default=None)
-    parser.add_argument("--run-dir", type=Path, default=None, help="a run with an export (default: the default run)")
+    parser.add_argument("--run-dir", type=Path, default=None, help="a run with an export (default: the latest run)")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--milvus-server", action="store_true", help="also measure against a Milvus server")
     args = parser.parse_args()

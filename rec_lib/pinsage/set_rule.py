@@ -19,6 +19,7 @@ import torch
 
 from rec_lib.contracts import SET_PRIOR_TICKS, SetRule
 from rec_lib.data.preprocess import Preprocessed
+from rec_lib.errors import RecLibError
 from rec_lib.evaluation.likedset import LIKED_RATING
 from rec_lib.progress import progress
 
@@ -97,6 +98,11 @@ def fit_set_rule(
 ) -> SetRule:
     """The set rule fitted to ``liked`` (each user's liked movie rows) over the frozen ``vectors`` and ``bias``."""
     config = config or SetRuleFitConfig()
+    if not liked:
+        raise RecLibError(
+            f"no user has two liked movies (rated at least {LIKED_RATING:g}: a tick and a target) to fit the set "
+            "rule on"
+        )
     stored = torch.cat([torch.as_tensor(vectors).float(), torch.as_tensor(bias).float()[:, None]], 1)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)

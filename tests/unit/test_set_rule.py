@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rec_lib.contracts import Embeddings, QueryRule, SetRule, load_embeddings, save_embeddings
-from rec_lib.errors import ConfigError
+from rec_lib.errors import ConfigError, RecLibError
 from rec_lib.pinsage.set_rule import SetRuleFitConfig, SetRuleModel, fit_set_rule
 
 pytestmark = pytest.mark.unit
@@ -96,6 +96,9 @@ def test_the_ablations_fit_only_the_parts_switched_on() -> None:
 
 
 def test_a_rule_that_does_not_fit_the_vectors_is_refused() -> None:
+    vectors, bias, _ = planted()
+    with pytest.raises(RecLibError, match="no user has two liked movies"):
+        fit_set_rule(vectors, bias, [])
     with pytest.raises(ConfigError, match="dim_weights has 3 values for 2-d vectors"):
         SetRule(dim_weights=(1.0, 1.0, 1.0)).query(np.ones((2, 3), dtype=np.float32))
     with pytest.raises(ConfigError, match="must be as long as each other"):

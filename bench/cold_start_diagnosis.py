@@ -57,7 +57,7 @@ from rec_lib.evaluation.coldstart import (
     cold_validation_slices,
 )
 from rec_lib.evaluation.config import EvalConfig
-from rec_lib.evaluation.protocol import rule_weights, tie_aware_metrics
+from rec_lib.evaluation.protocol import tie_aware_metrics
 from rec_lib.experiments.coldstart import pinsage_scorer
 from rec_lib.experiments.runs import write_table
 from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, load_checkpoint
@@ -73,7 +73,8 @@ def saved_model_dir(out: Path, split: str, slice_index: int, seed: int) -> Path:
 
 def pooled_scores(vectors: torch.Tensor, events: ColdEvents, rule: QueryRule, columns: torch.Tensor) -> torch.Tensor:
     """(events, new movies) inner products of each event's pooled history under ``rule`` with the new movies."""
-    weights = rule_weights(rule, events.history_mask)
+    history = vectors[events.history].numpy() if rule.attends else None
+    weights = torch.from_numpy(rule.masked_weights(events.history_mask.numpy(), history))
     query = (vectors[events.history] * weights.unsqueeze(-1)).sum(1)
     return query @ vectors[columns].T
 

@@ -38,11 +38,75 @@ EMBEDDINGS_META_NAME = "embeddings.json"
 
 
 @dataclass(frozen=True)
+class HistoryAttention:
+    """Weights that depend on what a viewer watched: the latest movie attends over the history.
+
+    Position ``j`` of a history (latest first) gains the logit ``u · h_j + (h_0 Q) · (h_j K) / sqrt(r)`` on top of
+    its recency weight, ``h`` being the first ``len(u)`` dimensions of each movie's vector (the graph part, not the
+    content part) and ``r`` the width of ``Q`` and ``K``. Learned with the model (``TrainConfig.query_encoder``).
+
+    >>> attention = HistoryAttention((1.0, 0.0), ((0.0,), (0.0,)), ((0.0,), (0.0,)))
+    >>> attention.logits(np.array([[[2.0, 0.0], [0.0, 1.0]]])).tolist()
+    [[2.0, 0.0]]
+    """
+
+    relevance: tuple[float, ...]
+    """``u``: how much each movie draws the query towards itself, whatever came last."""
+    query_map: tuple[tuple[float, ...], ...]
+    """``Q``, (d, r): what the latest movie looks for."""
+    key_map: tuple[tuple[float, ...], ...]
+    """``K``, (d, r): what each history movie offers."""
+
+    def __post_init__(self) -> None:
+        d = len(self.relevance)
+        for name in ("query_map", "key_map"):
+            matrix = np.asarray(getattr(self, name), dtype=np.float64)
+            if matrix.ndim != 2 or matrix.shape[0] != d or matrix.shape[1] < 1 or not np.isfinite(matrix).all():
+                raise ConfigError(f"a history attention's {name} must be a finite ({d}, r) matrix")
+        if len(self.query_map[0]) != len(self.key_map[0]) or not np.isfinite(self.relevance).all():
+            raise ConfigError("a history attention needs finite relevance and query and key maps of one width")
+
+    @property
+    def dims(self) -> int:
+        """How many leading dimensions of a movie's vector it reads."""
+        return len(self.relevance)
+
+    def logits(self, history: np.ndarray) -> np.ndarray:
+        """(B, H) logits for (B, H, D ≥ d) history vectors, latest first."""
+        h = np.asarray(history, dtype=np.float64)[..., : self.dims]
+        if h.shape[-1] != self.dims:
+            raise ConfigError(f"the history attention reads {self.dims}-d vectors, got {h.shape[-1]}-d ones")
+        query_map, key_map = np.asarray(self.query_map), np.asarray(self.key_map)
+        looked_for = h[:, 0] @ query_map
+        offered = h @ key_map
+        return h @ np.asarray(self.relevance) + np.einsum("br,bhr->bh", looked_for, offered) / np.sqrt(
+            query_map.shape[1]
+        )
+
+    def as_dict(self) -> dict:
+        return {
+            "relevance": [float(v) for v in self.relevance],
+            "query_map": [[float(v) for v in row] for row in self.query_map],
+            "key_map": [[float(v) for v in row] for row in self.key_map],
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> HistoryAttention:
+        return cls(
+            tuple(float(v) for v in values["relevance"]),
+            tuple(tuple(float(v) for v in row) for row in values["query_map"]),
+            tuple(tuple(float(v) for v in row) for row in values["key_map"]),
+        )
+
+
+@dataclass(frozen=True)
 class QueryRule:
-    """Weights by recency for a list of movies, latest first; the query is their weighted mean.
+    """Weights for a list of movies, latest first, by recency and, with ``attention``, by what they are; the query is
+    their weighted mean.
 
     Only the first ``len(position_weights)`` movies count; the weights of those present are
-    normalised to sum to one, so ``[Σ w_j h_j, 1] · [h_i, b_i] = Σ w_j (h_j · h_i) + b_i``.
+    normalised to sum to one, so ``[Σ w_j h_j, 1] · [h_i, b_i] = Σ w_j (h_j · h_i) + b_i``. With
+    :class:`HistoryAttention` the weight of position ``j`` is ``∝ position_weight_j · exp(attention logit_j)``.
 
     >>> [round(float(w), 3) for w in QueryRule.decay(3, 0.5).weights(2)]
     [0.667, 0.333]
@@ -51,6 +115,7 @@ class QueryRule:
     """
 
     position_weights: tuple[float, ...]
+    attention: HistoryAttention | None = None
 
     def __post_init__(self) -> None:
         weights = np.asarray(self.position_weights, dtype=np.float64)
@@ -73,12 +138,18 @@ class QueryRule:
     def length(self) -> int:
         return len(self.position_weights)
 
+    @property
+    def attends(self) -> bool:
+        """Whether the weights depend on the movies' vectors, not on their positions alone."""
+        return self.attention is not None
+
     def weights(self, n: int) -> np.ndarray:
-        """Normalised weights of the latest ``min(n, length)`` of ``n`` movies, latest first."""
+        """Normalised recency weights of the latest ``min(n, length)`` of ``n`` movies, latest first."""
         return self.masked_weights(np.ones((1, max(n, 0)), dtype=np.float32))[0, : min(max(n, 0), self.length)]
 
-    def masked_weights(self, present: np.ndarray) -> np.ndarray:
-        """The weights over each row's present positions of (B, H) histories (latest first), summing to one.
+    def masked_weights(self, present: np.ndarray, history: np.ndarray | None = None) -> np.ndarray:
+        """The weights over each row's present positions of (B, H) histories (latest first), summing to one; an
+        attending rule needs the (B, H, D) ``history`` vectors too.
 
         >>> [round(float(w), 3) for w in QueryRule((2.0, 1.0, 1.0)).masked_weights(np.array([[1, 0, 1]]))[0]]
         [0.667, 0.0, 0.333]
@@ -88,13 +159,37 @@ class QueryRule:
         used = min(self.length, present.shape[1])
         position[:used] = self.position_weights[:used]
         weighted = position[None, :] * present
+        if self.attention is not None and present.shape[1] > 0:
+            if history is None:
+                raise ConfigError("an attending query rule weighs a history by its movies' vectors: pass them")
+            logits = np.where(weighted > 0, self.attention.logits(history), -np.inf)
+            top = logits.max(axis=1, keepdims=True)
+            weighted = (weighted * np.exp(logits - np.where(np.isfinite(top), top, 0.0))).astype(np.float32)
         return weighted / np.maximum(weighted.sum(axis=1, keepdims=True), 1e-12)
 
     def query(self, latest_first: np.ndarray) -> np.ndarray:
         """The query ``[Σ w_j h_j, 1]`` for stored rows ``[h_j, b_j]`` given latest first."""
-        weights = self.weights(len(latest_first))
-        pooled = weights @ np.asarray(latest_first[: len(weights)], dtype=np.float32)
-        return query_vectors(pooled[None, :])
+        rows = np.asarray(latest_first[: self.length], dtype=np.float32)
+        weights = self.masked_weights(np.ones((1, len(rows)), dtype=np.float32), rows[None, :, :-1])[0]
+        return query_vectors((weights @ rows)[None, :])
+
+    def as_dict(self) -> dict:
+        """Plain JSON-ready values (:meth:`from_saved` reads them back exactly)."""
+        values: dict = {"position_weights": [float(w) for w in self.position_weights]}
+        if self.attention is not None:
+            values["attention"] = self.attention.as_dict()
+        return values
+
+    @classmethod
+    def from_saved(cls, values: dict | list) -> QueryRule:
+        """The rule :meth:`as_dict` wrote, or the plain list of recency weights saved before attention existed."""
+        if isinstance(values, list):
+            return cls(tuple(float(w) for w in values))
+        attention = values.get("attention")
+        return cls(
+            tuple(float(w) for w in values["position_weights"]),
+            None if attention is None else HistoryAttention.from_dict(attention),
+        )
 
 
 @dataclass(frozen=True)
@@ -283,6 +378,7 @@ def save_embeddings(embeddings: Embeddings, directory: Path) -> Path:
             vectors=embeddings.vectors,
             bias=embeddings.bias,
             query_rule=np.asarray(embeddings.query_rule.position_weights, dtype=np.float64),
+            query_rule_json=np.asarray(json.dumps(embeddings.query_rule.as_dict())),
             set_rule=np.asarray(json.dumps(embeddings.set_rule.as_dict())),
         ),
     )
@@ -309,13 +405,20 @@ def load_embeddings(directory: Path) -> Embeddings:
             movie_ids=data["movie_ids"],
             vectors=data["vectors"],
             bias=data["bias"],
-            query_rule=QueryRule(tuple(float(w) for w in data["query_rule"])),
+            query_rule=_saved_query_rule(data),
             fingerprint=metadata.pop("fingerprint"),
             metadata=metadata,
             set_rule=_saved_set_rule(data),
         )
     embeddings.validate()
     return embeddings
+
+
+def _saved_query_rule(data) -> QueryRule:
+    """The history rule an export holds (an export from before attention holds only its recency weights)."""
+    if "query_rule_json" in data:
+        return QueryRule.from_saved(json.loads(str(data["query_rule_json"])))
+    return QueryRule(tuple(float(w) for w in data["query_rule"]))
 
 
 def _saved_set_rule(data) -> SetRule:

@@ -35,13 +35,15 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     """Embeddings with planted clusters and their movies-table rows, titles full of quotes and unicode.
 
     Movie ``i`` (ids 1..n) belongs to cluster ``i % n_clusters``; cluster ``c`` has genre ``G<c>``,
-    years alternate between the 1980s and the 1990s, and popularity falls with the id. The set rule has every
-    part a learned one has (gain, prior, bias weight, per-dimension weights, prior direction).
+    years alternate between the 1980s and the 1990s, and popularity falls with the id. The history rule attends
+    (over the leading three quarters of each vector, as PinSage's attention reads the graph part and not the
+    content part; at 256-d as wide as the product's), and the set rule has every part a learned one has (gain,
+    prior, bias weight, per-dimension weights, prior direction).
     """
     import numpy as np
     import pandas as pd
 
-    from rec_lib.contracts import Embeddings, QueryRule, SetRule
+    from rec_lib.contracts import Embeddings, HistoryAttention, QueryRule, SetRule
     from rec_lib.data.text import search_key
 
     rng = np.random.default_rng(seed)
@@ -50,7 +52,13 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
     centres = rng.normal(size=(n_clusters, dim)) * 2
     vectors = (centres[cluster] + rng.normal(size=(n_movies, dim)) * 0.5).astype(np.float32)
     bias = (rng.normal(size=n_movies) * 0.1).astype(np.float32)
-    rule = QueryRule((0.5, 0.3, 0.2))  # the latest of three picks counts most; older picks do not count
+    attended, rank = dim * 3 // 4, 16 if dim >= 256 else 4
+    attention = HistoryAttention(
+        tuple(float(u) for u in (rng.normal(size=attended) * 0.1).astype(np.float32)),
+        tuple(map(tuple, (rng.normal(size=(attended, rank)) * 0.3).astype(np.float32).astype(float).tolist())),
+        tuple(map(tuple, (rng.normal(size=(attended, rank)) * 0.3).astype(np.float32).astype(float).tolist())),
+    )
+    rule = QueryRule((0.5, 0.3, 0.2), attention)  # only the latest three picks count, most the latest
     set_rule = SetRule(
         prior_ticks=2.0,
         gain=1.5,

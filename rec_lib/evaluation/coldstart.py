@@ -45,7 +45,13 @@ from rec_lib.errors import ConfigError
 from rec_lib.evaluation.baselines import PopularNew
 from rec_lib.evaluation.config import EvalConfig
 from rec_lib.evaluation.history import latest_before, user_starts
-from rec_lib.evaluation.protocol import MovieScorer, expected_rank_judge, protocol_rule, rank_targets, rule_weights
+from rec_lib.evaluation.protocol import (
+    MovieScorer,
+    expected_rank_judge,
+    history_weights,
+    protocol_rule,
+    rank_targets,
+)
 
 COLD_SPLIT = "cold-test"
 COLD_VAL_SPLIT = "cold-val"
@@ -229,7 +235,7 @@ def evaluate_cold(
 
     else:
         columns = torch.from_numpy(new_movies)
-        weights = rule_weights(protocol_rule(scorer, "B", config), events.history_mask)
+        weights = history_weights(scorer, protocol_rule(scorer, "B", config), events.history, events.history_mask)
 
         def score_rows(start: int, stop: int) -> torch.Tensor:
             return scorer.score(events.history[start:stop], weights[start:stop]).float().cpu()[:, columns]

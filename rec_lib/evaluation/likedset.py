@@ -30,7 +30,7 @@ from rec_lib.contracts import QueryRule, SetRule
 from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.config import EvalConfig
-from rec_lib.evaluation.protocol import EmbeddingScorer, MovieScorer, rank_targets
+from rec_lib.evaluation.protocol import EmbeddingScorer, MovieScorer, history_weights, rank_targets
 
 LIKED_RATING = 4.0
 """A movie counts as liked from this rating up."""
@@ -220,8 +220,12 @@ def tick_scores(
     if isinstance(rule, SetRule) and isinstance(scorer, EmbeddingScorer):
         stored = scorer.stored(vectors).cpu()
         return scorer.score_queries(torch.from_numpy(rule.queries(stored[ticks].numpy())), vectors)
-    weights = torch.from_numpy(rule.masked_weights(np.ones(tuple(ticks.shape), dtype=np.float32)))
-    return scorer.score(ticks.flip(1), weights, vectors)
+    latest_first = ticks.flip(1)
+    if isinstance(rule, QueryRule):
+        weights = history_weights(scorer, rule, latest_first, torch.ones(tuple(ticks.shape)), vectors)
+    else:
+        weights = torch.from_numpy(rule.masked_weights(np.ones(tuple(ticks.shape), dtype=np.float32)))
+    return scorer.score(latest_first, weights, vectors)
 
 
 def _recall_judge(queries: LikedSetQueries, n_movies: int, k: int):

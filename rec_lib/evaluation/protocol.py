@@ -40,6 +40,8 @@ PROTOCOLS: tuple[QueryProtocol, ...] = ("A", "B")
 EVAL_SPLITS = ("val", "test")
 HISTORY_SPLITS = {"val": ("train",), "test": ("train", "val")}
 """What counts as history for each target: every interaction before it."""
+WEIGHT_CHUNK = 1024
+"""Histories weighed at once by an attending rule (it gathers their movies' vectors)."""
 
 
 class MovieScorer(Protocol):
@@ -78,10 +80,6 @@ class SplitQueries:
     """Coordinates (position in ``users``, movie) of every history interaction, sorted by user: masked when
     ranking, one batch's slice found by binary search."""
 
-    def weights(self, rule: QueryRule) -> torch.Tensor:
-        """``rule``'s weights over each user's present history positions, summing to one."""
-        return rule_weights(rule, self.history_mask)
-
     def subset(self, positions: torch.Tensor) -> SplitQueries:
         """The queries of the users at sorted ``positions`` only, their seen-movie coordinates renumbered."""
         renumber = torch.full((self.history.shape[0],), -1, dtype=torch.int64)
@@ -96,9 +94,21 @@ class SplitQueries:
         )
 
 
-def rule_weights(rule: QueryRule, history_mask: torch.Tensor) -> torch.Tensor:
-    """``rule``'s weights (:meth:`QueryRule.masked_weights`) over the present positions of (B, H) histories."""
-    return torch.from_numpy(rule.masked_weights(history_mask.cpu().numpy()))
+def history_weights(
+    scorer: MovieScorer, rule: QueryRule, history: torch.Tensor, history_mask: torch.Tensor, split: str = "val"
+) -> torch.Tensor:
+    """``rule``'s weights (:meth:`QueryRule.masked_weights`) over the present positions of (B, H) histories, latest
+    first; an attending rule (only a model of movie vectors has one: :class:`EmbeddingScorer`) reads the scorer's
+    vectors of those movies for ``split``, a chunk of rows at a time."""
+    present = history_mask.cpu().numpy()
+    if not rule.attends or len(present) == 0:
+        return torch.from_numpy(rule.masked_weights(present))
+    vectors = scorer.split_vectors(split).cpu()
+    chunks = [
+        rule.masked_weights(present[rows], vectors[history[rows]].numpy())
+        for rows in (slice(start, start + WEIGHT_CHUNK) for start in range(0, len(present), WEIGHT_CHUNK))
+    ]
+    return torch.from_numpy(np.concatenate(chunks))
 
 
 @dataclass(frozen=True)
@@ -203,7 +213,7 @@ def _rank_split(
     scorer: MovieScorer, queries: Queries, split: str, rule: QueryRule, n_movies: int, config: EvalConfig
 ) -> RankedTargets:
     q = queries.splits[split]
-    weights = q.weights(rule)
+    weights = history_weights(scorer, rule, q.history, q.history_mask, split)
     return rank_targets(
         lambda start, stop: scorer.score(q.history[start:stop], weights[start:stop], split),
         q.target.numel(),
@@ -346,15 +356,18 @@ class EmbeddingScorer:
         self.bias = (bias.float() if bias is not None else torch.zeros(any_vectors.shape[0])).to(self.device)
         self.query_rule = query_rule
 
+    def split_vectors(self, split: str = "val") -> torch.Tensor:
+        """The movie vectors that ``split``'s targets are scored with."""
+        return self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
+
     def score(self, movies: torch.Tensor, weights: torch.Tensor, split: str = "val") -> torch.Tensor:
-        vectors = self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
+        vectors = self.split_vectors(split)
         query = (vectors[movies.to(self.device)] * weights.to(self.device).unsqueeze(-1)).sum(1)
         return torch.addmm(self.bias, query, vectors.T)
 
     def stored(self, split: str = "val") -> torch.Tensor:
         """The rows ``[h_i, b_i]`` a vector store would hold for ``split``'s vectors."""
-        vectors = self.vectors[split] if isinstance(self.vectors, dict) else self.vectors
-        return torch.cat([vectors, self.bias[:, None]], 1)
+        return torch.cat([self.split_vectors(split), self.bias[:, None]], 1)
 
     def score_queries(self, queries: torch.Tensor, split: str = "val") -> torch.Tensor:
         """Every movie's score for (B, d + 1) store queries: their inner product with the stored rows."""

@@ -126,7 +126,7 @@ def train_run(
         "vectors": result.vectors,
         "test_vectors": result.test_vectors,
         "bias": result.bias,
-        "query_rule": list(result.query_rule.position_weights),
+        "query_rule": result.query_rule.as_dict(),
         "movie_ids": torch.tensor(prep.movies["movie_id"].to_numpy()),
         "config": asdict(config),
         "best_epoch": result.best_epoch,
@@ -151,7 +151,7 @@ def load_scorer(directory: Path, name: str = "pinsage", device: torch.device | s
         raise RecLibError(f"{path} is missing: train first (python -m rec_lib train) or check --run")
     payload = torch.load(path, map_location="cpu", weights_only=False)
     vectors = {"val": payload["vectors"], "test": payload["test_vectors"]}
-    return EmbeddingScorer(name, vectors, payload["bias"], QueryRule(tuple(payload["query_rule"])), device)
+    return EmbeddingScorer(name, vectors, payload["bias"], QueryRule.from_saved(payload["query_rule"]), device)
 
 
 def evaluation_table(

@@ -36,6 +36,8 @@ ABLATIONS: dict[str, dict] = {
     "max-margin loss": {"loss": "margin"},
     "no logQ correction": {"logq_correction": False},
     "fixed recency weights (0.9^age)": {"query_pooling": "fixed"},
+    "query encoder: the latest movie attends over the history": {"query_encoder": "attention"},
+    "target drawn from the next 3 movies": {"target_window": 3},
     "no per-movie bias": {"use_bias": False},
     "id dropout 0.1, the dropped movie loses its neighbourhood": {"id_dropout": 0.1},
     "id dropout 0.1 keeps the neighbourhood": {"id_dropout": 0.1, "drop_neighbourhood": False},

@@ -15,7 +15,7 @@ import torch
 
 from rec_lib.errors import ConfigError, RecLibError
 from rec_lib.files import write_atomically
-from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.config import ADDED_SETTINGS, TrainConfig
 from rec_lib.pinsage.graph import FeatureVocab, UserMovieGraph
 from rec_lib.pinsage.model import PinSageModel, build_model
 
@@ -86,10 +86,14 @@ def resume_from(
 
 
 def config_identity(config: TrainConfig) -> dict:
-    """The settings that must match to resume: all but the epoch budget and the device."""
+    """The settings that must match to resume: all but the epoch budget and the device, and those added since runs
+    were first saved while they keep the value every earlier run had (so those runs keep their directories)."""
     values = asdict(config)
     for name in ("num_epochs", "patience", "device"):
         values.pop(name)
+    for name, earlier in ADDED_SETTINGS.items():
+        if values[name] == earlier:
+            values.pop(name)
     return values
 
 

@@ -54,6 +54,11 @@ class TrainConfig:
     """Subtract each candidate's log sampling probability from its softmax logit."""
     query_pooling: Literal["learned", "fixed"] = "learned"
     """The query rule's recency weights: learned, or ``history_decay ** age``."""
+    query_encoder: Literal["recency", "attention"] = "recency"
+    """How a history's movies are weighed: by recency alone, or also by what they are (the latest movie attends over
+    the history; :class:`~rec_lib.contracts.HistoryAttention`), learned with the model."""
+    attention_dims: int = 16
+    """"attention" only: the width of the attention's query and key maps."""
     use_bias: bool = True
     """A learned per-movie bias in every score."""
     hidden_dims: int = 256
@@ -78,6 +83,8 @@ class TrainConfig:
     """Walks per movie when its neighbourhood is sampled."""
     num_neighbours: int = 3
     """The most-visited movies kept as a movie's neighbours."""
+    target_window: int = 1
+    """"sequence" only: the target of a history is drawn from the user's next ``target_window`` movies (1: the next)."""
     hard_negative_ratio: float = 0.2
     """Share of negatives drawn at the end of a longer walk instead of uniformly."""
     head_sampling: Literal["uniform", "edge"] = "uniform"
@@ -127,7 +134,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         self.sampler.validate()
-        for name in ("hidden_dims", "batch_size", "batches_per_epoch", "num_epochs", "patience", "val_users", "eval_k"):
+        sizes = ("hidden_dims", "attention_dims", "target_window", "batch_size", "batches_per_epoch", "num_epochs")
+        for name in (*sizes, "patience", "val_users", "eval_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
         for name in ("dropout", "id_dropout"):
@@ -141,12 +149,15 @@ class TrainConfig:
             "objective": ("sequence", "pairs"),
             "loss": ("softmax", "margin"),
             "query_pooling": ("learned", "fixed"),
+            "query_encoder": ("recency", "attention"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)!r}: expected one of {allowed}")
         if self.objective == "pairs" and (self.loss != "margin" or self.query_pooling != "fixed"):
             raise ConfigError("TrainConfig.objective='pairs' needs loss='margin' and query_pooling='fixed'")
+        if self.objective == "pairs" and self.query_encoder != "recency":
+            raise ConfigError("TrainConfig.query_encoder='attention' is learned from histories: objective='sequence'")
         softmax = (self.objective, self.loss) == ("sequence", "softmax")
         if self.new_movie_loss < 0 or (self.new_movie_loss > 0 and not softmax):
             raise ConfigError(
@@ -173,6 +184,11 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown TrainConfig settings: {sorted(unknown)}")
         return cls(**values)
+
+
+ADDED_SETTINGS = {name: getattr(TrainConfig, name) for name in ("query_encoder", "attention_dims", "target_window")}
+"""Settings added after runs were first saved, with the value every earlier run had: a run keeps its identity
+(:func:`rec_lib.pinsage.checkpoint.config_identity`) while they keep it."""
 
 
 def _cuda_available() -> bool:

@@ -11,7 +11,9 @@ learned from the catalogue's movies that have no training interaction (uniform n
 when set, from id dropout; so the model gives a vector to a movie it never saw from its features and
 whatever neighbourhood it has. A query from several movies is their weighted mean under the model's
 :class:`~rec_lib.contracts.QueryRule`: recency weights over the latest ``history_len`` movies,
-fixed (``0.9 ** age``) or learned with the rest of the model.
+fixed (``0.9 ** age``) or learned with the rest of the model, and, with ``attention_dims``, weights that depend on
+the movies too (:class:`~rec_lib.contracts.HistoryAttention`: the latest movie attends over the history), learned
+with the model from a start where they are all zero, so training begins at the recency rule.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rec_lib.contracts import QueryRule
+from rec_lib.contracts import HistoryAttention, QueryRule
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import MovieFeatures, UserMovieGraph
 from rec_lib.pinsage.layers import MovieIds, MovieInputProjector, SAGENet
@@ -49,6 +51,7 @@ class PinSageModel(nn.Module):
         drop_neighbourhood: bool = True,
         new_movie_loss: float = 0.0,
         content_weight: float = 0.0,
+        attention_dims: int = 0,
     ) -> None:
         super().__init__()
         self.drop_neighbourhood = drop_neighbourhood
@@ -68,6 +71,7 @@ class PinSageModel(nn.Module):
             self.position_logits = nn.Parameter(logits)
         else:
             self.register_buffer("position_logits", logits)
+        self.attention = HistoryAttentionLayer(hidden_dims, attention_dims) if attention_dims else None
 
     def representation(self, blocks: list[Block]) -> torch.Tensor:
         """Vectors of the output nodes of ``blocks``: their own input vector plus the SAGE output.
@@ -125,14 +129,18 @@ class PinSageModel(nn.Module):
             return self.bias[self.ids.rows].detach().cpu().clone()
 
     def query_rule(self) -> QueryRule:
-        """The recency weights as a plain rule, for evaluation and for ``recommend()``."""
-        return QueryRule(tuple(torch.softmax(self.position_logits.detach().cpu(), 0).tolist()))
+        """The recency weights (and the attention, if any) as a plain rule, for evaluation and ``recommend()``."""
+        attention = None if self.attention is None else self.attention.exported()
+        return QueryRule(tuple(torch.softmax(self.position_logits.detach().cpu(), 0).tolist()), attention)
 
     def pool(self, history: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Queries ``Σ w_j h_j`` from (B, H, d) history vectors, weights softmaxed over present positions."""
+        """Queries ``Σ w_j h_j`` from (B, H, d) history vectors (latest first), weights softmaxed over present
+        positions."""
         length = history.shape[1]
-        logits = self.position_logits[:length].expand_as(mask).masked_fill(mask == 0, -math.inf)
-        weights = torch.softmax(logits, dim=1).nan_to_num(0.0)
+        logits = self.position_logits[:length].expand_as(mask)
+        if self.attention is not None:
+            logits = logits + self.attention(history)
+        weights = torch.softmax(logits.masked_fill(mask == 0, -math.inf), dim=1).nan_to_num(0.0)
         return (weights.unsqueeze(-1) * history).sum(1)
 
     def pair_scores(self, h: torch.Tensor, nodes: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -221,6 +229,37 @@ class PinSageModel(nn.Module):
         return (hinge * others).sum() / others.sum().clamp(min=1)
 
 
+class HistoryAttentionLayer(nn.Module):
+    """The trainable :class:`~rec_lib.contracts.HistoryAttention`: logits ``u · h_j + (h_0 Q) · (h_j K) / sqrt(r)``.
+
+    ``u`` and ``K`` start at zero (and ``Q`` small and random, so ``K`` gets a gradient): the first step pools by
+    recency alone.
+    """
+
+    def __init__(self, dims: int, rank: int) -> None:
+        super().__init__()
+        self.relevance = nn.Parameter(torch.zeros(dims))
+        self.query_map = nn.Parameter(torch.randn(dims, rank) / math.sqrt(dims))
+        self.key_map = nn.Parameter(torch.zeros(dims, rank))
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:
+        """(B, H) logits for (B, H, d) history vectors, latest first."""
+        looked_for = history[:, 0] @ self.query_map
+        offered = history @ self.key_map
+        scale = 1.0 / math.sqrt(self.query_map.shape[1])
+        return history @ self.relevance + torch.einsum("br,bhr->bh", looked_for, offered) * scale
+
+    def exported(self) -> HistoryAttention:
+        """The same attention as plain numbers, for evaluation and serving (computed there with numpy)."""
+
+        def rows(matrix: torch.Tensor) -> tuple[tuple[float, ...], ...]:
+            return tuple(tuple(row) for row in matrix.detach().cpu().double().tolist())
+
+        return HistoryAttention(
+            tuple(self.relevance.detach().cpu().double().tolist()), rows(self.query_map), rows(self.key_map)
+        )
+
+
 def _without_neighbours(block: Block, isolated: torch.Tensor) -> Block:
     """``block`` with the neighbour weights of its ``isolated`` destination nodes set to zero."""
     return replace(block, weights=block.weights.masked_fill(isolated.unsqueeze(1), 0))
@@ -242,4 +281,5 @@ def build_model(config: TrainConfig, graph: UserMovieGraph, known: torch.Tensor 
         drop_neighbourhood=config.drop_neighbourhood,
         new_movie_loss=config.new_movie_loss,
         content_weight=config.content_weight,
+        attention_dims=config.attention_dims if config.query_encoder == "attention" else 0,
     )

@@ -376,7 +376,10 @@ class SequenceSampler(_ExampleSampler):
     """Draws (history → next movie) examples from the training sequences, with shared negatives.
 
     A row is a uniform training interaction that has at least one earlier interaction of the same user;
-    its history is the user's up to ``history_len`` earlier movies. Negatives are uniform over movies,
+    its history is the user's up to ``history_len`` earlier movies, and its target that movie or, with a
+    ``target_window`` of ``W``, one drawn uniformly from the user's next ``W`` movies from it (fewer at the end of
+    the user's sequence): movies rated together reach the data in an order that says nothing, so any of the next
+    few is a fair answer for the history. Negatives are uniform over movies,
     ``hard_negative_ratio`` of them the end of a longer walk from the target. Edges between the target
     and every history movie are removed from the batch's neighbourhoods, so the graph never shows the
     model the engagement it must predict.
@@ -392,12 +395,17 @@ class SequenceSampler(_ExampleSampler):
         *,
         hard_negative_ratio: float = 0.0,
         hard_negative_walk: int = 3,
+        target_window: int = 1,
     ) -> None:
         super().__init__(walker, neighbours, num_layers, hard_negative_ratio, hard_negative_walk)
+        if target_window < 1:
+            raise ConfigError(f"target_window={target_window} must be at least 1")
         self.history_len = history_len
+        self.target_window = target_window
         users, movies = sequences.to(walker.device)
         self.movies = movies
         self.user_start = user_starts(users)
+        self.user_last = users.numel() - 1 - user_starts(users.flip(0)).flip(0)
         self.rows = torch.nonzero(self.user_start != torch.arange(users.numel(), device=users.device)).flatten()
         if self.rows.numel() == 0:
             raise ConfigError("no user has two training interactions: nothing to learn a next movie from")
@@ -409,6 +417,9 @@ class SequenceSampler(_ExampleSampler):
         gen, device = self.walker.generator, self.walker.device
         rows = self.rows[torch.randint(0, self.rows.numel(), (batch_size,), generator=gen, device=device)]
         targets = self.movies[rows]
+        if self.target_window > 1:
+            ahead = torch.randint(0, self.target_window, (batch_size,), generator=gen, device=device)
+            targets = self.movies[torch.minimum(rows + ahead, self.user_last[rows])]
         history_ids, mask = latest_before(self.movies, self.user_start, rows, self.history_len, pad=PAD)
         negatives = torch.randint(0, self.walker.n_movies, (n_negatives,), generator=gen, device=device)
         if self.hard_negative_ratio > 0 and n_negatives > 0:

@@ -202,6 +202,7 @@ def _batch_drawer(
         sequences,
         config.history_len,
         hard_negative_ratio=config.hard_negative_ratio,
+        target_window=config.target_window,
     )
     n_negatives = config.batch_size
     uniform_share = n_negatives * (1.0 - config.hard_negative_ratio) / walker.n_movies

@@ -7,7 +7,8 @@
    (:mod:`rec_lib.evaluation.likedset`) scores it; the ids are sorted first, so any order gives the same query to
    the last bit. A **history** (the latest last) is pooled by the loaded model's
    :class:`~rec_lib.contracts.QueryRule` (stored with the published collection, so the two change together):
-   ``w_j`` are the model's recency weights over the latest ``rule.length`` movies, protocol B of
+   ``w_j`` are the model's recency weights over the latest ``rule.length`` movies (times, when the model learned a
+   query encoder, its attention weights: :class:`~rec_lib.contracts.HistoryAttention`), protocol B of
    :mod:`rec_lib.evaluation.protocol` exactly: ``score(i) = Σ_j w_j (h_j · h_i) + b_i``, the inner product of the
    stored ``[h_i, b_i]`` with ``[Σ_j w_j h_j, 1]``. The set rule's score is an inner product with ``[h_i, b_i]``
    too, so either way one search ranks the whole catalogue by it, with no candidate list to cut short;
@@ -113,7 +114,7 @@ class _Published:
 
     def query(self, stored: np.ndarray, mode: str) -> np.ndarray:
         """The query for the liked movies' stored rows: a set by the published set rule, a history (the latest
-        last) by the model's recency rule."""
+        last) by the model's history rule."""
         return self.set_rule.query(stored) if mode == "set" else self.rule.query(stored[::-1])
 
 

@@ -44,7 +44,7 @@ ID_FIELD = "movie_id"
 VECTOR_FIELD = "vector"
 YEAR_FIELD = "year"
 QUERY_RULE_PROPERTY = "rec_lib.query_rule"
-"""The collection property that holds the loaded model's query rule (its weights as JSON)."""
+"""The collection property that holds the loaded model's history rule (:meth:`QueryRule.as_dict` as JSON)."""
 SET_RULE_PROPERTY = "rec_lib.set_rule"
 """The collection property that holds the loaded set rule (``{"prior_ticks": ...}`` as JSON)."""
 YEAR_UNKNOWN = 0
@@ -179,7 +179,7 @@ class VectorStore:
             schema=schema,
             consistency_level="Strong",
             properties={
-                QUERY_RULE_PROPERTY: json.dumps(list(query_rule.position_weights)),
+                QUERY_RULE_PROPERTY: json.dumps(query_rule.as_dict()),
                 SET_RULE_PROPERTY: json.dumps(set_rule.as_dict()),
             },
         )
@@ -237,7 +237,7 @@ class VectorStore:
 
     def query_rule(self, collection: str | None = None) -> QueryRule:
         """The history rule stored with ``collection`` (default: the published one)."""
-        return QueryRule(tuple(float(w) for w in self._property(QUERY_RULE_PROPERTY, "query rule", collection)))
+        return QueryRule.from_saved(self._property(QUERY_RULE_PROPERTY, "query rule", collection))
 
     def set_rule(self, collection: str | None = None) -> SetRule:
         """The set rule stored with ``collection`` (default: the published one)."""

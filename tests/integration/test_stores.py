@@ -111,8 +111,9 @@ def test_recommendations_match_exact_search_and_say_why(loaded) -> None:
     assert result["score"].is_monotonic_decreasing
     position = {m: p for p, m in enumerate(embeddings.movie_ids)}
     top = result.iloc[0]
-    weights = embeddings.query_rule.weights(len(liked))  # latest first: liked[-1] is the latest pick
-    latest_first = liked[::-1]
+    latest_first = liked[::-1]  # liked[-1] is the latest pick
+    picked = stored[[position[j] for j in latest_first], :-1][None]
+    weights = embeddings.query_rule.masked_weights(np.ones((1, len(liked))), picked)[0]
     own = sum(
         w * stored[position[j], :-1] @ stored[position[top.movie_id], :-1]
         for w, j in zip(weights, latest_first, strict=True)
@@ -241,6 +242,7 @@ def test_the_set_rule_is_published_with_the_vectors_and_changes_with_them(loaded
     wide, wide_rows = store_data(dim=256)
     wide_report = load_stores(stores, wide, wide_rows)
     assert stores.vectors.set_rule(wide_report.collection) == wide.set_rule, "a learned rule of PinSage's width"
+    assert stores.vectors.query_rule(wide_report.collection) == wide.query_rule, "an attention of PinSage's width"
 
 
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
@@ -256,17 +258,16 @@ def test_a_history_ranks_as_evaluation_protocol_b_does(loaded) -> None:
     """The product's history rule is the evaluated one: same weights by recency, same fused score, same top K."""
     import torch
 
-    from rec_lib.evaluation.protocol import EmbeddingScorer, SplitQueries
+    from rec_lib.evaluation.protocol import EmbeddingScorer, history_weights
 
     stores, embeddings, _, _ = loaded
+    assert embeddings.query_rule.attends, "the weights depend on the movies too, as with PinSage's query encoder"
     liked = [4, 10, 3, 7, 5]  # picked in this order: 5 is the latest; only the latest three count
     position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
     history = torch.tensor([[position[m] for m in liked[::-1]]])
-    queries = SplitQueries(
-        history, torch.ones_like(history, dtype=torch.float32), history[:, 0], history[0], history[0]
-    )
     scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
-    scores = scorer.score(history, queries.weights(embeddings.query_rule))[0]
+    weights = history_weights(scorer, embeddings.query_rule, history, torch.ones_like(history, dtype=torch.float32))
+    scores = scorer.score(history, weights)[0]
     scores[history[0]] = -float("inf")
     evaluated = embeddings.movie_ids[torch.topk(scores, 15).indices.numpy()]
     result = Recommender(stores).recommend(liked, k=15, mode="history")

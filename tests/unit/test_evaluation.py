@@ -46,8 +46,9 @@ def test_history_queries_latest_first() -> None:
     val = q.splits["val"]
     assert val.history[0, :3].tolist() == [2, 1, 0] and val.history_mask[0].tolist() == [1, 1, 1, 0]
     assert val.target.tolist() == [3, 2] and q.splits["test"].target.tolist() == [4, 0]
-    assert val.weights(QueryRule.latest())[0].tolist() == [1, 0, 0, 0]
-    assert val.weights(QueryRule.decay(4, 0.5))[0].tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0])
+    present = val.history_mask.numpy()
+    assert QueryRule.latest().masked_weights(present)[0].tolist() == [1, 0, 0, 0]
+    assert QueryRule.decay(4, 0.5).masked_weights(present)[0].tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0])
 
 
 def test_test_history_is_everything_before_the_test_movie() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,10 +12,10 @@ import torch
 from helpers import synthetic
 from test_train import QUICK
 
-from rec_lib.contracts import EMBEDDINGS_NAME, SetRule, load_embeddings, query_vectors, save_embeddings
-from rec_lib.errors import InvalidVectorsError, RecLibError
+from rec_lib.contracts import EMBEDDINGS_NAME, QueryRule, SetRule, load_embeddings, query_vectors, save_embeddings
+from rec_lib.errors import ConfigError, InvalidVectorsError, RecLibError
 from rec_lib.evaluation.protocol import EmbeddingScorer
-from rec_lib.experiments.runs import run_dir, train_run
+from rec_lib.experiments.runs import load_scorer, run_dir, train_run
 from rec_lib.pinsage.export import export_embeddings, nearest_neighbours, projection_2d
 from rec_lib.pinsage.set_rule import SetRuleFitConfig
 
@@ -93,3 +94,23 @@ def test_sanity_views(exported) -> None:
     points = projection_2d(embeddings.vectors)
     assert points.shape == (len(embeddings.movie_ids), 2)
     assert points[:, 0].var() >= points[:, 1].var()
+
+
+def test_a_query_encoder_travels_in_the_export_and_as_json_exactly(tmp_path: Path) -> None:
+    """A run trained with the attention exports an attending history rule; the file and its JSON form (the Milvus
+    property) give it back exactly, and a rule saved before attention (its weights alone) is still read."""
+    prep, graph = synthetic(tmp_path)
+    config = replace(QUICK, num_epochs=1, batches_per_epoch=10, query_encoder="attention", attention_dims=4)
+    train_run(prep, graph, config, artefacts_dir=tmp_path / "a")
+    directory = run_dir(prep, config, tmp_path / "a")
+    embeddings = export_embeddings(prep, graph, directory, device="cpu", progress=False)
+    rule = embeddings.query_rule
+    assert rule.attends and rule.attention.dims == config.hidden_dims and len(rule.attention.key_map[0]) == 4
+    assert load_embeddings(directory).query_rule == rule
+    assert QueryRule.from_saved(json.loads(json.dumps(rule.as_dict()))) == rule
+    assert load_scorer(directory).query_rule == rule, "evaluation reads the rule the run saved"
+    assert QueryRule.from_saved([0.5, 0.5]) == QueryRule((0.5, 0.5)), "a property written before attention"
+    with pytest.raises(ConfigError, match="pass them"):
+        rule.masked_weights(np.ones((1, 3)))
+    with pytest.raises(ConfigError, match="reads 32-d vectors, got 8-d"):
+        rule.query(np.ones((3, 9), dtype=np.float32))

@@ -6,6 +6,7 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import synthetic
@@ -209,3 +210,53 @@ def test_the_content_weight_must_be_finite_and_not_negative() -> None:
     for bad in (-1.0, math.nan, math.inf):
         with pytest.raises(ConfigError, match="content_weight"):
             TrainConfig(content_weight=bad).validate()
+
+
+def test_the_query_encoder_starts_at_recency_learns_and_serves_the_same_query_to_1e5(tmp_path: Path) -> None:
+    """The attention over a history begins as the recency rule, gets a gradient, and the numpy rule that evaluation
+    and ``recommend()`` use gives the trained model's query to 1e-5 (reading the graph part of stored rows only)."""
+    torch.manual_seed(0)
+    graph, _, batch = _sequence_batch(tmp_path)
+    model = PinSageModel(
+        graph.features,
+        graph.trained,
+        16,
+        2,
+        0.0,
+        temperature=0.1,
+        query_rule=QueryRule.decay(4, 0.9),
+        learn_query=True,
+        attention_dims=4,
+    )
+    history = torch.randn(6, 4, 16) * 3
+    mask = torch.ones(6, 4)
+    mask[1, 2:], mask[2, 1:] = 0, 0
+    recency = torch.softmax(model.position_logits, 0) * mask
+    by_recency = ((recency / recency.sum(1, keepdim=True))[..., None] * history).sum(1)
+    assert torch.allclose(model.pool(history, mask), by_recency, atol=1e-6), "training starts at the recency rule"
+    model.sequence_loss(batch, "softmax").backward()
+    for name in ("relevance", "key_map"):
+        assert getattr(model.attention, name).grad.abs().sum() > 0, f"the attention's {name} is learned"
+    with torch.no_grad():
+        for parameter in model.attention.parameters():
+            parameter.normal_(0.0, 0.5)
+        trained = model.pool(history, mask)
+    rule = model.query_rule()
+    assert rule.attends and not torch.allclose(trained, by_recency, atol=1e-3), "the movies now change the weights"
+    weights = rule.masked_weights(mask.numpy(), history.numpy())
+    served = np.einsum("bh,bhd->bd", weights, history.numpy())
+    assert np.abs(served - trained.numpy()).max() < 1e-5
+    content_and_bias = np.random.default_rng(0).normal(size=(4, 6)).astype(np.float32)
+    stored = np.concatenate([history[0].numpy(), content_and_bias], axis=1)
+    query = rule.query(stored)[0]
+    assert np.abs(query[:16] - trained[0].numpy()).max() < 1e-5 and query[-1] == 1.0
+    assert np.abs(rule.query(stored[::-1].copy())[0][:16] - query[:16]).max() > 1e-3, "a history's order counts"
+
+
+def test_the_query_encoder_is_a_setting_of_the_sequence_objective() -> None:
+    with pytest.raises(ConfigError, match="query_encoder"):
+        TrainConfig(query_encoder="transformer").validate()
+    with pytest.raises(ConfigError, match="objective='sequence'"):
+        TrainConfig(objective="pairs", loss="margin", query_pooling="fixed", query_encoder="attention").validate()
+    with pytest.raises(ConfigError, match="attention_dims"):
+        TrainConfig(query_encoder="attention", attention_dims=0).validate()

@@ -12,7 +12,7 @@ from helpers import synthetic
 from rec_lib.errors import ConfigError
 from rec_lib.pinsage.config import SamplerConfig
 from rec_lib.pinsage.graph import GraphBuilder, UserMovieGraph, movie_features
-from rec_lib.pinsage.sampler import PAD, PairSampler, TorchPinSageSampler, sample_blocks
+from rec_lib.pinsage.sampler import PAD, PairSampler, SequenceSampler, TorchPinSageSampler, sample_blocks
 
 
 def _graph(edges: list[tuple[int, int]], n_users: int, n_movies: int) -> UserMovieGraph:
@@ -139,3 +139,25 @@ def test_invalid_settings_are_named() -> None:
         SamplerConfig(restart_prob=1.0).validate()
     with pytest.raises(ConfigError, match="num_neighbours=0"):
         SamplerConfig(num_neighbours=0).validate()
+
+
+def test_a_target_window_draws_the_target_from_the_next_movies_of_the_same_user(tmp_path: Path) -> None:
+    """User 0 watched movies 0..9 in order, user 1 movies 10..14: with a window of 3 the target of a history ending
+    at movie j is j + 1, j + 2 or j + 3 (never past the user's last movie), each drawn; a window of 1 is the next."""
+    _, graph = synthetic(tmp_path)
+    users = torch.tensor([0] * 10 + [1] * 5)
+    sequences = torch.stack([users, torch.arange(15)])
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=3))
+    offsets: dict[int, set[int]] = {1: set(), 3: set()}
+    for window in offsets:
+        sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4, target_window=window)
+        for _ in range(20):
+            batch = sampler.sample(32, 8)
+            latest = batch.history_ids[:, 0]
+            target = batch.candidate_ids[batch.targets]
+            assert ((latest < 10) == (target < 10)).all(), "the target is the same user's"
+            assert (target <= torch.where(latest < 10, 9, 14)).all()
+            offsets[window] |= set((target - latest).tolist())
+    assert offsets == {1: {1}, 3: {1, 2, 3}}
+    with pytest.raises(ConfigError, match="target_window"):
+        SequenceSampler(walker, walker, 2, sequences, history_len=4, target_window=0)

@@ -12,8 +12,8 @@ from helpers import synthetic
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.baselines import MostPopular
 from rec_lib.evaluation.protocol import build_queries, evaluate
-from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, load_checkpoint
-from rec_lib.pinsage.config import TrainConfig
+from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, CHECKPOINT_LAST, config_identity, load_checkpoint
+from rec_lib.pinsage.config import ADDED_SETTINGS, TrainConfig
 from rec_lib.pinsage.graph import TEST_TIME_GRAPH, FeatureVocab, build_graph
 from rec_lib.pinsage.train import train
 
@@ -128,3 +128,12 @@ def test_training_on_cuda(tmp_path: Path) -> None:
     result = train(prep, graph, replace(QUICK, device="cuda", num_epochs=1))
     assert result.vectors.device.type == "cpu" and torch.isfinite(result.vectors).all()
     assert torch.cuda.max_memory_allocated() > 0, "training ran on the GPU, not the CPU"
+
+
+def test_settings_added_later_keep_earlier_runs_where_they_were() -> None:
+    """A run of the defaults keeps its directory (its identity) after the query encoder and the target window were
+    added; changing either gives another run."""
+    identity = config_identity(TrainConfig())
+    assert not set(ADDED_SETTINGS) & set(identity), "the defaults' identity is what it was before they existed"
+    for change in ({"query_encoder": "attention"}, {"target_window": 3}):
+        assert config_identity(TrainConfig(**change)) != identity

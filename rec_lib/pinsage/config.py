@@ -99,8 +99,8 @@ class TrainConfig:
     """Examples per batch (and shared negatives per batch)."""
     batches_per_epoch: int = 300
     """Batches between two validations."""
-    num_epochs: int = 16
-    """The most epochs a run trains."""
+    num_epochs: int = 32
+    """The most epochs a run trains; early stopping on validation (``patience``) usually ends it sooner."""
     lr: float = 1e-3
     """Adam's learning rate."""
     weight_decay: float = 0.0

@@ -85,10 +85,9 @@ def _sequence_batch(tmp_path: Path, prep_graph=None):
     return graph, sampler, sampler.sample(16, 24)
 
 
-def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tmp_path: Path) -> None:
-    torch.manual_seed(0)
-    graph, _, batch = _sequence_batch(tmp_path)
-    model = PinSageModel(
+def _softmax_model(graph, **settings) -> PinSageModel:
+    """A 16-d model under the sampled softmax with learned recency weights over 4 movies."""
+    return PinSageModel(
         graph.features,
         graph.trained,
         16,
@@ -97,7 +96,14 @@ def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tm
         temperature=0.1,
         query_rule=QueryRule.decay(4, 0.9),
         learn_query=True,
+        **settings,
     )
+
+
+def test_sampled_softmax_is_cross_entropy_over_candidates_with_history_masked(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    graph, _, batch = _sequence_batch(tmp_path)
+    model = _softmax_model(graph)
     log_q = torch.rand(batch.candidate_ids.numel())
     logits = model.sequence_logits(batch, log_q)[0]
     h = model.representation(batch.blocks)
@@ -217,17 +223,7 @@ def test_the_query_encoder_starts_at_recency_learns_and_serves_the_same_query_to
     and ``recommend()`` use gives the trained model's query to 1e-5 (reading the graph part of stored rows only)."""
     torch.manual_seed(0)
     graph, _, batch = _sequence_batch(tmp_path)
-    model = PinSageModel(
-        graph.features,
-        graph.trained,
-        16,
-        2,
-        0.0,
-        temperature=0.1,
-        query_rule=QueryRule.decay(4, 0.9),
-        learn_query=True,
-        attention_dims=4,
-    )
+    model = _softmax_model(graph, attention_dims=4)
     history = torch.randn(6, 4, 16) * 3
     mask = torch.ones(6, 4)
     mask[1, 2:], mask[2, 1:] = 0, 0

@@ -136,6 +136,14 @@ def _parser() -> argparse.ArgumentParser:
     liked.add_argument("--split", choices=("val", "test"), default="test", help="the held-out half scored")
     liked.add_argument("--seeds", type=int, nargs="+", default=None, help="one PinSage run per seed (default --seed)")
     liked.add_argument(
+        "--folds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="the held-out groups of users in turn (default 0, the tables' split; 0 1 2 3 4 with --share 0.2: every "
+        "fold's test users at once, the settings still those fold 0's val users chose)",
+    )
+    liked.add_argument(
         "--set-rule",
         choices=("fixed", "learned"),
         default="fixed",
@@ -160,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=None,
-        help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json, -liked-set-val.json for --split val)",
+        help="JSON file (default: <reports>/tuning/<dataset>-liked-set.json, -liked-set-val.json for --split val, "
+        "-liked-set-folds.json for folds beyond 0)",
     )
     liked.set_defaults(handler=_liked_set, report_peak=True)
 
@@ -536,19 +545,19 @@ def _sasrec(args: argparse.Namespace) -> int:
 def _liked_set(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from rec_lib.experiments.likedset import SetRuleChoice
+    from rec_lib.experiments.likedset import LIKED_SET_FILES, SetRuleChoice, recall_table
 
     config = _train_config(args)
     choice = SetRuleChoice(args.set_rule == "learned", args.prior_ticks)
     seeds = args.seeds or [config.seed]
     rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
-        choice=choice, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir,
+        folds=args.folds, choice=choice, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir,
     )  # fmt: skip
-    recall = rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
-    _print_table(recall.reset_index())
+    _print_table(recall_table(rows).reset_index())
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
+    metadata |= {"folds": args.folds}
     metadata |= {"set_rule": args.set_rule, "prior_ticks": args.prior_ticks, "ease_l2": args.ease_l2}
     if args.split == "val":
         from rec_lib.experiments.likedset import chosen_ease_l2, chosen_prior_ticks, chosen_set_rule_is_learned
@@ -562,7 +571,7 @@ def _liked_set(args: argparse.Namespace) -> int:
             f"of the best); EASE's λ: {metadata['chosen_ease_l2']:g}"
         )
     table = pd.concat([rows, intervals.assign(kind="interval")], ignore_index=True)
-    name = "liked-set" if args.split == "test" else "liked-set-val"
+    name = "liked-set" + LIKED_SET_FILES["folds" if args.folds != [0] else args.split]
     _write(table, _tuning_file(args, name), {**metadata, "config": asdict(config)})
     return 0
 

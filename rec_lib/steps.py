@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rec_lib.data.preprocess import PreprocessConfig, Preprocessed, run_preprocess
+from rec_lib.errors import ConfigError
 from rec_lib.evaluation.config import EASE_L2, EvalConfig
 
 if TYPE_CHECKING:
@@ -271,15 +272,18 @@ def liked_set(
     split_seed: int = 0,
     which: str = "test",
     seeds: Sequence[int] | None = None,
+    folds: Sequence[int] = (0,),
     choice: SetRuleChoice | None = None,
     ease_l2: float = EASE_L2,
     artefacts_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The liked-set table: hold a seeded ``share`` of the users out, train PinSage on the rest once per seed
-    (default ``config.seed``), score the held-out users' shuffled ticks with PinSage's set rule of ``choice``
-    (default the fixed product rule) and beside it the baselines once, EASE's ``ease_l2``; the rows (PinSage's with
-    their seed), the paired intervals of PinSage's lead, and each entry's per-user scores, PinSage's averaged over
-    the seeds."""
+    """The liked-set table: hold a seeded ``share`` of the users out (each of ``folds`` in turn: fold 0 the tables'
+    split, folds 1 and up further groups of test users), train PinSage on the rest once per seed (default
+    ``config.seed``), score the held-out users' shuffled ticks with PinSage's set rule of ``choice`` (default the
+    fixed product rule) and beside it the baselines once per fold, EASE's ``ease_l2``; the rows (PinSage's with
+    their seed, every row with its fold; over several folds also one row per entry over every fold's users, without
+    a ``kind``), the paired intervals of PinSage's lead, and each entry's per-user scores, PinSage's averaged over
+    the seeds, the folds' users one after another."""
     from dataclasses import replace
 
     import pandas as pd
@@ -287,21 +291,31 @@ def liked_set(
     from rec_lib.evaluation.likedset import liked_set_split
     from rec_lib.experiments.likedset import (
         PRODUCT_RULE,
+        fold_union,
         lead_intervals,
         liked_set_baselines,
         liked_set_experiment,
         seed_means,
+        union_rows,
     )
 
-    split = liked_set_split(prep, share, split_seed)
-    tables, per_seed = [], []
-    for seed in seeds or [config.seed]:
-        rows, per_user = liked_set_experiment(
-            split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir, choice=choice
-        )
-        tables.append(rows.assign(seed=seed))
-        per_seed.append(per_user)
-    baseline_rows, baseline_users = liked_set_baselines(split, which=which, ease_l2=ease_l2, config=config.eval)
-    per_user = seed_means(per_seed) | baseline_users
-    tables.append(baseline_rows)
-    return pd.concat(tables, ignore_index=True), lead_intervals(per_user, PRODUCT_RULE), per_user
+    if which == "val" and any(folds):
+        raise ConfigError("liked-set folds beyond 0 hold out test users only: settings are chosen on fold 0's val")
+    tables, per_fold = [], []
+    for fold in folds:
+        split = liked_set_split(prep, share, split_seed, fold)
+        per_seed = []
+        for seed in seeds or [config.seed]:
+            rows, per_user = liked_set_experiment(
+                split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir, choice=choice
+            )
+            tables.append(rows.assign(seed=seed, fold=fold))
+            per_seed.append(per_user)
+        baseline_rows, baseline_users = liked_set_baselines(split, which=which, ease_l2=ease_l2, config=config.eval)
+        tables.append(baseline_rows.assign(fold=fold))
+        per_fold.append(seed_means(per_seed) | baseline_users)
+    rows = pd.concat(tables, ignore_index=True)
+    per_user = fold_union(per_fold)
+    if len(folds) > 1:
+        rows = pd.concat([union_rows(per_user, rows), rows.assign(kind="fold")], ignore_index=True)
+    return rows, lead_intervals(per_user, PRODUCT_RULE), per_user

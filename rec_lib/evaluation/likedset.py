@@ -55,20 +55,33 @@ class LikedSetSplit:
     def users(self, split: str) -> np.ndarray:
         if split not in ("val", "test"):
             raise ConfigError(f"liked-set split {split!r}: expected 'val' or 'test'")
+        if split == "val" and not len(self.val_users):
+            raise ConfigError("this liked-set fold holds out test users only: settings are chosen on fold 0's val")
         return self.val_users if split == "val" else self.test_users
 
 
-def liked_set_split(prep: Preprocessed, share: float = HELD_OUT_SHARE, seed: int = 0) -> LikedSetSplit:
-    """Hold a seeded ``share`` of the users (with at least one rating) out of training, half for val, half test."""
+def liked_set_split(prep: Preprocessed, share: float = HELD_OUT_SHARE, seed: int = 0, fold: int = 0) -> LikedSetSplit:
+    """Hold a seeded ``share`` of the users (with at least one rating) out of training.
+
+    Fold 0 (the tables' split) holds out the first ``share`` of a seeded permutation of the users, half for val,
+    half for test. Fold ``k`` holds out the permutation's ``k``-th such group, every one of them a test user, so
+    folds 0 to ``1 / share - 1`` report on disjoint users (cross-validation over users; the settings stay those
+    fold 0's val users chose)."""
     if not 0.0 < share < 1.0:
         raise ConfigError(f"liked-set share={share} must lie strictly between 0 and 1")
     users = np.unique(prep.interactions["user_idx"].to_numpy())
-    held = np.random.default_rng(seed).permutation(users)[: max(2, round(share * len(users)))]
-    if len(held) >= len(users):
+    size = max(2, round(share * len(users)))
+    if size >= len(users):
         raise ConfigError(f"liked-set share={share} of {len(users)} users leaves nobody to train on")
-    half = len(held) // 2
+    if not 0 <= fold < len(users) // size:
+        raise ConfigError(
+            f"liked-set fold={fold}: a share of {share} splits {len(users)} users into folds 0 to "
+            f"{len(users) // size - 1}"
+        )
+    held = np.random.default_rng(seed).permutation(users)[fold * size : (fold + 1) * size]
+    half = len(held) // 2 if fold == 0 else 0
     keep = ~np.isin(prep.interactions["user_idx"].to_numpy(), held)
-    liked_set = {"share": share, "seed": seed, "held_out_users": len(held)}
+    liked_set = {"share": share, "seed": seed, "held_out_users": len(held)} | ({"fold": fold} if fold else {})
     manifest = {
         **prep.manifest,
         "liked_set": liked_set,

@@ -152,15 +152,24 @@ def chosen_set_rule_is_learned(per_user: dict[tuple[str, int], LikedSetScores], 
     return recall(LEARNED_RULE) > recall(set_rule_name(prior_ticks))
 
 
+LIKED_SET_FILES = {"val": "-val", "test": "", "folds": "-folds"}
+"""The suffix of each liked-set table's file: the val users, fold 0's test users, every fold's test users."""
+
+
 def load_liked_set(dataset: str, which: str = "val", directory: Path | None = None) -> pd.DataFrame:
-    """The committed liked-set table of ``dataset`` on ``which`` users (in ``directory``, default the tuning
-    results): Recall@K per entry and query size, PinSage's rows the mean over their seeds (an empty table when none
-    was run)."""
-    path = (directory or tuning_dir()) / f"{dataset}-liked-set{'-val' if which == 'val' else ''}.json"
+    """The committed liked-set table of ``dataset`` on ``which`` users (a key of :data:`LIKED_SET_FILES`; in
+    ``directory``, default the tuning results): Recall@K per entry and query size, PinSage's rows the mean over
+    their seeds, over several folds every fold's users at once (an empty table when none was run)."""
+    path = (directory or tuning_dir()) / f"{dataset}-liked-set{LIKED_SET_FILES[which]}.json"
     if not path.is_file():
         return pd.DataFrame()
-    rows = pd.DataFrame(json.loads(path.read_text())["rows"])
-    rows = rows[rows.get("kind", pd.Series(index=rows.index, dtype=object)).ne("interval")]
+    return recall_table(pd.DataFrame(json.loads(path.read_text())["rows"]))
+
+
+def recall_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Recall@K per entry (rows) and query size (columns) of a liked-set run's rows: the mean over seeds, and over
+    several folds the row of every fold's users (intervals and per-fold rows, which carry a ``kind``, left out)."""
+    rows = rows[rows.get("kind", pd.Series(index=rows.index, dtype=object)).isna()]
     return rows.pivot_table(index="model", columns="m", values="recall", aggfunc="mean", sort=False)
 
 
@@ -197,6 +206,44 @@ def seed_means(per_seed: list[dict[tuple[str, int], LikedSetScores]]) -> dict[tu
         )
         for key in per_seed[0]
     }
+
+
+def fold_union(per_fold: list[dict[tuple[str, int], LikedSetScores]]) -> dict[tuple[str, int], LikedSetScores]:
+    """Each entry's per-user scores over every fold's users, one fold after another (coverage and popularity: the
+    folds' mean)."""
+    return {
+        key: LikedSetScores(
+            np.concatenate([fold[key].recall for fold in per_fold]),
+            np.concatenate([fold[key].ndcg for fold in per_fold]),
+            float(np.mean([fold[key].coverage for fold in per_fold])),
+            float(np.mean([fold[key].popularity for fold in per_fold])),
+        )
+        for key in per_fold[0]
+    }
+
+
+def union_rows(per_user: dict[tuple[str, int], LikedSetScores], fold_rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per (entry, m) over every fold's users, from :func:`fold_union`'s scores; the skipped users summed
+    over the folds of ``fold_rows``."""
+    skipped = fold_rows.groupby(["model", "m", "fold"])["skipped"].first().groupby(["model", "m"]).sum()
+    folds = fold_rows["fold"].nunique()
+    return pd.DataFrame(
+        [
+            {
+                "model": name,
+                "m": m,
+                "split": fold_rows["split"].iloc[0],
+                "recall": float(scores.recall.mean()),
+                "ndcg": float(scores.ndcg.mean()),
+                "coverage": scores.coverage,
+                "popularity": scores.popularity,
+                "users": len(scores.recall),
+                "skipped": int(skipped[name, m]),
+                "folds": folds,
+            }
+            for (name, m), scores in per_user.items()
+        ]
+    )
 
 
 def lead_intervals(

@@ -66,6 +66,25 @@ def test_held_out_users_leave_no_trace_in_training() -> None:
         liked_set_split(prep, share=1.0)
 
 
+def test_folds_hold_out_disjoint_groups_of_test_users_and_fold_0_is_the_tables_split() -> None:
+    prep = preprocess(_data())
+    first = liked_set_split(prep, share=0.2, seed=3)
+    assert "fold" not in first.train.manifest["liked_set"], "fold 0 keeps the identity of the runs made before folds"
+    assert np.array_equal(liked_set_split(prep, share=0.2, seed=3, fold=0).test_users, first.test_users)
+    held = [np.r_[first.val_users, first.test_users]]
+    for fold in range(1, 5):
+        split = liked_set_split(prep, share=0.2, seed=3, fold=fold)
+        assert len(split.val_users) == 0 and len(split.test_users) == 8, "every held-out user of a later fold tests"
+        assert not np.isin(split.train.interactions["user_idx"], split.test_users).any()
+        assert split.train.manifest["fingerprint"] != first.train.manifest["fingerprint"]
+        with pytest.raises(ConfigError, match="fold 0's val"):
+            split.users("val")
+        held.append(split.test_users)
+    assert len(np.unique(np.concatenate(held))) == 5 * 8, "the folds' held-out users are disjoint"
+    with pytest.raises(ConfigError, match=r"fold=5: a share of 0\.2 splits 40 users into folds 0 to 4"):
+        liked_set_split(prep, share=0.2, seed=3, fold=5)
+
+
 def test_ticks_are_liked_drawn_seeded_shuffled_and_short_users_are_counted() -> None:
     prep = preprocess(_data())
     split = liked_set_split(prep, share=0.5, seed=0)
@@ -261,6 +280,21 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert len(ease_grid) == 4 * len(BASELINE_L2), "EASE with every λ of the baselines' grid, every m, once"
     assert written["metadata"]["chosen_ease_l2"] in BASELINE_L2
     assert "set rule chosen on validation" in capsys.readouterr().out
+    folds = tmp_path / "liked-folds.json"
+    assert main(["liked-set", *data, *quick, *train, "--folds", "0", "1", "--out", str(folds)]) == 0
+    written = json.loads(folds.read_text())
+    assert written["metadata"]["folds"] == [0, 1]
+    union = [r for r in written["rows"] if r.get("kind") is None]
+    per_fold = [r for r in written["rows"] if r.get("kind") == "fold"]
+    assert {r["fold"] for r in per_fold} == {0, 1} and {r["model"] for r in union} == models
+    for row in union:
+        of_row = [r for r in per_fold if (r["model"], r["m"]) == (row["model"], row["m"])]
+        assert row["users"] == sum(r["users"] for r in of_row) and row["folds"] == 2, "every fold's test users"
+        weighted = sum(r["recall"] * r["users"] for r in of_row) / max(row["users"], 1)
+        assert row["recall"] == pytest.approx(weighted), "the mean over every fold's users"
+    assert any(r.get("kind") == "interval" for r in written["rows"])
+    assert main(["liked-set", *data, *quick, *train, "--folds", "0", "1", "--split", "val", "--out", str(folds)]) != 0
+    assert "fold 0's val" in capsys.readouterr().err
 
 
 def test_a_dataset_gets_the_set_rule_its_validation_chose_else_the_products(tmp_path) -> None:

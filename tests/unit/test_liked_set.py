@@ -25,7 +25,13 @@ from rec_lib.evaluation.likedset import (
 )
 from rec_lib.evaluation.protocol import EmbeddingScorer, build_queries, evaluate
 from rec_lib.evaluation.sasrec import draw_windows, train_sasrec, user_sequences
-from rec_lib.experiments.likedset import LEARNED_ABLATIONS, LEARNED_RULE, MULTI_INTEREST, PRIOR_TICKS_GRID
+from rec_lib.experiments.likedset import (
+    LEARNED_ABLATIONS,
+    LEARNED_RULE,
+    MULTI_INTEREST,
+    PRIOR_TICKS_GRID,
+    recall_table,
+)
 from rec_lib.experiments.tuning import BASELINE_L2
 from rec_lib.pinsage.graph import build_graph
 
@@ -292,6 +298,8 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
         assert row["users"] == sum(r["users"] for r in of_row) and row["folds"] == 2, "every fold's test users"
         weighted = sum(r["recall"] * r["users"] for r in of_row) / max(row["users"], 1)
         assert row["recall"] == pytest.approx(weighted), "the mean over every fold's users"
+    table = recall_table(pd.DataFrame(written["rows"]))
+    assert all(table.loc[r["model"], r["m"]] == pytest.approx(r["recall"]) for r in union), "the union, not the folds"
     assert any(r.get("kind") == "interval" for r in written["rows"])
     assert main(["liked-set", *data, *quick, *train, "--folds", "0", "1", "--split", "val", "--out", str(folds)]) != 0
     assert "fold 0's val" in capsys.readouterr().err

@@ -85,6 +85,9 @@ class TrainConfig:
     """The most-visited movies kept as a movie's neighbours."""
     target_window: int = 1
     """"sequence" only: the target of a history is drawn from the user's next ``target_window`` movies (1: the next)."""
+    consecutive_targets: int = 1
+    """"sequence" only: each drawn example brings the same user's next ``consecutive_targets - 1`` positions with it,
+    each with its own history, so one batch's neighbourhoods train that many targets per draw (1: independent draws)."""
     hard_negative_ratio: float = 0.2
     """Share of negatives drawn at the end of a longer walk instead of uniformly."""
     head_sampling: Literal["uniform", "edge"] = "uniform"
@@ -134,7 +137,15 @@ class TrainConfig:
 
     def validate(self) -> None:
         self.sampler.validate()
-        sizes = ("hidden_dims", "attention_dims", "target_window", "batch_size", "batches_per_epoch", "num_epochs")
+        sizes = (
+            "hidden_dims",
+            "attention_dims",
+            "target_window",
+            "consecutive_targets",
+            "batch_size",
+            "batches_per_epoch",
+            "num_epochs",
+        )
         for name in (*sizes, "patience", "val_users", "eval_k"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"TrainConfig.{name}={getattr(self, name)} must be at least 1")
@@ -186,7 +197,10 @@ class TrainConfig:
         return cls(**values)
 
 
-ADDED_SETTINGS = {name: getattr(TrainConfig, name) for name in ("query_encoder", "attention_dims", "target_window")}
+ADDED_SETTINGS = {
+    name: getattr(TrainConfig, name)
+    for name in ("query_encoder", "attention_dims", "target_window", "consecutive_targets")
+}
 """Settings added after runs were first saved, with the value every earlier run had: a run keeps its identity
 (:func:`rec_lib.pinsage.checkpoint.config_identity`) while they keep it."""
 

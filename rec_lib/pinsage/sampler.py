@@ -379,7 +379,10 @@ class SequenceSampler(_ExampleSampler):
     its history is the user's up to ``history_len`` earlier movies, and its target that movie or, with a
     ``target_window`` of ``W``, one drawn uniformly from the user's next ``W`` movies from it (fewer at the end of
     the user's sequence): movies rated together reach the data in an order that says nothing, so any of the next
-    few is a fair answer for the history. Negatives are uniform over movies,
+    few is a fair answer for the history. With ``consecutive_targets`` of ``K``, each draw also trains the same
+    user's next ``K - 1`` positions, each with its own history (those past the user's last movie are left out, so a
+    batch may hold a few rows fewer): their histories overlap, so a batch's sampled neighbourhoods serve ``K``
+    targets each (PinnerFormer's dense all-action loss in small). Negatives are uniform over movies,
     ``hard_negative_ratio`` of them the end of a longer walk from the target. Edges between the target
     and every history movie are removed from the batch's neighbourhoods, so the graph never shows the
     model the engagement it must predict.
@@ -396,12 +399,15 @@ class SequenceSampler(_ExampleSampler):
         hard_negative_ratio: float = 0.0,
         hard_negative_walk: int = 3,
         target_window: int = 1,
+        consecutive_targets: int = 1,
     ) -> None:
         super().__init__(walker, neighbours, num_layers, hard_negative_ratio, hard_negative_walk)
-        if target_window < 1:
-            raise ConfigError(f"target_window={target_window} must be at least 1")
+        for name, value in (("target_window", target_window), ("consecutive_targets", consecutive_targets)):
+            if value < 1:
+                raise ConfigError(f"{name}={value} must be at least 1")
         self.history_len = history_len
         self.target_window = target_window
+        self.consecutive_targets = consecutive_targets
         users, movies = sequences.to(walker.device)
         self.movies = movies
         self.user_start = user_starts(users)
@@ -415,7 +421,8 @@ class SequenceSampler(_ExampleSampler):
 
     def sample(self, batch_size: int, n_negatives: int) -> SequenceBatch:
         gen, device = self.walker.generator, self.walker.device
-        rows = self.rows[torch.randint(0, self.rows.numel(), (batch_size,), generator=gen, device=device)]
+        rows = self._draw_rows(batch_size)
+        batch_size = rows.numel()
         targets = self.movies[rows]
         if self.target_window > 1:
             ahead = torch.randint(0, self.target_window, (batch_size,), generator=gen, device=device)
@@ -444,3 +451,13 @@ class SequenceSampler(_ExampleSampler):
             history_ids=history_ids,
             blocks=blocks,
         )
+
+    def _draw_rows(self, batch_size: int) -> torch.Tensor:
+        """Up to ``batch_size`` example rows: uniform draws, each with its next ``consecutive_targets - 1`` rows of
+        the same user."""
+        gen, device = self.walker.generator, self.walker.device
+        per_draw = self.consecutive_targets
+        draws = -(-batch_size // per_draw)
+        anchors = self.rows[torch.randint(0, self.rows.numel(), (draws,), generator=gen, device=device)]
+        rows = (anchors[:, None] + torch.arange(per_draw, device=device)).flatten()[:batch_size]
+        return rows[rows <= self.user_last[anchors].repeat_interleave(per_draw)[:batch_size]]

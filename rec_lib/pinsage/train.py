@@ -203,6 +203,7 @@ def _batch_drawer(
         config.history_len,
         hard_negative_ratio=config.hard_negative_ratio,
         target_window=config.target_window,
+        consecutive_targets=config.consecutive_targets,
     )
     n_negatives = config.batch_size
     uniform_share = n_negatives * (1.0 - config.hard_negative_ratio) / walker.n_movies
@@ -211,7 +212,7 @@ def _batch_drawer(
         batch = examples.sample(config.batch_size, n_negatives)
         log_q = None
         if config.logq_correction:
-            expected = config.batch_size * examples.target_share[batch.candidate_ids] + uniform_share
+            expected = batch.targets.numel() * examples.target_share[batch.candidate_ids] + uniform_share
             log_q = torch.log(expected)
         return model.sequence_loss(batch, config.loss, log_q)
 

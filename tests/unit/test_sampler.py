@@ -161,3 +161,26 @@ def test_a_target_window_draws_the_target_from_the_next_movies_of_the_same_user(
     assert offsets == {1: {1}, 3: {1, 2, 3}}
     with pytest.raises(ConfigError, match="target_window"):
         SequenceSampler(walker, walker, 2, sequences, history_len=4, target_window=0)
+
+
+def test_consecutive_targets_train_a_draw_and_the_next_positions_of_the_same_user(tmp_path: Path) -> None:
+    """User 0 watched movies 0..9 in order, user 1 movies 10..14: with 4 consecutive targets a batch is runs of
+    rows whose targets follow each other within one user, each row's history the movies before its own target,
+    and no row goes past its user's last movie."""
+    _, graph = synthetic(tmp_path)
+    users = torch.tensor([0] * 10 + [1] * 5)
+    sequences = torch.stack([users, torch.arange(15)])
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=3))
+    sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4, consecutive_targets=4)
+    sizes, steps = set(), set()
+    for _ in range(20):
+        batch = sampler.sample(32, 8)
+        target = batch.candidate_ids[batch.targets]
+        sizes.add(target.numel())
+        assert target.numel() <= 32
+        assert torch.equal(batch.history_ids[:, 0], target - 1), "each row's latest movie is the one before its target"
+        steps |= set((target[1:] - target[:-1]).tolist())
+    assert 1 in steps, "a draw's rows are the next positions of the same user"
+    assert min(sizes) < 32, "rows past a user's last movie are left out"
+    with pytest.raises(ConfigError, match="consecutive_targets"):
+        SequenceSampler(walker, walker, 2, sequences, history_len=4, consecutive_targets=0)

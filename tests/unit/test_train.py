@@ -131,9 +131,9 @@ def test_training_on_cuda(tmp_path: Path) -> None:
 
 
 def test_settings_added_later_keep_earlier_runs_where_they_were() -> None:
-    """A run of the defaults keeps its directory (its identity) after the query encoder and the target window were
-    added; changing either gives another run."""
+    """A run of the defaults keeps its directory (its identity) after the query encoder, the target window and
+    consecutive targets were added; changing any of them gives another run."""
     identity = config_identity(TrainConfig())
     assert not set(ADDED_SETTINGS) & set(identity), "the defaults' identity is what it was before they existed"
-    for change in ({"query_encoder": "attention"}, {"target_window": 3}):
+    for change in ({"query_encoder": "attention"}, {"target_window": 3}, {"consecutive_targets": 4}):
         assert config_identity(TrainConfig(**change)) != identity

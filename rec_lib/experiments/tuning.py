@@ -40,6 +40,12 @@ ABLATIONS: dict[str, dict] = {
     "target drawn from the next 3 movies": {"target_window": 3},
     "8 consecutive targets a draw, 1,024 examples a batch": {"consecutive_targets": 8, "batch_size": 1024},
     "a longer budget: patience 8, a cap of 64 epochs": {"patience": 8, "num_epochs": 64},
+    "8 consecutive targets and the longer budget": {
+        "consecutive_targets": 8,
+        "batch_size": 1024,
+        "patience": 8,
+        "num_epochs": 64,
+    },
     "no per-movie bias": {"use_bias": False},
     "id dropout 0.1, the dropped movie loses its neighbourhood": {"id_dropout": 0.1},
     "id dropout 0.1 keeps the neighbourhood": {"id_dropout": 0.1, "drop_neighbourhood": False},

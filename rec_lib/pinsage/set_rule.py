@@ -65,12 +65,14 @@ class SetRuleModel(torch.nn.Module):
         """(B, d + 1) queries for (B, m, d + 1) stored rows of the ticks, ``present`` (B, m) marking real ones."""
         ticks = present.sum(1, keepdim=True)
         weights = torch.exp(self.log_gain) * present / (ticks + torch.exp(self.log_prior_ticks))
-        pooled = (weights.unsqueeze(-1) * ticked[:, :, :-1]).sum(1)
-        if self.dim_weights is not None:
-            pooled = pooled * self.dim_weights
+        pooled = self.mix((weights.unsqueeze(-1) * ticked[:, :, :-1]).sum(1))
         if self.prior_vector is not None:
             pooled = pooled + self.prior_vector
         return torch.cat([pooled, torch.exp(self.log_bias_weight).expand(len(pooled), 1)], 1)
+
+    def mix(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The (B, d) pooled ticks weighed per dimension (as they are without ``dim_weights``)."""
+        return pooled if self.dim_weights is None else pooled * self.dim_weights
 
     @torch.no_grad()
     def rule(self) -> SetRule:
@@ -98,6 +100,21 @@ def fit_set_rule(
 ) -> SetRule:
     """The set rule fitted to ``liked`` (each user's liked movie rows) over the frozen ``vectors`` and ``bias``."""
     config = config or SetRuleFitConfig()
+    model = SetRuleModel(np.shape(vectors)[1], config)
+    return fit_set_rule_model(model, vectors, bias, liked, config, show_progress=show_progress).rule()
+
+
+def fit_set_rule_model(
+    model: SetRuleModel,
+    vectors: np.ndarray | torch.Tensor,
+    bias: np.ndarray | torch.Tensor,
+    liked: list[np.ndarray],
+    config: SetRuleFitConfig,
+    *,
+    show_progress: bool = False,
+) -> SetRuleModel:
+    """``model`` (a fresh :class:`SetRuleModel`, or a variant of its query) fitted as :func:`fit_set_rule` does,
+    left at its best check."""
     if not liked:
         raise RecLibError(
             f"no user has two liked movies (rated at least {LIKED_RATING:g}: a tick and a target) to fit the set "
@@ -112,7 +129,6 @@ def fit_set_rule(
     fitting = [liked[i] for i in order[kept:]] or checking
     check_rng = np.random.default_rng([config.seed, 1])
     check_batches = [_examples(checking, stored.shape[0], config, check_rng) for _ in range(config.check_batches)]
-    model = SetRuleModel(stored.shape[1] - 1, config)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
     best, best_state, waited = float("inf"), {k: v.clone() for k, v in model.state_dict().items()}, 0
     for step in progress(range(config.max_steps), show_progress, desc="set rule", unit="step"):
@@ -131,7 +147,7 @@ def fit_set_rule(
             if waited >= config.patience:
                 break
     model.load_state_dict(best_state)
-    return model.rule()
+    return model
 
 
 def _examples(

@@ -152,8 +152,15 @@ def chosen_set_rule_is_learned(per_user: dict[tuple[str, int], LikedSetScores], 
     return recall(LEARNED_RULE) > recall(set_rule_name(prior_ticks))
 
 
-LIKED_SET_FILES = {"val": "-val", "test": "", "folds": "-folds"}
-"""The suffix of each liked-set table's file: the val users, fold 0's test users, every fold's test users."""
+LIKED_SET_FILES = {
+    "val": "-val",
+    "test": "",
+    "folds": "-folds",
+    "variants-val": "-variants-val",
+    "variants-folds": "-variants-folds",
+}
+"""The suffix of each liked-set table's file: the val users, fold 0's test users, every fold's test users, and the
+set rule's variants (``bench/set_rule_variants.py``) on fold 0's val users and every fold's test users."""
 
 
 def load_liked_set(dataset: str, which: str = "val", directory: Path | None = None) -> pd.DataFrame:

@@ -157,10 +157,11 @@ LIKED_SET_FILES = {
     "test": "",
     "folds": "-folds",
     "variants-val": "-variants-val",
+    "variants-test": "-variants-test",
     "variants-folds": "-variants-folds",
 }
 """The suffix of each liked-set table's file: the val users, fold 0's test users, every fold's test users, and the
-set rule's variants (``bench/set_rule_variants.py``) on fold 0's val users and every fold's test users."""
+set rule's variants (``bench/set_rule_variants.py``) on each of those."""
 
 
 def load_liked_set(dataset: str, which: str = "val", directory: Path | None = None) -> pd.DataFrame:

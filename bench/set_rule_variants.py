@@ -9,8 +9,9 @@ ticks), beside the tuned EASE and most-popular.
 
 Each fold's PinSage run (seed 0) is the one ``python -m rec_lib liked-set --folds ...`` trains: found in
 ``--artefacts-dir`` when it ran there, else trained. Every variant is fitted like the product's rule
-(:func:`rec_lib.pinsage.set_rule.fit_set_rule_model`, same data, seed and stopping); only the query differs. A
-variant that changes the query beyond per-dimension weights would need more than a :class:`SetRule` to be served.
+(:func:`rec_lib.pinsage.set_rule.fit_set_rule_model`, same data, seed and stopping); only the query differs. The
+validation file is where the product's choice between per-dimension weights and the full transform is read
+(:func:`rec_lib.experiments.likedset.chosen_transform`); the low-rank variant is not served.
 """
 
 from __future__ import annotations
@@ -25,26 +26,15 @@ import torch
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.likedset import QUERY_SIZES, LikedSetQueries, liked_set_queries, liked_set_split
-from rec_lib.experiments.likedset import liked_set_baselines
+from rec_lib.experiments.likedset import DIAGONAL_VARIANT, TRANSFORM_VARIANT, liked_set_baselines
 from rec_lib.experiments.runs import train_run
 from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
 from rec_lib.pinsage.graph import build_graph
 from rec_lib.pinsage.set_rule import SetRuleFitConfig, SetRuleModel, fit_set_rule_model, liked_lists
 
-PRODUCT = "learned rule (the product's)"
-
-
-class FullTransform(SetRuleModel):
-    """The learned rule with a full d × d transform of the pooled ticks (from the identity) in place of
-    per-dimension weights: a bilinear similarity between the ticks and every movie."""
-
-    def __init__(self, dim: int, config: SetRuleFitConfig) -> None:
-        super().__init__(dim, replace(config, dim_weights=False))
-        self.transform = torch.nn.Parameter(torch.eye(dim))
-
-    def mix(self, pooled: torch.Tensor) -> torch.Tensor:
-        return pooled @ self.transform
+LOW_RANK = "per-dimension + rank 16"
+VARIANTS = (DIAGONAL_VARIANT, TRANSFORM_VARIANT, LOW_RANK)
 
 
 class LowRankTransform(SetRuleModel):
@@ -59,7 +49,12 @@ class LowRankTransform(SetRuleModel):
         return super().mix(pooled) + (pooled @ self.into) @ self.out.T
 
 
-VARIANTS = {PRODUCT: SetRuleModel, "full transform": FullTransform, "per-dimension + rank 16": LowRankTransform}
+def variant_model(name: str, dim: int, fit: SetRuleFitConfig) -> SetRuleModel:
+    """The unfitted query of variant ``name``: the learned rule's two (the product's choice between them is
+    :func:`rec_lib.experiments.likedset.chosen_transform`), or the low-rank one."""
+    if name == LOW_RANK:
+        return LowRankTransform(dim, fit)
+    return SetRuleModel(dim, replace(fit, transform=name == TRANSFORM_VARIANT))
 
 
 @torch.no_grad()
@@ -84,7 +79,8 @@ def fold_recalls(prep, fold: int, which: str, args: argparse.Namespace) -> dict[
     queries = {m: liked_set_queries(split, which, m) for m in QUERY_SIZES}
     recalls = {}
     for name in args.variants:
-        model = fit_set_rule_model(VARIANTS[name](stored.shape[1] - 1, fit), run.test_vectors, run.bias, liked, fit)
+        model = variant_model(name, stored.shape[1] - 1, fit)
+        model = fit_set_rule_model(model, run.test_vectors, run.bias, liked, fit)
         recalls |= {(name, m): recall_at_k(model, stored, q, config.eval.k) for m, q in queries.items()}
     _, baselines = liked_set_baselines(split, which=which, ease_l2=args.ease_l2, config=config.eval)
     recalls |= {(name, m): s.recall for (name, m), s in baselines.items() if name in ("ease", "most-popular")}
@@ -98,7 +94,7 @@ def main() -> None:
     parser.add_argument("--artefacts-dir")
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
-    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--ease-l2", type=float, default=300_000.0, help="EASE's λ (the liked-set validation's)")
     parser.add_argument("--out", help="JSON file for the rows")
     args = parser.parse_args()
@@ -109,7 +105,7 @@ def main() -> None:
     for name, m in per_fold[0]:
         recall = np.concatenate([fold[name, m] for fold in per_fold])
         row = {"model": name, "m": m, "users": len(recall), "recall": float(recall.mean())}
-        for against in (PRODUCT, "ease"):
+        for against in (DIAGONAL_VARIANT, "ease"):
             if against in (*args.variants, "ease") and against != name:
                 gap = paired_bootstrap(recall, np.concatenate([fold[against, m] for fold in per_fold]))
                 row[f"minus {against}"] = f"{gap.mean:+.3f} [{gap.low:+.3f}, {gap.high:+.3f}]"

@@ -145,10 +145,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     liked.add_argument(
         "--set-rule",
-        choices=("fixed", "learned"),
+        choices=("fixed", "learned", "transformed"),
         default="fixed",
-        help="PinSage's headline row: the fixed set rule with --prior-ticks, or the learned one; the one this "
-        "dataset's validation users chose (--split val prints it); default fixed",
+        help="PinSage's headline row: the fixed set rule with --prior-ticks, the learned one, or the learned one "
+        "with a full transform; the one this dataset's validation users chose (--split val prints fixed or learned; "
+        "bench/set_rule_variants.py --split val compares the learned one with and without the transform); default "
+        "fixed",
     )
     liked.add_argument(
         "--prior-ticks",
@@ -548,7 +550,7 @@ def _liked_set(args: argparse.Namespace) -> int:
     from rec_lib.experiments.likedset import LIKED_SET_FILES, SetRuleChoice, recall_table
 
     config = _train_config(args)
-    choice = SetRuleChoice(args.set_rule == "learned", args.prior_ticks)
+    choice = SetRuleChoice(args.set_rule != "fixed", args.prior_ticks, args.set_rule == "transformed")
     seeds = args.seeds or [config.seed]
     rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,

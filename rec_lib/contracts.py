@@ -200,7 +200,9 @@ class SetRule:
     the fewer the ticks, the more the prior counts against them, the prior being the per-movie bias (weighed by
     ``c``) and the catalogue direction ``u``. The fixed rule has ``g = c = 1``, ``w = 1`` and ``u = 0``
     (``prior_ticks = 0`` is then the plain mean); the learned rule (:mod:`rec_lib.pinsage.set_rule`) fits all of
-    them to training users' liked movies. Either way the query is a mean over the ticks, so the order cannot count.
+    them to training users' liked movies. A ``transformed`` rule has a full ``d × d`` transform ``W`` in place of
+    ``w``: it pools the ticks' rows ``[h_j W, b_j]`` (:attr:`Embeddings.set_vectors`, stored beside ``[h_j, b_j]``),
+    since ``mean_j(h_j) W = mean_j(h_j W)``. Either way the query is a mean over the ticks, so the order cannot count.
 
     >>> rule = SetRule(prior_ticks=1.0)
     >>> [[round(float(w), 3) for w in row] for row in rule.masked_weights(np.array([[1, 1, 0], [1, 0, 0]]))]
@@ -220,6 +222,8 @@ class SetRule:
     """``w``, one weight per vector dimension; empty means every dimension weighs 1."""
     prior_vector: tuple[float, ...] = ()
     """``u``, a direction in the movies' space added to every query; empty means none."""
+    transformed: bool = False
+    """Whether :meth:`queries` is handed the ticks' transformed rows ``[h_j W, b_j]`` (see :func:`set_rows`)."""
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.prior_ticks) or self.prior_ticks < 0:
@@ -237,11 +241,14 @@ class SetRule:
                 f"a set rule's dim_weights ({len(self.dim_weights)}) and prior_vector ({len(self.prior_vector)}) "
                 "must be as long as each other"
             )
+        if self.transformed and self.dim_weights:
+            raise ConfigError("a transformed set rule has its transform in place of dim_weights, not both")
 
     @property
     def learned(self) -> bool:
         """Whether anything beyond ``prior_ticks`` differs from the fixed rule."""
-        return bool(self.dim_weights or self.prior_vector) or (self.gain, self.bias_weight) != (1.0, 1.0)
+        changed = self.dim_weights or self.prior_vector or self.transformed
+        return bool(changed) or (self.gain, self.bias_weight) != (1.0, 1.0)
 
     def masked_weights(self, present: np.ndarray) -> np.ndarray:
         """Each row's weights over its present ticks of a (B, m) array: ``g · s(m) / m`` each."""
@@ -250,8 +257,9 @@ class SetRule:
         return self.gain * present / np.maximum(ticks + self.prior_ticks, 1e-12)
 
     def queries(self, ticked: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
-        """The (B, d + 1) queries for (B, m, d + 1) stored rows ``[h_j, b_j]`` of the ticked movies, each row's
-        present ticks marked in ``present`` (default all), in any order."""
+        """The (B, d + 1) queries for (B, m, d + 1) stored rows ``[h_j, b_j]`` of the ticked movies (for a
+        transformed rule ``[h_j W, b_j]``), each row's present ticks marked in ``present`` (default all), in any
+        order."""
         ticked = np.asarray(ticked, dtype=np.float32)
         present = np.ones(ticked.shape[:2], dtype=np.float32) if present is None else present
         dim = ticked.shape[2] - 1
@@ -279,6 +287,7 @@ class SetRule:
             "bias_weight": float(self.bias_weight),
             "dim_weights": [float(w) for w in self.dim_weights],
             "prior_vector": [float(u) for u in self.prior_vector],
+            "transformed": self.transformed,
         }
 
     @classmethod
@@ -290,7 +299,50 @@ class SetRule:
             bias_weight=float(values.get("bias_weight", 1.0)),
             dim_weights=tuple(float(w) for w in values.get("dim_weights", ())),
             prior_vector=tuple(float(u) for u in values.get("prior_vector", ())),
+            transformed=bool(values.get("transformed", False)),
         )
+
+
+def transformed_vectors(vectors: np.ndarray, transform: np.ndarray | None) -> np.ndarray | None:
+    """``h W`` (float32) for (N, d) vectors ``h`` and a (d, d) transform ``W``; None without a transform."""
+    if transform is None:
+        return None
+    return (np.asarray(vectors, dtype=np.float32) @ np.asarray(transform, dtype=np.float32)).astype(np.float32)
+
+
+def set_rows(stored: np.ndarray, set_vectors: np.ndarray) -> np.ndarray:
+    """``[h_j W, b_j]``, the rows a transformed set rule pools, from stored rows ``[h_j, b_j]`` and ``h_j W``.
+
+    >>> set_rows(np.array([[1.0, 2.0, 0.5]]), np.array([[3.0, 4.0]]))
+    array([[3. , 4. , 0.5]], dtype=float32)
+    """
+    return np.concatenate([set_vectors, np.asarray(stored)[..., -1:]], axis=-1).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class FittedSetRule:
+    """A set rule as fitted, with its (d, d) transform ``W`` when it is ``transformed`` (else None).
+
+    >>> fitted = FittedSetRule(SetRule(0.0, transformed=True), np.array([[0.0, 1.0], [1.0, 0.0]], np.float32))
+    >>> fitted.pooled_rows(np.array([[1.0, 2.0, 0.5]]))
+    array([[2. , 1. , 0.5]], dtype=float32)
+    """
+
+    rule: SetRule
+    transform: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule.transformed != (self.transform is not None):
+            raise ConfigError("a fitted set rule has a transform exactly when its rule is transformed")
+
+    def set_vectors(self, vectors: np.ndarray) -> np.ndarray | None:
+        """Each movie's ``h W`` (float32), kept beside ``h`` in the store; None for a rule without a transform."""
+        return transformed_vectors(vectors, self.transform)
+
+    def pooled_rows(self, stored: np.ndarray) -> np.ndarray:
+        """The rows :attr:`rule` pools, for every movie's stored row ``[h, b]``."""
+        stored = np.asarray(stored, dtype=np.float32)
+        return stored if self.transform is None else set_rows(stored, self.set_vectors(stored[:, :-1]))
 
 
 @dataclass
@@ -311,10 +363,20 @@ class Embeddings:
     set_rule: SetRule = field(default_factory=SetRule)
     """How a person's ticked set becomes one query (the one the liked-set protocol's validation chose for the
     dataset)."""
+    set_transform: np.ndarray | None = None
+    """float32, (hidden_dims, hidden_dims): the set rule's transform ``W`` when it is transformed, else None."""
 
     @property
     def dim(self) -> int:
         return self.vectors.shape[1]
+
+    @property
+    def fitted_set_rule(self) -> FittedSetRule:
+        return FittedSetRule(self.set_rule, self.set_transform)
+
+    def set_vectors(self) -> np.ndarray | None:
+        """``h W`` per movie for a transformed set rule (the store keeps it beside ``[h, b]``), else None."""
+        return self.fitted_set_rule.set_vectors(self.vectors)
 
     def store_vectors(self) -> np.ndarray:
         """``[h, b]`` per movie: what goes into the vector store."""
@@ -324,6 +386,12 @@ class Embeddings:
         """Refuse NaN, infinite or wrongly shaped vectors, naming the movie ids at fault."""
         validate_vectors(self.movie_ids, self.vectors, self.dim)
         validate_vectors(self.movie_ids, self.bias[:, None], 1)
+        if self.set_rule.transformed != (self.set_transform is not None):
+            raise RecLibError("an export has a set transform exactly when its set rule is transformed")
+        if self.set_transform is not None and (
+            np.shape(self.set_transform) != (self.dim, self.dim) or not np.isfinite(self.set_transform).all()
+        ):
+            raise RecLibError(f"the set transform must be a finite {self.dim} × {self.dim} matrix")
         duplicated = pd.Index(self.movie_ids)[pd.Index(self.movie_ids).duplicated()].tolist()
         if duplicated:
             raise InvalidVectorsError("movie ids appear more than once", duplicated)
@@ -380,6 +448,7 @@ def save_embeddings(embeddings: Embeddings, directory: Path) -> Path:
             query_rule=np.asarray(embeddings.query_rule.position_weights, dtype=np.float64),
             query_rule_json=np.asarray(json.dumps(embeddings.query_rule.as_dict())),
             set_rule=np.asarray(json.dumps(embeddings.set_rule.as_dict())),
+            **({} if embeddings.set_transform is None else {"set_transform": embeddings.set_transform}),
         ),
     )
     meta = {
@@ -409,9 +478,19 @@ def load_embeddings(directory: Path) -> Embeddings:
             fingerprint=metadata.pop("fingerprint"),
             metadata=metadata,
             set_rule=_saved_set_rule(data),
+            set_transform=data.get("set_transform"),
         )
     embeddings.validate()
     return embeddings
+
+
+def saved_set_transform(directory: Path) -> np.ndarray | None:
+    """The set transform of the export in ``directory`` (a run dir); None when it has none or there is no export."""
+    arrays = Path(directory) / EMBEDDINGS_NAME
+    if not arrays.is_file():
+        return None
+    with np.load(arrays) as data:
+        return data.get("set_transform")
 
 
 def _saved_query_rule(data) -> QueryRule:

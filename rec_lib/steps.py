@@ -108,20 +108,19 @@ def evaluate(
 def export(run: Run, *, prep: Preprocessed | None = None, device: str = "auto") -> Embeddings:
     """Every movie's vector from ``run``'s best model on the graph of every interaction, checked and saved beside
     the run with its rules: the model's for histories, and for sets the one the dataset's liked-set validation
-    chose (the fixed product rule where none was run; the learned rule fitted to these vectors and every user's
-    liked movies where it was chosen)."""
+    chose (the fixed product rule where none was run; the learned rule, with its transform where that was chosen,
+    fitted to these vectors and every user's liked movies where it was chosen)."""
     from rec_lib.experiments.likedset import chosen_set_rule
     from rec_lib.pinsage.config import resolve_device
     from rec_lib.pinsage.export import export_embeddings
     from rec_lib.pinsage.graph import FULL_GRAPH, build_graph
-    from rec_lib.pinsage.set_rule import SetRuleFitConfig
 
     prep = prep if prep is not None else run.load_data()
     graph = build_graph(prep, FULL_GRAPH)
     choice = chosen_set_rule(run.config.dataset)
     return export_embeddings(
         prep, graph, run.directory, device=resolve_device(device), set_rule=choice.fixed_rule,
-        learn_set_rule=SetRuleFitConfig(seed=run.config.seed) if choice.learned else None,
+        learn_set_rule=choice.fit_config(run.config.seed) if choice.learned else None,
     )  # fmt: skip
 
 
@@ -180,7 +179,8 @@ def add_movies(
     new = new_movie_vectors(run.directory, prep, movies, ratings, device=resolve_device(device))
     if len(new.movie_ids) == 0:
         return AddedMovies(new, None, stores.vectors.where)
-    report = add_to_stores(stores, new.movie_ids, new.stored, catalogue_rows(new.movies, new.first_ratings))
+    rows = catalogue_rows(new.movies, new.first_ratings)
+    report = add_to_stores(stores, new.movie_ids, new.stored, rows, new.set_vectors)
     return AddedMovies(new, report, stores.vectors.where)
 
 

@@ -31,14 +31,15 @@ TRICKY_TITLES = {
 }
 
 
-def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int = 3):
+def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int = 3, transform: bool = False):
     """Embeddings with planted clusters and their movies-table rows, titles full of quotes and unicode.
 
     Movie ``i`` (ids 1..n) belongs to cluster ``i % n_clusters``; cluster ``c`` has genre ``G<c>``,
     years alternate between the 1980s and the 1990s, and popularity falls with the id. The history rule attends
     (over the leading three quarters of each vector, as PinSage's attention reads the graph part and not the
     content part; at 256-d as wide as the product's), and the set rule has every part a learned one has (gain,
-    prior, bias weight, per-dimension weights, prior direction).
+    prior, bias weight, per-dimension weights, prior direction), or with ``transform`` a full transform (near the
+    identity) in place of the per-dimension weights.
     """
     import numpy as np
     import pandas as pd
@@ -59,16 +60,20 @@ def store_data(n_movies: int = 90, dim: int = 16, seed: int = 0, n_clusters: int
         tuple(map(tuple, (rng.normal(size=(attended, rank)) * 0.3).astype(np.float32).astype(float).tolist())),
     )
     rule = QueryRule((0.5, 0.3, 0.2), attention)  # only the latest three picks count, most the latest
+    dim_weights = tuple(float(w) for w in rng.uniform(0.5, 1.5, size=dim).astype(np.float32))
     set_rule = SetRule(
         prior_ticks=2.0,
         gain=1.5,
         bias_weight=0.7,
-        dim_weights=tuple(float(w) for w in rng.uniform(0.5, 1.5, size=dim).astype(np.float32)),
+        dim_weights=() if transform else dim_weights,
         prior_vector=tuple(float(u) for u in (rng.normal(size=dim) * 0.3).astype(np.float32)),
+        transformed=transform,
     )
+    set_transform = (np.eye(dim) + rng.normal(size=(dim, dim)) * 0.3).astype(np.float32) if transform else None
     embeddings = Embeddings(
-        ids, vectors, bias, rule, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"}, set_rule=set_rule
-    )
+        ids, vectors, bias, rule, fingerprint=f"test{seed:04d}", metadata={"dataset": "test"}, set_rule=set_rule,
+        set_transform=set_transform,
+    )  # fmt: skip
     titles = [TRICKY_TITLES.get(int(i), f"Movie {i} ({1980 + (i % 2) * 10 + i % 10})") for i in ids]
     rows = pd.DataFrame(
         {

@@ -12,9 +12,10 @@ does not measure it. The split is the field's strong generalization (Liang et al
 * the ticks are masked and every movie is ranked. Recall@K is hits / min(K, targets); NDCG@K is DCG over the ideal
   DCG of min(K, targets) hits; coverage and popularity are as in the timeline protocol.
 
-A scorer pools the ticks with the rule it is evaluated with: a :class:`~rec_lib.contracts.SetRule` (what
-``recommend()`` does with a set: the picker, the page; for a model of movie vectors, the very store query
-``recommend()`` makes), or a :class:`~rec_lib.contracts.QueryRule` reading the
+A scorer pools the ticks with the rule it is evaluated with: a :class:`~rec_lib.contracts.SetRule` or a
+:class:`~rec_lib.contracts.FittedSetRule` (with its transform; what ``recommend()`` does with a set: the picker, the
+page; for a model of movie vectors, the very store query ``recommend()`` makes), or a
+:class:`~rec_lib.contracts.QueryRule` reading the
 ticks as a history, the last tick the latest (the timeline rule on shuffled ticks, for comparison).
 """
 
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.contracts import QueryRule, SetRule
+from rec_lib.contracts import FittedSetRule, QueryRule, SetRule
 from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.config import EvalConfig
@@ -186,7 +187,7 @@ PLAIN_MEAN = SetRule(prior_ticks=0.0)
 
 def score_liked_sets(
     scorer: MovieScorer,
-    rule: QueryRule | SetRule | MultiInterest,
+    rule: QueryRule | SetRule | FittedSetRule | MultiInterest,
     queries: LikedSetQueries,
     n_movies: int,
     config: EvalConfig | None = None,
@@ -216,7 +217,10 @@ def score_liked_sets(
 
 
 def tick_scores(
-    scorer: MovieScorer, rule: QueryRule | SetRule | MultiInterest, ticks: torch.Tensor, vectors: str = "test"
+    scorer: MovieScorer,
+    rule: QueryRule | SetRule | FittedSetRule | MultiInterest,
+    ticks: torch.Tensor,
+    vectors: str = "test",
 ) -> torch.Tensor:
     """Every movie's score for each row of (B, m) ticks in the order handed over, pooled by ``rule``: for a model of
     movie vectors under a set rule, the very store query ``recommend()`` makes (under multi-interest retrieval, the
@@ -230,9 +234,15 @@ def tick_scores(
             queries = np.concatenate([rule.rule.queries(stored[row[group == g]][None]) for g in np.unique(group)])
             rows.append(scorer.score_queries(torch.from_numpy(queries), vectors).max(0).values)
         return torch.stack(rows)
-    if isinstance(rule, SetRule) and isinstance(scorer, EmbeddingScorer):
-        stored = scorer.stored(vectors).cpu()
-        return scorer.score_queries(torch.from_numpy(rule.queries(stored[ticks].numpy())), vectors)
+    if isinstance(rule, SetRule):
+        rule = FittedSetRule(rule)  # refused for a transformed rule: it is evaluated with its transform
+    if isinstance(rule, FittedSetRule):
+        if isinstance(scorer, EmbeddingScorer):
+            pooled = rule.pooled_rows(scorer.stored(vectors).cpu().numpy())
+            return scorer.score_queries(torch.from_numpy(rule.rule.queries(pooled[ticks.numpy()])), vectors)
+        if rule.transform is not None:
+            raise ConfigError(f"{scorer.name} has no movie vectors to transform for a transformed set rule")
+        rule = rule.rule
     latest_first = ticks.flip(1)
     if isinstance(rule, QueryRule):
         weights = history_weights(scorer, rule, latest_first, torch.ones(tuple(ticks.shape)), vectors)

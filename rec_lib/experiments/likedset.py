@@ -1,7 +1,7 @@
 """The liked-set table: PinSage trained without the held-out users, scored on their shuffled ticks beside the
 baselines (:mod:`rec_lib.evaluation.likedset`), with paired intervals of PinSage's lead; and the set rule, chosen on
-the validation half: the fixed rule's ``prior_ticks``, and whether the learned rule
-(:mod:`rec_lib.pinsage.set_rule`) replaces it."""
+the validation half: the fixed rule's ``prior_ticks``, whether the learned rule (:mod:`rec_lib.pinsage.set_rule`)
+replaces it, and whether the learned rule's full transform replaces its per-dimension weights."""
 
 from __future__ import annotations
 
@@ -43,19 +43,27 @@ LEARNED_ABLATIONS = {
     "pinsage, learned set rule: gain, prior and bias weight only": {"dim_weights": False, "prior_vector": False},
 }
 """The learned rule with parts switched off, scored on the validation users."""
+DIAGONAL_VARIANT = "per-dimension weights"
+TRANSFORM_VARIANT = "full transform"
+"""The learned rule's variants (``bench/set_rule_variants.py``) that :func:`chosen_transform` chooses between."""
 
 
 @dataclass(frozen=True)
 class SetRuleChoice:
-    """What a dataset's liked-set validation chose: the fixed rule's ``prior_ticks``, and whether the learned rule
-    (fitted to each model's vectors) replaces it."""
+    """What a dataset's liked-set validation chose: the fixed rule's ``prior_ticks``, whether the learned rule
+    (fitted to each model's vectors) replaces it, and whether that one has a full transform."""
 
     learned: bool = False
     prior_ticks: float = SET_PRIOR_TICKS
+    transform: bool = False
 
     @property
     def fixed_rule(self) -> SetRule:
         return SetRule(self.prior_ticks)
+
+    def fit_config(self, seed: int) -> SetRuleFitConfig:
+        """How the learned rule is fitted for a model trained with ``seed``."""
+        return SetRuleFitConfig(seed=seed, transform=self.transform)
 
 
 def liked_set_experiment(
@@ -77,7 +85,7 @@ def liked_set_experiment(
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
     liked = liked_lists(split.train)
-    fit = SetRuleFitConfig(seed=config.seed)
+    fit = choice.fit_config(config.seed)
     learned = fit_set_rule(result.test_vectors, result.bias, liked, fit)
     product = learned if choice.learned else choice.fixed_rule
     entries = [(PRODUCT_RULE, pinsage, product), (TIMELINE_RULE, pinsage, pinsage.query_rule)]
@@ -86,11 +94,14 @@ def liked_set_experiment(
     priors = PRIOR_TICKS_GRID if which == "val" else tuple(sorted(priors))
     entries += [(set_rule_name(prior), pinsage, SetRule(prior)) for prior in priors]
     if which == "val":
+        diagonal = replace(fit, transform=False)
         entries += [
-            (name, pinsage, fit_set_rule(result.test_vectors, result.bias, liked, replace(fit, **parts)))
+            (name, pinsage, fit_set_rule(result.test_vectors, result.bias, liked, replace(diagonal, **parts)))
             for name, parts in LEARNED_ABLATIONS.items()
         ]
-        entries += [(MULTI_INTEREST, pinsage, MultiInterest(learned))]
+        if choice.transform:
+            learned = fit_set_rule(result.test_vectors, result.bias, liked, diagonal)
+        entries += [(MULTI_INTEREST, pinsage, MultiInterest(learned.rule))]
     return liked_set_rows(entries, split, which, sizes, config.eval)
 
 
@@ -130,15 +141,34 @@ def chosen_ease_l2(per_user: dict[tuple[str, int], LikedSetScores]) -> float:
 
 def chosen_set_rule(dataset: str, directory: Path | None = None) -> SetRuleChoice:
     """The set rule the liked-set validation of ``dataset`` chose (``<dataset>-liked-set-val.json`` in
-    ``directory``, default the committed tuning results), else the fixed product rule when none was run."""
-    path = (directory or tuning_dir()) / f"{dataset}-liked-set-val.json"
+    ``directory``, default the committed tuning results; the transform by :func:`chosen_transform`), else the fixed
+    product rule when none was run."""
+    directory = directory or tuning_dir()
+    path = directory / f"{dataset}-liked-set{LIKED_SET_FILES['val']}.json"
     if not path.is_file():
         return SetRuleChoice()
     try:
         metadata = json.loads(path.read_text())["metadata"]
-        return SetRuleChoice(bool(metadata.get("chosen_learned_rule", False)), float(metadata["chosen_prior_ticks"]))
+        learned, prior_ticks = bool(metadata.get("chosen_learned_rule", False)), float(metadata["chosen_prior_ticks"])
     except (ValueError, KeyError, TypeError) as exc:
         raise RecLibError(f"{path} holds no chosen_prior_ticks: run python -m rec_lib liked-set --split val") from exc
+    return SetRuleChoice(learned, prior_ticks, learned and chosen_transform(dataset, directory))
+
+
+def chosen_transform(dataset: str, directory: Path | None = None) -> bool:
+    """Whether the learned rule's variants on the validation users (``<dataset>-liked-set-variants-val.json``,
+    ``bench/set_rule_variants.py``) chose the full transform: its Recall@K over every validation user and query size
+    beats the per-dimension weights' (a tie, or no such file, keeps the weights)."""
+    path = (directory or tuning_dir()) / f"{dataset}-liked-set{LIKED_SET_FILES['variants-val']}.json"
+    if not path.is_file():
+        return False
+    try:
+        rows = pd.DataFrame(json.loads(path.read_text())["rows"])
+        rows = rows[rows["model"].isin([TRANSFORM_VARIANT, DIAGONAL_VARIANT])]
+        pooled = (rows["recall"] * rows["users"]).groupby(rows["model"]).sum() / rows.groupby("model")["users"].sum()
+        return bool(pooled[TRANSFORM_VARIANT] > pooled[DIAGONAL_VARIANT])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RecLibError(f"{path} holds no rows of {TRANSFORM_VARIANT!r} and {DIAGONAL_VARIANT!r}") from exc
 
 
 def chosen_set_rule_is_learned(per_user: dict[tuple[str, int], LikedSetScores], prior_ticks: float) -> bool:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.contracts import Embeddings, SetRule, save_embeddings
+from rec_lib.contracts import Embeddings, FittedSetRule, SetRule, save_embeddings
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
 from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, load_checkpoint
@@ -37,7 +37,7 @@ def export_embeddings(
 ) -> Embeddings:
     """Compute every movie's vector with the run's best model, validate, and save beside the run, with the model's
     query rule and ``set_rule`` (default: the fixed product rule), or, given ``learn_set_rule``, the set rule
-    fitted to these vectors and every user's liked movies.
+    fitted to these vectors and every user's liked movies (with its transform, when it has one).
 
     ``graph`` gives the neighbourhoods: the product passes the graph of every interaction
     (``build_graph(prep, FULL_GRAPH)``), since PinSage needs no retraining to use new edges.
@@ -49,14 +49,17 @@ def export_embeddings(
     target = torch.device(device) if device is not None else config.resolved_device()
     vectors = seeded_vectors(model.to(target), config, graph, target, batch_size=batch_size, progress=progress)
     bias = model.biases().numpy().astype(np.float32)
+    fitted = FittedSetRule(set_rule or SetRule())
     if learn_set_rule is not None:
-        set_rule = fit_set_rule(vectors.cpu(), bias, liked_lists(prep), learn_set_rule, show_progress=progress)
+        fitted = fit_set_rule(vectors.cpu(), bias, liked_lists(prep), learn_set_rule, show_progress=progress)
+    vectors = vectors.cpu().numpy().astype(np.float32)
     embeddings = Embeddings(
         movie_ids=prep.movies["movie_id"].to_numpy(dtype=np.int64),
-        vectors=vectors.numpy().astype(np.float32),
+        vectors=vectors,
         bias=bias,
         query_rule=model.query_rule(),
-        set_rule=set_rule or SetRule(),
+        set_rule=fitted.rule,
+        set_transform=fitted.transform,
         fingerprint=_fingerprint(Path(run_directory).name, checkpoint),
         metadata={
             "run_dir": str(run_directory),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rec_lib.contracts import store_vectors
+from rec_lib.contracts import saved_set_transform, store_vectors, transformed_vectors
 from rec_lib.data.preprocess import SPLITS, Preprocessed
 from rec_lib.errors import DataFormatError
 from rec_lib.pinsage.checkpoint import CHECKPOINT_BEST, checkpoint_vocab, load_checkpoint
@@ -30,7 +30,8 @@ HEADER_LINES = 1
 
 @dataclass(frozen=True)
 class NewMovies:
-    """Movies to add: their stored ``[h, b]`` vectors and details, and what was left out, with why."""
+    """Movies to add: their stored ``[h, b]`` vectors (and ``h W`` for a transformed set rule) and details, and
+    what was left out, with why."""
 
     movie_ids: np.ndarray
     stored: np.ndarray
@@ -40,6 +41,8 @@ class NewMovies:
     """The ratings of the new movies that their neighbourhoods saw."""
     already_trained: list[int]
     """Ids in the file that the model trained on, with the same title: left as they are."""
+    set_vectors: np.ndarray | None = None
+    """``h W`` of each new movie when the run's export has a transformed set rule, else None."""
 
 
 def check_new_movies(
@@ -97,12 +100,14 @@ def new_movie_vectors(
     vectors = seeded_vectors(model.to(target), config, graph, target, movies=nodes)
     bias = model.biases()[nodes]
     first_ratings = ratings[ratings["movie_id"].isin(fresh["movie_id"])]
+    vectors = vectors.numpy().astype(np.float32)
     return NewMovies(
         movie_ids=fresh["movie_id"].to_numpy(dtype=np.int64),
-        stored=store_vectors(vectors.numpy().astype(np.float32), bias.numpy().astype(np.float32)),
+        stored=store_vectors(vectors, bias.numpy().astype(np.float32)),
         movies=fresh[["movie_id", "title", "year", "genres"]],
         first_ratings=first_ratings,
         already_trained=movies.loc[trained, "movie_id"].astype(int).tolist(),
+        set_vectors=transformed_vectors(vectors, saved_set_transform(Path(run_directory))),
     )
 
 

@@ -1,5 +1,6 @@
-"""The learned set rule: :class:`~rec_lib.contracts.SetRule`'s gain, prior, bias weight, per-dimension weights and
-prior direction fitted to how training users' liked movies go together, over frozen PinSage vectors.
+"""The learned set rule: :class:`~rec_lib.contracts.SetRule`'s gain, prior, bias weight, per-dimension weights (or a
+full transform) and prior direction fitted to how training users' liked movies go together, over frozen PinSage
+vectors.
 
 A training example is one user: ``m`` of their liked movies (``m`` drawn from 1 to ``max_ticks``, the movies drawn
 without replacement, so in no order) are the ticks, and all their other liked movies are the targets. The rule
@@ -7,7 +8,8 @@ turns the ticks into one query; every movie is scored by its inner product with 
 and the loss is the multinomial log-likelihood of the targets under the softmax over the catalogue (Mult-VAE's,
 Liang et al., WWW 2018), averaged over targets. The rule starts as the fixed rule and stops when the loss on a
 share of the users kept out of fitting has not improved for ``patience`` checks; it is then exactly a
-:class:`SetRule`, so serving pools a set with numpy alone.
+:class:`~rec_lib.contracts.FittedSetRule`, so serving pools a set with numpy alone (a transform through each movie's
+transformed vector, stored beside its vector).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rec_lib.contracts import SET_PRIOR_TICKS, SetRule
+from rec_lib.contracts import SET_PRIOR_TICKS, FittedSetRule, SetRule
 from rec_lib.data.preprocess import Preprocessed
 from rec_lib.errors import RecLibError
 from rec_lib.evaluation.likedset import LIKED_RATING
@@ -26,7 +28,7 @@ from rec_lib.progress import progress
 
 @dataclass(frozen=True)
 class SetRuleFitConfig:
-    """How the set rule is fitted; ``dim_weights`` and ``prior_vector`` switch those parts on (ablations)."""
+    """How the set rule is fitted; ``dim_weights``, ``transform`` and ``prior_vector`` switch those parts on."""
 
     max_ticks: int = 10
     batch_size: int = 256
@@ -38,6 +40,8 @@ class SetRuleFitConfig:
     """Share of the users kept out of fitting, whose loss decides when to stop."""
     check_batches: int = 4
     dim_weights: bool = True
+    transform: bool = False
+    """A full d × d transform of the pooled ticks (from the identity) in place of the per-dimension weights."""
     prior_vector: bool = True
     seed: int = 0
 
@@ -58,7 +62,8 @@ class SetRuleModel(torch.nn.Module):
         self.log_gain = torch.nn.Parameter(torch.zeros(()))
         self.log_prior_ticks = torch.nn.Parameter(torch.tensor(float(np.log(SET_PRIOR_TICKS))))
         self.log_bias_weight = torch.nn.Parameter(torch.zeros(()))
-        self.dim_weights = torch.nn.Parameter(torch.ones(dim)) if config.dim_weights else None
+        self.dim_weights = torch.nn.Parameter(torch.ones(dim)) if config.dim_weights and not config.transform else None
+        self.transform = torch.nn.Parameter(torch.eye(dim)) if config.transform else None
         self.prior_vector = torch.nn.Parameter(torch.zeros(dim)) if config.prior_vector else None
 
     def queries(self, ticked: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -71,23 +76,28 @@ class SetRuleModel(torch.nn.Module):
         return torch.cat([pooled, torch.exp(self.log_bias_weight).expand(len(pooled), 1)], 1)
 
     def mix(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The (B, d) pooled ticks weighed per dimension (as they are without ``dim_weights``)."""
+        """The (B, d) pooled ticks transformed or weighed per dimension (as they are with neither)."""
+        if self.transform is not None:
+            return pooled @ self.transform
         return pooled if self.dim_weights is None else pooled * self.dim_weights
 
     @torch.no_grad()
-    def rule(self) -> SetRule:
+    def fitted(self) -> FittedSetRule:
         """The fitted rule, its values float32 as the queries it makes."""
 
         def values(parameter: torch.Tensor | None) -> tuple[float, ...]:
             return () if parameter is None else tuple(float(v) for v in parameter.float().numpy())
 
-        return SetRule(
+        rule = SetRule(
             prior_ticks=float(torch.exp(self.log_prior_ticks).float()),
             gain=float(torch.exp(self.log_gain).float()),
             bias_weight=float(torch.exp(self.log_bias_weight).float()),
             dim_weights=values(self.dim_weights),
             prior_vector=values(self.prior_vector),
+            transformed=self.transform is not None,
         )
+        transform = None if self.transform is None else self.transform.detach().float().cpu().numpy().copy()
+        return FittedSetRule(rule, transform)
 
 
 def fit_set_rule(
@@ -97,11 +107,11 @@ def fit_set_rule(
     config: SetRuleFitConfig | None = None,
     *,
     show_progress: bool = False,
-) -> SetRule:
+) -> FittedSetRule:
     """The set rule fitted to ``liked`` (each user's liked movie rows) over the frozen ``vectors`` and ``bias``."""
     config = config or SetRuleFitConfig()
     model = SetRuleModel(np.shape(vectors)[1], config)
-    return fit_set_rule_model(model, vectors, bias, liked, config, show_progress=show_progress).rule()
+    return fit_set_rule_model(model, vectors, bias, liked, config, show_progress=show_progress).fitted()
 
 
 def fit_set_rule_model(

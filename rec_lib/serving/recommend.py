@@ -3,7 +3,8 @@
 1. fetch the liked movies' stored vectors ``[h_j, b_j]`` from Milvus by id;
 2. pool them by the mode's rule (:data:`~rec_lib.contracts.QUERY_MODES`). A **set** (the default: the picker's and
    the page's ticks) is pooled by the published :class:`~rec_lib.contracts.SetRule` (the one the dataset's
-   liked-set validation chose), every tick alike, exactly as the liked-set protocol
+   liked-set validation chose; a transformed one pools the ticks' ``h_j W``, fetched beside ``[h_j, b_j]``), every
+   tick alike, exactly as the liked-set protocol
    (:mod:`rec_lib.evaluation.likedset`) scores it; the ids are sorted first, so any order gives the same query to
    the last bit. A **history** (the latest last) is pooled by the loaded model's
    :class:`~rec_lib.contracts.QueryRule` (stored with the published collection, so the two change together):
@@ -36,13 +37,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from rec_lib.contracts import QUERY_MODES, QueryRule, SetRule
+from rec_lib.contracts import QUERY_MODES, QueryRule, SetRule, set_rows
 from rec_lib.errors import CollectionMissingError, ConfigError, ConsistencyError, UnknownMoviesError
 from rec_lib.serving.batching import SearchBatcher
 from rec_lib.serving.metadata_store import MovieDetails
 from rec_lib.serving.redact import as_text
 from rec_lib.serving.stores import Stores
-from rec_lib.serving.vector_store import filter_expression
+from rec_lib.serving.vector_store import SET_VECTOR_FIELD, VECTOR_FIELD, filter_expression
 
 POPULAR = "popular"
 RESULT_COLUMNS = ["movie_id", "title", "year", "genres", "score", "because_id", "because"]
@@ -109,13 +110,16 @@ class _Published:
     rule: QueryRule
     set_rule: SetRule
     vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    set_vectors: dict[int, np.ndarray] = field(default_factory=dict)
     details: dict[int, MovieDetails] = field(default_factory=dict)
     genres: list[str] | None = None
 
-    def query(self, stored: np.ndarray, mode: str) -> np.ndarray:
-        """The query for the liked movies' stored rows: a set by the published set rule, a history (the latest
-        last) by the model's history rule."""
-        return self.set_rule.query(stored) if mode == "set" else self.rule.query(stored[::-1])
+    def query(self, stored: np.ndarray, mode: str, set_vectors: np.ndarray | None = None) -> np.ndarray:
+        """The query for the liked movies' stored rows: a set by the published set rule (a transformed one pools
+        their ``set_vectors``), a history (the latest last) by the model's history rule."""
+        if mode != "set":
+            return self.rule.query(stored[::-1])
+        return self.set_rule.query(stored if set_vectors is None else set_rows(stored, set_vectors))
 
 
 class Recommender:
@@ -200,7 +204,11 @@ class Recommender:
         if mode == "set":
             liked_ids = sorted(liked_ids)  # the same query, to the last bit, for any order
         liked_vectors = np.stack([stored[i] for i in liked_ids])
-        query = published.query(liked_vectors, mode)
+        set_vectors = None
+        if mode == "set" and published.set_rule.transformed:
+            transformed = self._vectors(published, liked_ids, SET_VECTOR_FIELD)
+            set_vectors = np.stack([transformed[i] for i in liked_ids])
+        query = published.query(liked_vectors, mode, set_vectors)
         expression = filter_expression(list(filters.genres), filters.years)
         hits = self._searches.search(query[0], k + len(liked_ids), expression, collection=published.collection)
         liked_set = set(liked_ids)
@@ -215,10 +223,12 @@ class Recommender:
         because = np.asarray(liked_ids)[similarity.argmax(axis=0)]
         return self._table(published, [found_ids[i] for i in order], fused[order].tolist(), because[order].tolist())
 
-    def _vectors(self, published: _Published, movie_ids: list[int]) -> dict[int, np.ndarray]:
-        """Stored ``[h, b]`` rows by id (ids not in the collection are absent), fetched once per collection."""
-        return _through_cache(published.vectors, movie_ids, lambda missing: self.stores.vectors.fetch(
-            missing, collection=published.collection))  # fmt: skip
+    def _vectors(self, published: _Published, movie_ids: list[int], field: str = VECTOR_FIELD) -> dict[int, np.ndarray]:
+        """Stored ``[h, b]`` rows (or, with ``field`` :data:`SET_VECTOR_FIELD`, set vectors) by id (ids not in the
+        collection are absent), fetched once per collection."""
+        cache = published.set_vectors if field == SET_VECTOR_FIELD else published.vectors
+        return _through_cache(cache, movie_ids, lambda missing: self.stores.vectors.fetch(
+            missing, collection=published.collection, field=field))  # fmt: skip
 
     def _details(self, published: _Published, movie_ids: list[int]) -> dict[int, MovieDetails]:
         return _through_cache(published.details, movie_ids, self.stores.metadata.details)
@@ -324,19 +334,27 @@ def _shown_one(value: object, width: int = 40) -> str:
 class ExactRecommender:
     """The same fused score computed over every movie in memory with numpy: the reference for recall and latency.
 
-    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``; ``rule`` pools the liked ones (given the latest last).
+    ``stored`` holds the ``[h, b]`` rows of ``movie_ids``; ``rule`` pools the liked ones (given the latest last),
+    a transformed set rule their ``set_vectors``.
     """
 
-    def __init__(self, movie_ids: np.ndarray, stored: np.ndarray, rule: QueryRule | SetRule) -> None:
+    def __init__(
+        self,
+        movie_ids: np.ndarray,
+        stored: np.ndarray,
+        rule: QueryRule | SetRule,
+        set_vectors: np.ndarray | None = None,
+    ) -> None:
         self.movie_ids = np.asarray(movie_ids)
         self.stored = np.ascontiguousarray(stored, dtype=np.float32)
         self.rule = rule
+        self.pooled = self.stored if set_vectors is None else set_rows(self.stored, set_vectors)
         self.position = pd.Series(np.arange(len(movie_ids)), index=self.movie_ids)
 
     def recommend(self, liked: list[int], k: int, allowed: np.ndarray | None = None) -> np.ndarray:
         """Movie ids of the best ``k`` by ``Σ_j w_j h_j · h_i + b_i``, liked movies and ``~allowed`` excluded."""
         rows = self.position.loc[liked].to_numpy()
-        fused = self.stored @ self.rule.query(self.stored[rows][::-1])[0]
+        fused = self.stored @ self.rule.query(self.pooled[rows][::-1])[0]
         fused[rows] = -np.inf
         if allowed is not None:
             fused[~allowed] = -np.inf

@@ -27,7 +27,14 @@ from rec_lib.contracts import Embeddings, QueryRule, SetRule, validate_vectors
 from rec_lib.errors import ConsistencyError, StoreUnavailableError
 from rec_lib.serving.metadata_store import GENRE_SEPARATOR, MetadataStore
 from rec_lib.serving.redact import public_location
-from rec_lib.serving.vector_store import YEAR_UNKNOWN, VectorStore, VectorStoreConfig, is_server_uri
+from rec_lib.serving.vector_store import (
+    SET_VECTOR_FIELD,
+    VECTOR_FIELD,
+    YEAR_UNKNOWN,
+    VectorStore,
+    VectorStoreConfig,
+    is_server_uri,
+)
 
 MILVUS_URI_ENV = "MILVUS_URI"
 MYSQL_URL_ENV = "MYSQL_URL"
@@ -191,7 +198,7 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
     stored = embeddings.store_vectors()
     years = rows["year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64)
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in rows["genres"]]
-    rules = embeddings.query_rule, embeddings.set_rule
+    rules = embeddings.query_rule, embeddings.set_rule, embeddings.set_vectors()
     return _publish(
         stores,
         (embeddings.movie_ids, stored, years, genres, embeddings.fingerprint, *rules),
@@ -202,14 +209,14 @@ def load_stores(stores: Stores, embeddings: Embeddings, movie_rows: pd.DataFrame
 
 def _publish(
     stores: Stores,
-    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str, QueryRule, SetRule],
+    collection: tuple[np.ndarray, np.ndarray, np.ndarray, list[list[str]], str, QueryRule, SetRule, np.ndarray | None],
     write_sql: Callable[[], int],
     when: str,
 ) -> LoadReport:
     """The one publishing sequence of every load: build the new Milvus collection (ids, ``[h, b]`` rows, years,
-    genres, fingerprint, history and set rules) while readers still see the old one, write SQL in one transaction
-    (``write_sql`` returns the movies it holds; if it fails the new collection is dropped and nothing changed),
-    move the alias, and check that both stores agree."""
+    genres, fingerprint, history and set rules, set vectors or None) while readers still see the old one, write SQL
+    in one transaction (``write_sql`` returns the movies it holds; if it fails the new collection is dropped and
+    nothing changed), move the alias, and check that both stores agree."""
     dim = collection[1].shape[1]
     name = stores.vectors.build(*collection)
     try:
@@ -227,10 +234,17 @@ def _publish(
 _FETCH_CHUNK = 2000
 
 
-def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, rows: pd.DataFrame) -> LoadReport:
+def add_to_stores(
+    stores: Stores,
+    movie_ids: np.ndarray,
+    stored: np.ndarray,
+    rows: pd.DataFrame,
+    set_vectors: np.ndarray | None = None,
+) -> LoadReport:
     """Add movies (or replace ones added before) to loaded stores, leaving every other movie as it is.
 
-    ``stored`` holds their ``[h, b]`` rows, ``rows`` their details. The published collection is never
+    ``stored`` holds their ``[h, b]`` rows, ``rows`` their details, ``set_vectors`` their ``h W`` (needed exactly
+    when the loaded set rule is transformed). The published collection is never
     written (readers rely on that): a new one is built from its vectors plus these, then SQL upserts the
     rows in one transaction, then the alias moves, as in :func:`load_stores`; if SQL fails, the new
     collection is dropped and nothing changed. The consistency check runs at the end.
@@ -244,13 +258,22 @@ def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, row
             "load the run they come from first (python -m rec_lib load)"
         )
     validate_vectors(movie_ids, stored, dim)
+    query_rule, set_rule = stores.vectors.query_rule(current), stores.vectors.set_rule(current)
+    if set_rule.transformed and set_vectors is None:
+        raise ConsistencyError(
+            "the loaded set rule pools transformed vectors and these movies come without theirs: export the run "
+            "they come from (python -m rec_lib export) and load it first"
+        )
     kept = np.setdiff1d(stores.vectors.movie_ids(), movie_ids)
-    vectors: dict[int, np.ndarray] = {}
-    for start in range(0, len(kept), _FETCH_CHUNK):
-        vectors.update(stores.vectors.fetch(kept[start : start + _FETCH_CHUNK].tolist(), collection=current))
+    vectors = _fetch_all(stores, kept, current, VECTOR_FIELD)
     details = stores.metadata.movies(kept.tolist()).set_index("movie_id").reindex(kept)
     all_ids = np.concatenate([kept, movie_ids])
     all_vectors = np.vstack([np.stack([vectors[int(i)] for i in kept]) if len(kept) else stored[:0], stored])
+    all_set_vectors = None
+    if set_rule.transformed:
+        transformed = _fetch_all(stores, kept, current, SET_VECTOR_FIELD)
+        kept_set = np.stack([transformed[int(i)] for i in kept]) if len(kept) else set_vectors[:0]
+        all_set_vectors = np.vstack([kept_set, set_vectors])
     years = np.concatenate([details["year"].fillna(YEAR_UNKNOWN).to_numpy(dtype=np.int64), _years(rows, movie_ids)])
     genres = [g.split(GENRE_SEPARATOR) if g else [] for g in details["genres"].fillna("")]
     genres += [g.split(GENRE_SEPARATOR) if g else [] for g in rows.set_index("movie_id").loc[movie_ids, "genres"]]
@@ -260,9 +283,17 @@ def add_to_stores(stores: Stores, movie_ids: np.ndarray, stored: np.ndarray, row
         stores.metadata.add(rows)
         return stores.metadata.count()
 
-    rules = stores.vectors.query_rule(current), stores.vectors.set_rule(current)
-    collection = (all_ids, all_vectors, years, genres, fingerprint, *rules)
+    collection = (all_ids, all_vectors, years, genres, fingerprint, query_rule, set_rule, all_set_vectors)
     return _publish(stores, collection, write_sql, "after adding movies")
+
+
+def _fetch_all(stores: Stores, movie_ids: np.ndarray, collection: str, field: str) -> dict[int, np.ndarray]:
+    """``field`` of every one of ``movie_ids`` in ``collection``, fetched in chunks."""
+    fetched: dict[int, np.ndarray] = {}
+    for start in range(0, len(movie_ids), _FETCH_CHUNK):
+        chunk = movie_ids[start : start + _FETCH_CHUNK].tolist()
+        fetched.update(stores.vectors.fetch(chunk, collection=collection, field=field))
+    return fetched
 
 
 def _years(rows: pd.DataFrame, movie_ids: np.ndarray) -> np.ndarray:

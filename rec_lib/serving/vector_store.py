@@ -1,7 +1,8 @@
 """Movie vectors in Milvus (pymilvus ``MilvusClient``): Milvus Lite by default, a server by URI.
 
 The collection has the MovieLens id as its INT64 primary key, the vector (``[h, b]``, see
-:mod:`rec_lib.contracts`), ``year``, and one boolean field per genre for filtered search (a
+:mod:`rec_lib.contracts`), with a transformed set rule each movie's ``h W`` (a FLOAT array: fetched, never
+searched; Milvus 2.3 servers allow one vector field), ``year``, and one boolean field per genre for filtered search (a
 boolean filter costs Milvus Lite nothing measurable, a filter on an ARRAY field ~0.4 s a search). The
 metric is the inner product, the model's own score. The collection is created with strong
 consistency; see :data:`HOT_PATH_CONSISTENCY` for the recommend path.
@@ -42,6 +43,8 @@ from rec_lib.serving.redact import public_location
 
 ID_FIELD = "movie_id"
 VECTOR_FIELD = "vector"
+SET_VECTOR_FIELD = "set_vector"
+"""``h W`` of a transformed set rule (:class:`~rec_lib.contracts.SetRule`), present only with one."""
 YEAR_FIELD = "year"
 QUERY_RULE_PROPERTY = "rec_lib.query_rule"
 """The collection property that holds the loaded model's history rule (:meth:`QueryRule.as_dict` as JSON)."""
@@ -156,18 +159,25 @@ class VectorStore:
         fingerprint: str,
         query_rule: QueryRule,
         set_rule: SetRule,
+        set_vectors: np.ndarray | None = None,
     ) -> str:
         """Create, fill, flush, index and load a new collection holding ``query_rule`` and ``set_rule`` beside the
-        vectors (collection properties, so a published collection and its rules change together); returns its name
-        (not yet published)."""
+        vectors (collection properties, so a published collection and its rules change together) and, for a
+        transformed set rule, each movie's ``set_vectors``; returns its name (not yet published)."""
         from pymilvus import DataType, MilvusClient
 
         dim = vectors.shape[1]
         validate_vectors(movie_ids, vectors, dim)
+        if set_rule.transformed != (set_vectors is not None):
+            raise InvalidVectorsError("a transformed set rule needs each movie's set vector, and only it", [])
+        if set_vectors is not None:
+            validate_vectors(movie_ids, set_vectors, dim - 1)
         name = f"{self.config.alias}__{fingerprint}__{time.time_ns() // 1_000_000}"
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field(ID_FIELD, DataType.INT64, is_primary=True)
         schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dim)
+        if set_vectors is not None:
+            schema.add_field(SET_VECTOR_FIELD, DataType.ARRAY, element_type=DataType.FLOAT, max_capacity=dim - 1)
         schema.add_field(YEAR_FIELD, DataType.INT64)
         flags = genre_fields(sorted({g for movie in genres for g in movie}))
         for flag in flags.values():
@@ -193,6 +203,9 @@ class VectorStore:
                     for i, v, y, g in zip(movie_ids[start:stop], vectors[start:stop], years[start:stop],
                                           genres[start:stop], strict=True)
                 ]  # fmt: skip
+                if set_vectors is not None:
+                    for row, transformed in zip(rows, set_vectors[start:stop], strict=True):
+                        row[SET_VECTOR_FIELD] = transformed.tolist()
                 self._call("insert", self.client.insert, name, rows)
             self._call("flush", self.client.flush, name)
             self._call("create the index", self.client.create_index, name, self._index_params(len(movie_ids)))
@@ -291,16 +304,18 @@ class VectorStore:
         finally:
             iterator.close()
 
-    def fetch(self, movie_ids: list[int], collection: str | None = None) -> dict[int, np.ndarray]:
-        """Stored vectors of the ids that exist in ``collection`` (default: the published one); absent ids are
-        simply missing from the result."""
+    def fetch(
+        self, movie_ids: list[int], collection: str | None = None, field: str = VECTOR_FIELD
+    ) -> dict[int, np.ndarray]:
+        """Stored vectors (or, with ``field`` :data:`SET_VECTOR_FIELD`, set vectors) of the ids that exist in
+        ``collection`` (default: the published one); absent ids are simply missing from the result."""
         if not movie_ids:
             return {}
         rows = self._call(
             "fetch vectors", self.client.get, collection or self.config.alias, ids=[int(i) for i in movie_ids],
-            output_fields=[VECTOR_FIELD], consistency_level=HOT_PATH_CONSISTENCY, collection=collection,
+            output_fields=[field], consistency_level=HOT_PATH_CONSISTENCY, collection=collection,
         )  # fmt: skip
-        return {int(r[ID_FIELD]): np.asarray(r[VECTOR_FIELD], dtype=np.float32) for r in rows}
+        return {int(r[ID_FIELD]): np.asarray(r[field], dtype=np.float32) for r in rows}
 
     def search(
         self, queries: np.ndarray, limit: int, filter_expression: str = "", collection: str | None = None

@@ -245,6 +245,55 @@ def test_the_set_rule_is_published_with_the_vectors_and_changes_with_them(loaded
     assert stores.vectors.query_rule(wide_report.collection) == wide.query_rule, "an attention of PinSage's width"
 
 
+def test_a_transformed_set_rule_is_served_as_evaluated_and_survives_an_add(stores) -> None:
+    """A set rule with a full transform: each movie's ``h W`` is published beside ``[h, b]``, recommend() pools the
+    ticks' ``h W`` and ranks exactly as the liked-set protocol scores the fitted rule, in any order; an add needs
+    the new movies' ``h W`` and keeps everyone else's."""
+    import torch
+
+    from rec_lib.evaluation.likedset import tick_scores
+    from rec_lib.evaluation.protocol import EmbeddingScorer
+
+    embeddings, rows = store_data(transform=True)
+    report = load_stores(stores, embeddings, rows)
+    assert stores.vectors.set_rule(report.collection) == embeddings.set_rule
+    recommender = Recommender(stores)
+    position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
+    scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
+    exact = ExactRecommender(
+        embeddings.movie_ids, embeddings.store_vectors(), embeddings.set_rule, embeddings.set_vectors()
+    )
+    rng = np.random.default_rng(1)
+    for draw in range(6):
+        liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
+        ticks = torch.tensor([[position[m] for m in liked]])
+        scores = tick_scores(scorer, embeddings.fitted_set_rule, ticks)[0]
+        scores[ticks[0]] = -float("inf")
+        top = torch.topk(scores, 10)
+        evaluated = embeddings.movie_ids[top.indices.numpy()].tolist()
+        assert exact.recommend(liked, 10).tolist() == evaluated, draw
+        for order in range(2):
+            result = recommender.recommend(rng.permutation(liked).tolist(), k=10)
+            assert result["movie_id"].tolist() == evaluated, (draw, order)
+            assert result["score"].to_numpy() == pytest.approx(top.values.numpy(), rel=1e-4)
+    untransformed = recommender.recommend([3, 6], k=10)
+    plain = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), replace(embeddings.set_rule,
+                             transformed=False, dim_weights=()))  # fmt: skip
+    assert untransformed["movie_id"].tolist() != plain.recommend([3, 6], 10).tolist(), "the transform counts"
+    one_more = rows.iloc[[0]].assign(movie_id=9001)
+    with pytest.raises(ConsistencyError, match="come without theirs"):
+        add_to_stores(stores, np.array([9001]), embeddings.store_vectors()[:1], one_more)
+    added = add_to_stores(
+        stores, np.array([9001]), embeddings.store_vectors()[:1], one_more, embeddings.set_vectors()[:1]
+    )
+    assert added.consistency.ok and stores.vectors.set_rule(added.collection) == embeddings.set_rule
+    stored, transformed = embeddings.store_vectors(), embeddings.set_vectors()
+    grown = ExactRecommender(np.append(embeddings.movie_ids, 9001), np.vstack([stored, stored[:1]]),
+                             embeddings.set_rule, np.vstack([transformed, transformed[:1]]))  # fmt: skip
+    after = Recommender(stores).recommend([9001, 6], k=10)
+    assert after["movie_id"].tolist() == grown.recommend([9001, 6], 10).tolist()
+
+
 def test_liked_movies_from_different_clusters_still_get_the_exact_fused_ranking(loaded) -> None:
     stores, embeddings, _, _ = loaded
     liked = [3, 4, 5, 7]  # clusters 0, 1, 2 and 1

@@ -320,10 +320,27 @@ def test_a_dataset_gets_the_set_rule_its_validation_chose_else_the_products(tmp_
     (tmp_path / "bad-liked-set-val.json").write_text(json.dumps({"metadata": {}}))
     with pytest.raises(RecLibError, match=r"bad-liked-set-val\.json holds no chosen_prior_ticks"):
         chosen_set_rule("bad", tmp_path)
+
+    def variants(transform: float, diagonal: float, users: tuple[int, int] = (10, 10)) -> dict:
+        return {"rows": [{"model": "full transform", "m": 1, "users": users[0], "recall": transform},
+                         {"model": "per-dimension weights", "m": 1, "users": users[1], "recall": diagonal},
+                         {"model": "full transform", "m": 3, "users": 5, "recall": 0.0},
+                         {"model": "per-dimension weights", "m": 3, "users": 5, "recall": 0.0}]}  # fmt: skip
+
+    (tmp_path / "learned-liked-set-variants-val.json").write_text(json.dumps(variants(0.4, 0.3)))
+    assert chosen_set_rule("learned", tmp_path) == SetRuleChoice(True, 2.0, transform=True)
+    (tmp_path / "learned-liked-set-variants-val.json").write_text(json.dumps(variants(0.3, 0.3)))
+    assert chosen_set_rule("learned", tmp_path) == SetRuleChoice(True, 2.0), "a tie keeps the weights"
+    (tmp_path / "syn-liked-set-variants-val.json").write_text(json.dumps(variants(0.4, 0.3)))
+    assert chosen_set_rule("syn", tmp_path) == SetRuleChoice(False, 1.0), "no transform without the learned rule"
+    (tmp_path / "learned-liked-set-variants-val.json").write_text(json.dumps({"rows": []}))
+    with pytest.raises(RecLibError, match="holds no rows of 'full transform'"):
+        chosen_set_rule("learned", tmp_path)
     committed = Path(__file__).parents[2] / "reports" / "tuning"
-    assert chosen_set_rule("ml-latest-small", committed) == SetRuleChoice(True, SET_PRIOR_TICKS), (
-        "the default dataset's validation chose the learned rule, and the product's fixed prior"
+    assert chosen_set_rule("ml-latest-small", committed) == SetRuleChoice(True, SET_PRIOR_TICKS, transform=True), (
+        "the default dataset's validation chose the learned rule with its transform, and the product's fixed prior"
     )
+    assert chosen_set_rule("synthetic-ml-1m", committed).transform is False, "ml-1m's shape kept the weights"
 
 
 def test_the_learned_set_rule_is_chosen_only_when_it_beats_the_chosen_fixed_one_on_validation() -> None:

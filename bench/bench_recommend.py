@@ -66,7 +66,9 @@ def liked_sets(prep, n: int, seed: int = 0) -> list[list[int]]:
 
 def measure(stores, embeddings: Embeddings, queries: list[list[int]], genres: list[str] | None = None) -> dict:
     recommender = Recommender(stores)
-    exact_recommender = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), embeddings.set_rule)
+    exact_recommender = ExactRecommender(
+        embeddings.movie_ids, embeddings.store_vectors(), embeddings.set_rule, embeddings.set_vectors()
+    )
     allowed = None
     if genres:
         details = stores.metadata.movies(embeddings.movie_ids.tolist()).set_index("movie_id")
@@ -110,7 +112,7 @@ def measure(stores, embeddings: Embeddings, queries: list[list[int]], genres: li
 def bare_search(stores, exact: ExactRecommender, liked: list[int]) -> None:
     """The engine's floor: one pymilvus search of the same pooled query, no filter, ids and scores only."""
     rows = exact.position.loc[liked].to_numpy()
-    query = exact.rule.query(exact.stored[rows][::-1])
+    query = exact.rule.query(exact.pooled[rows][::-1])
     stores.vectors.client.search(
         stores.vectors.config.alias, data=query.tolist(), limit=K, consistency_level=HOT_PATH_CONSISTENCY,
         search_params={"metric_type": "IP", "params": {"ef": stores.vectors.config.hnsw_ef}},

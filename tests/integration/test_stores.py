@@ -40,6 +40,26 @@ from rec_lib.serving.stores import (
 )
 
 
+def protocol_rankings(embeddings, rule, draws: int, seed: int = 0):
+    """Random sets of 1-6 movies, each with the top 10 ids and their scores under the liked-set protocol's ``rule``
+    (the ticks masked)."""
+    import torch
+
+    from rec_lib.evaluation.likedset import tick_scores
+    from rec_lib.evaluation.protocol import EmbeddingScorer
+
+    position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
+    scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
+    rng = np.random.default_rng(seed)
+    for _ in range(draws):
+        liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
+        ticks = torch.tensor([[position[m] for m in liked]])
+        scores = tick_scores(scorer, rule, ticks)[0]
+        scores[ticks[0]] = -float("inf")
+        top = torch.topk(scores, 10)
+        yield liked, embeddings.movie_ids[top.indices.numpy()].tolist(), top.values.numpy()
+
+
 @pytest.fixture(params=BACKENDS)
 def stores(request, tmp_path: Path):
     settings = settings_for(request.param, tmp_path, request)
@@ -249,33 +269,20 @@ def test_a_transformed_set_rule_is_served_as_evaluated_and_survives_an_add(store
     """A set rule with a full transform: each movie's ``h W`` is published beside ``[h, b]``, recommend() pools the
     ticks' ``h W`` and ranks exactly as the liked-set protocol scores the fitted rule, in any order; an add needs
     the new movies' ``h W`` and keeps everyone else's."""
-    import torch
-
-    from rec_lib.evaluation.likedset import tick_scores
-    from rec_lib.evaluation.protocol import EmbeddingScorer
-
     embeddings, rows = store_data(transform=True)
     report = load_stores(stores, embeddings, rows)
     assert stores.vectors.set_rule(report.collection) == embeddings.set_rule
     recommender = Recommender(stores)
-    position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
-    scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
     exact = ExactRecommender(
         embeddings.movie_ids, embeddings.store_vectors(), embeddings.set_rule, embeddings.set_vectors()
     )
     rng = np.random.default_rng(1)
-    for draw in range(6):
-        liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
-        ticks = torch.tensor([[position[m] for m in liked]])
-        scores = tick_scores(scorer, embeddings.fitted_set_rule, ticks)[0]
-        scores[ticks[0]] = -float("inf")
-        top = torch.topk(scores, 10)
-        evaluated = embeddings.movie_ids[top.indices.numpy()].tolist()
+    for draw, (liked, evaluated, scores) in enumerate(protocol_rankings(embeddings, embeddings.fitted_set_rule, 6)):
         assert exact.recommend(liked, 10).tolist() == evaluated, draw
         for order in range(2):
             result = recommender.recommend(rng.permutation(liked).tolist(), k=10)
             assert result["movie_id"].tolist() == evaluated, (draw, order)
-            assert result["score"].to_numpy() == pytest.approx(top.values.numpy(), rel=1e-4)
+            assert result["score"].to_numpy() == pytest.approx(scores, rel=1e-4)
     untransformed = recommender.recommend([3, 6], k=10)
     plain = ExactRecommender(embeddings.movie_ids, embeddings.store_vectors(), replace(embeddings.set_rule,
                              transformed=False, dim_weights=()))  # fmt: skip
@@ -331,28 +338,15 @@ def test_a_history_ranks_as_evaluation_protocol_b_does(loaded) -> None:
 def test_a_set_ranks_as_the_liked_set_protocol_scores_it_whatever_its_order(loaded) -> None:
     """Sets drawn at random, each handed over in several orders: the same ranking and scores every time, and
     exactly the liked-set protocol's (the product's set rule, the ticks masked)."""
-    import torch
-
-    from rec_lib.evaluation.likedset import tick_scores
-    from rec_lib.evaluation.protocol import EmbeddingScorer
-
     stores, embeddings, _, _ = loaded
     recommender = Recommender(stores)
-    position = {int(m): p for p, m in enumerate(embeddings.movie_ids)}
-    scorer = EmbeddingScorer("m", torch.from_numpy(embeddings.vectors), torch.from_numpy(embeddings.bias))
     rng = np.random.default_rng(0)
-    for draw in range(12):
-        liked = rng.choice(embeddings.movie_ids, size=int(rng.integers(1, 7)), replace=False).tolist()
-        ticks = torch.tensor([[position[m] for m in liked]])
-        scores = tick_scores(scorer, embeddings.set_rule, ticks)[0]
-        scores[ticks[0]] = -float("inf")
-        top = torch.topk(scores, 10)
-        evaluated = embeddings.movie_ids[top.indices.numpy()].tolist()
+    for draw, (liked, evaluated, scores) in enumerate(protocol_rankings(embeddings, embeddings.set_rule, 12)):
         for order in range(3):
             shuffled = rng.permutation(liked).tolist()
             result = recommender.recommend(shuffled, k=10)
             assert result["movie_id"].tolist() == evaluated, (draw, order)
-            assert result["score"].to_numpy() == pytest.approx(top.values.numpy(), rel=1e-4)
+            assert result["score"].to_numpy() == pytest.approx(scores, rel=1e-4)
 
 
 def test_filters_are_applied_in_milvus(loaded) -> None:

@@ -25,6 +25,7 @@ import torch
 
 from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 from rec_lib.evaluation.bootstrap import paired_bootstrap
+from rec_lib.evaluation.config import TICK_DRAWS
 from rec_lib.evaluation.likedset import QUERY_SIZES, LikedSetQueries, liked_set_queries, liked_set_split
 from rec_lib.experiments.likedset import DIAGONAL_VARIANT, TRANSFORM_VARIANT, liked_set_baselines
 from rec_lib.experiments.runs import train_run
@@ -59,13 +60,14 @@ def variant_model(name: str, dim: int, fit: SetRuleFitConfig) -> SetRuleModel:
 
 @torch.no_grad()
 def recall_at_k(model: SetRuleModel, stored: torch.Tensor, queries: LikedSetQueries, k: int) -> np.ndarray:
-    """Each user's Recall@K: the fitted query's top ``k`` (ticks masked) against their other liked movies."""
+    """Each user's Recall@K (the mean over their draws): the fitted query's top ``k`` (ticks masked) against their
+    other liked movies."""
     ticks = queries.ticks
     scores = model.queries(stored[ticks], torch.ones(ticks.shape)) @ stored.T
     top = scores.scatter(1, ticks, float("-inf")).topk(k, 1).indices
     targets = torch.zeros_like(scores, dtype=torch.bool)
     targets[queries.target_rows, queries.target_cols] = True
-    return (targets.gather(1, top).sum(1) / targets.sum(1).clamp(max=k)).numpy()
+    return queries.user_means((targets.gather(1, top).sum(1) / targets.sum(1).clamp(max=k)).numpy())
 
 
 def fold_recalls(prep, fold: int, which: str, args: argparse.Namespace) -> dict[tuple[str, int], np.ndarray]:
@@ -76,13 +78,13 @@ def fold_recalls(prep, fold: int, which: str, args: argparse.Namespace) -> dict[
     stored = torch.cat([run.test_vectors.float(), run.bias.float()[:, None]], 1)
     liked = liked_lists(split.train)
     fit = SetRuleFitConfig(seed=config.seed)
-    queries = {m: liked_set_queries(split, which, m) for m in QUERY_SIZES}
+    queries = {m: liked_set_queries(split, which, m, draws=args.draws) for m in QUERY_SIZES}
     recalls = {}
     for name in args.variants:
         model = variant_model(name, stored.shape[1] - 1, fit)
         model = fit_set_rule_model(model, run.test_vectors, run.bias, liked, fit)
         recalls |= {(name, m): recall_at_k(model, stored, q, config.eval.k) for m, q in queries.items()}
-    _, baselines = liked_set_baselines(split, which=which, ease_l2=args.ease_l2, config=config.eval)
+    _, baselines = liked_set_baselines(split, which=which, ease_l2=args.ease_l2, config=config.eval, draws=args.draws)
     recalls |= {(name, m): s.recall for (name, m), s in baselines.items() if name in ("ease", "most-popular")}
     return recalls
 
@@ -95,6 +97,7 @@ def main() -> None:
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--draws", type=int, default=TICK_DRAWS, help="draws of each user's ticks per query size")
     parser.add_argument("--ease-l2", type=float, default=300_000.0, help="EASE's λ (the liked-set validation's)")
     parser.add_argument("--out", help="JSON file for the rows")
     args = parser.parse_args()
@@ -115,6 +118,7 @@ def main() -> None:
                         row.items()))  # fmt: skip
     if args.out:
         meta = {"dataset": args.dataset, "split": args.split, "folds": args.folds, "ease_l2": args.ease_l2}
+        meta["draws"] = args.draws
         write_json(Path(args.out), {"metadata": meta, "rows": rows})
 
 

@@ -17,7 +17,7 @@ from rec_lib.config import DEFAULT_DATASET
 from rec_lib.contracts import QUERY_MODES, SET_PRIOR_TICKS
 from rec_lib.data.preprocess import TIE_RULES, PreprocessConfig
 from rec_lib.errors import RecLibError
-from rec_lib.evaluation.config import EASE_L2, EvalConfig
+from rec_lib.evaluation.config import EASE_L2, TICK_DRAWS, EvalConfig
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +158,12 @@ def _parser() -> argparse.ArgumentParser:
         default=SET_PRIOR_TICKS,
         help="the fixed set rule's prior: the one this dataset's validation users chose (--split val prints it); "
         f"default {SET_PRIOR_TICKS:g}, the product's",
+    )
+    liked.add_argument(
+        "--draws",
+        type=int,
+        default=TICK_DRAWS,
+        help=f"draws of each held-out user's ticks per query size, their scores averaged (default {TICK_DRAWS})",
     )
     liked.add_argument(
         "--ease-l2",
@@ -554,12 +560,12 @@ def _liked_set(args: argparse.Namespace) -> int:
     seeds = args.seeds or [config.seed]
     rows, intervals, per_user = steps.liked_set(
         _run_preprocess(args), config, share=args.share, split_seed=args.split_seed, which=args.split, seeds=seeds,
-        folds=args.folds, choice=choice, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir,
+        folds=args.folds, choice=choice, ease_l2=args.ease_l2, artefacts_dir=args.artefacts_dir, draws=args.draws,
     )  # fmt: skip
     _print_table(recall_table(rows).reset_index())
     _print_table(intervals[intervals["metric"] == "recall"])
     metadata = {"dataset": args.dataset, "ties": args.ties, "share": args.share, "split_seed": args.split_seed}
-    metadata |= {"folds": args.folds}
+    metadata |= {"folds": args.folds, "draws": args.draws}
     metadata |= {"set_rule": args.set_rule, "prior_ticks": args.prior_ticks, "ease_l2": args.ease_l2}
     if args.split == "val":
         from rec_lib.experiments.likedset import chosen_ease_l2, chosen_prior_ticks, chosen_set_rule_is_learned

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from rec_lib.data.preprocess import PreprocessConfig, Preprocessed, run_preprocess
 from rec_lib.errors import ConfigError
-from rec_lib.evaluation.config import EASE_L2, EvalConfig
+from rec_lib.evaluation.config import EASE_L2, TICK_DRAWS, EvalConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -276,14 +276,15 @@ def liked_set(
     choice: SetRuleChoice | None = None,
     ease_l2: float = EASE_L2,
     artefacts_dir: str | Path | None = None,
+    draws: int = TICK_DRAWS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The liked-set table: hold a seeded ``share`` of the users out (each of ``folds`` in turn: fold 0 the tables'
     split, folds 1 and up further groups of test users), train PinSage on the rest once per seed (default
-    ``config.seed``), score the held-out users' shuffled ticks with PinSage's set rule of ``choice`` (default the
-    fixed product rule) and beside it the baselines once per fold, EASE's ``ease_l2``; the rows (PinSage's with
-    their seed, every row with its fold; over several folds also one row per entry over every fold's users, without
-    a ``kind``), the paired intervals of PinSage's lead, and each entry's per-user scores, PinSage's averaged over
-    the seeds, the folds' users one after another."""
+    ``config.seed``), score the held-out users' shuffled ticks (drawn ``draws`` times) with PinSage's set rule of
+    ``choice`` (default the fixed product rule) and beside it the baselines once per fold, EASE's ``ease_l2``; the
+    rows (PinSage's with their seed, every row with its fold; over several folds also one row per entry over every
+    fold's users, without a ``kind``), the paired intervals of PinSage's lead, and each entry's per-user scores,
+    PinSage's averaged over the seeds, the folds' users one after another."""
     from dataclasses import replace
 
     import pandas as pd
@@ -307,11 +308,13 @@ def liked_set(
         per_seed = []
         for seed in seeds or [config.seed]:
             rows, per_user = liked_set_experiment(
-                split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir, choice=choice
+                split, replace(config, seed=seed), which=which, artefacts_dir=artefacts_dir, choice=choice, draws=draws
             )
             tables.append(rows.assign(seed=seed, fold=fold))
             per_seed.append(per_user)
-        baseline_rows, baseline_users = liked_set_baselines(split, which=which, ease_l2=ease_l2, config=config.eval)
+        baseline_rows, baseline_users = liked_set_baselines(
+            split, which=which, ease_l2=ease_l2, config=config.eval, draws=draws
+        )
         tables.append(baseline_rows.assign(fold=fold))
         per_fold.append(seed_means(per_seed) | baseline_users)
     rows = pd.concat(tables, ignore_index=True)

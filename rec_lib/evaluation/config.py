@@ -10,6 +10,9 @@ from rec_lib.errors import ConfigError
 
 EASE_L2 = 500.0
 """EASE's regularisation for ml-latest-small-sized catalogues, chosen on validation (reports/quality.md)."""
+TICK_DRAWS = 10
+"""The liked-set protocol's independent draws of each held-out user's ticks per query size; a user's scores are
+the means over them."""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ does not measure it. The split is the field's strong generalization (Liang et al
   drawn without replacement under a seed and **handed over in a random order**, are the ticks; the targets are
   all their other movies rated that well. Users with fewer than ``m + 1`` such movies are skipped and counted;
 * the ticks are masked and every movie is ranked. Recall@K is hits / min(K, targets); NDCG@K is DCG over the ideal
-  DCG of min(K, targets) hits; coverage and popularity are as in the timeline protocol.
+  DCG of min(K, targets) hits; coverage and popularity are as in the timeline protocol;
+* each user's ticks are drawn :data:`TICK_DRAWS` times and their Recall and NDCG are the means over the draws: the
+  expected score over the sets that person could hand over, so which ticks one draw happened to pick does not add
+  to the users' noise in the intervals.
 
 A scorer pools the ticks with the rule it is evaluated with: a :class:`~rec_lib.contracts.SetRule` or a
 :class:`~rec_lib.contracts.FittedSetRule` (with its transform; what ``recommend()`` does with a set: the picker, the
@@ -30,7 +33,7 @@ import torch
 from rec_lib.contracts import FittedSetRule, QueryRule, SetRule
 from rec_lib.data.preprocess import Preprocessed, fingerprint, resplit
 from rec_lib.errors import ConfigError
-from rec_lib.evaluation.config import EvalConfig
+from rec_lib.evaluation.config import TICK_DRAWS, EvalConfig
 from rec_lib.evaluation.protocol import EmbeddingScorer, MovieScorer, history_weights, rank_targets
 
 LIKED_RATING = 4.0
@@ -93,32 +96,47 @@ def liked_set_split(prep: Preprocessed, share: float = HELD_OUT_SHARE, seed: int
 
 @dataclass(frozen=True)
 class LikedSetQueries:
-    """The ticks of every user kept for one query size, in the order handed over, and each user's targets."""
+    """The ticks of every user kept for one query size, in the order handed over, and each user's targets: one row
+    per draw of a user's ticks, a user's ``draws`` rows one after another."""
 
     users: np.ndarray
     """(U,) user indices."""
     ticks: torch.Tensor
-    """(U, m) movie indices in the order handed over: the last is the latest tick."""
+    """(U × draws, m) movie indices in the order handed over: the last is the latest tick."""
     target_rows: torch.Tensor
     target_cols: torch.Tensor
-    """Coordinates (position in ``users``, movie) of every target, sorted by row."""
+    """Coordinates (row of ``ticks``, movie) of every target, sorted by row."""
     skipped: int
     """Held-out users with fewer than ``m + 1`` liked movies: left out, and counted."""
     popularity_percentile: torch.Tensor = field(repr=False)
     """(n_movies,) each movie's training-popularity percentile, 0-100."""
 
+    draws: int = 1
+    """Rows per user."""
+
     @property
     def m(self) -> int:
         return int(self.ticks.shape[1])
 
+    def user_means(self, per_row: np.ndarray) -> np.ndarray:
+        """(U,) each user's mean of a (U × draws,) per-row score over their draws."""
+        return np.asarray(per_row).reshape(len(self.users), self.draws).mean(1)
+
 
 def liked_set_queries(
-    split: LikedSetSplit, which: str, m: int, seed: int = 0, min_rating: float = LIKED_RATING
+    split: LikedSetSplit,
+    which: str,
+    m: int,
+    seed: int = 0,
+    min_rating: float = LIKED_RATING,
+    draws: int = TICK_DRAWS,
 ) -> LikedSetQueries:
-    """For each user of ``split.users(which)``: ``m`` liked movies drawn (seeded) in a random order, and the rest
-    of their liked movies as targets."""
+    """For each user of ``split.users(which)``, ``draws`` times: ``m`` liked movies drawn (seeded) in a random
+    order, and the rest of their liked movies as targets."""
     if m < 1:
         raise ConfigError(f"liked-set query size m={m} must be at least 1")
+    if draws < 1:
+        raise ConfigError(f"liked-set tick draws={draws} must be at least 1")
     inter = split.prep.interactions
     liked = inter[(inter["rating"].to_numpy() >= min_rating) & np.isin(inter["user_idx"], split.users(which))]
     rng = np.random.default_rng([seed, m])
@@ -127,26 +145,29 @@ def liked_set_queries(
         movies = movies.to_numpy()
         if len(movies) < m + 1:
             continue
-        drawn = rng.permutation(movies)
         users.append(user)
-        ticks.append(drawn[:m])
-        rows.append(np.full(len(drawn) - m, len(users) - 1))
-        cols.append(np.sort(drawn[m:]))
+        for _ in range(draws):
+            drawn = rng.permutation(movies)
+            ticks.append(drawn[:m])
+            rows.append(np.full(len(drawn) - m, len(ticks) - 1))
+            cols.append(np.sort(drawn[m:]))
     counts = np.bincount(split.train.split("train", ["movie_idx"])["movie_idx"], minlength=split.prep.n_movies)
     percentile = pd.Series(counts).rank(pct=True).to_numpy() * 100.0
     return LikedSetQueries(
         users=np.asarray(users, dtype=np.int64),
-        ticks=torch.from_numpy(np.asarray(ticks, dtype=np.int64).reshape(len(users), m)),
+        ticks=torch.from_numpy(np.asarray(ticks, dtype=np.int64).reshape(len(ticks), m)),
         target_rows=torch.from_numpy(np.concatenate(rows) if rows else np.zeros(0, np.int64)),
         target_cols=torch.from_numpy(np.concatenate(cols) if cols else np.zeros(0, np.int64)),
         skipped=len(split.users(which)) - len(users),
         popularity_percentile=torch.tensor(percentile, dtype=torch.float32),
+        draws=draws,
     )
 
 
 @dataclass(frozen=True)
 class LikedSetScores:
-    """Per user: Recall@K and NDCG@K; over all users: the share of the catalogue recommended, and popularity."""
+    """Per user (the mean over their draws): Recall@K and NDCG@K; over every draw of every user: the share of the
+    catalogue recommended, and popularity."""
 
     recall: np.ndarray
     ndcg: np.ndarray
@@ -199,7 +220,7 @@ def score_liked_sets(
     ``vectors`` names the scorer's per-split vectors to use (PinSage's graph of every training user's training
     and validation interactions by default)."""
     config = config or EvalConfig()
-    n, m = len(queries.users), queries.m
+    n, m = len(queries.ticks), queries.m
     ranked = rank_targets(
         lambda start, stop: tick_scores(scorer, rule, queries.ticks[start:stop], vectors),
         n,
@@ -212,7 +233,10 @@ def score_liked_sets(
     )
     popularity = float(ranked.popularity.mean()) if n else float("nan")
     return LikedSetScores(
-        ranked.hits.numpy(), ranked.gains.numpy(), float(ranked.recommended.float().mean()), popularity
+        queries.user_means(ranked.hits.numpy()),
+        queries.user_means(ranked.gains.numpy()),
+        float(ranked.recommended.float().mean()),
+        popularity,
     )
 
 
@@ -274,12 +298,14 @@ def liked_set_rows(
     sizes: tuple[int, ...] = QUERY_SIZES,
     config: EvalConfig | None = None,
     seed: int = 0,
+    draws: int = TICK_DRAWS,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
-    """One row per (entry, m) on the held-out users of ``which``: Recall, NDCG, coverage, popularity, users and
-    skipped users; and each entry's per-user scores (for paired intervals). An entry is (name, scorer, rule)."""
+    """One row per (entry, m) on the held-out users of ``which``, their ticks drawn ``draws`` times: Recall, NDCG,
+    coverage, popularity, users and skipped users; and each entry's per-user scores (for paired intervals). An
+    entry is (name, scorer, rule)."""
     rows, per_user = [], {}
     for m in sizes:
-        queries = liked_set_queries(split, which, m, seed)
+        queries = liked_set_queries(split, which, m, seed, draws=draws)
         for name, scorer, rule in entries:
             scores = score_liked_sets(scorer, rule, queries, split.prep.n_movies, config)
             per_user[name, m] = scores

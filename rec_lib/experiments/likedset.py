@@ -20,6 +20,7 @@ from rec_lib.evaluation.config import EASE_L2, EvalConfig
 from rec_lib.evaluation.likedset import (
     PLAIN_MEAN,
     QUERY_SIZES,
+    TICK_DRAWS,
     LikedSetScores,
     LikedSetSplit,
     MultiInterest,
@@ -74,13 +75,14 @@ def liked_set_experiment(
     choice: SetRuleChoice | None = None,
     sizes: tuple[int, ...] = QUERY_SIZES,
     artefacts_dir: str | Path | None = None,
+    draws: int = TICK_DRAWS,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
     """Train PinSage on ``split.train`` (a run of its own, not the latest), fit the learned set rule to its
-    training users' liked movies, and score the held-out users of ``which``: PinSage with the rule of ``choice``
-    (default the fixed product rule) as the product's, and for comparison the learned and the fixed rule beside it,
-    the plain mean (no prior), and its timeline rule reading the shuffled ticks as a history. On ``val`` also every
-    fixed rule of :data:`PRIOR_TICKS_GRID`, the learned rule's ablations and multi-interest retrieval over it, for
-    :func:`chosen_prior_ticks` and :func:`chosen_set_rule_is_learned`."""
+    training users' liked movies, and score the held-out users of ``which`` (their ticks drawn ``draws`` times):
+    PinSage with the rule of ``choice`` (default the fixed product rule) as the product's, and for comparison the
+    learned and the fixed rule beside it, the plain mean (no prior), and its timeline rule reading the shuffled
+    ticks as a history. On ``val`` also every fixed rule of :data:`PRIOR_TICKS_GRID`, the learned rule's ablations
+    and multi-interest retrieval over it, for :func:`chosen_prior_ticks` and :func:`chosen_set_rule_is_learned`."""
     choice = choice or SetRuleChoice()
     result = train_run(split.train, build_graph(split.train), config, artefacts_dir=artefacts_dir, latest=False)
     pinsage = result.scorer()
@@ -102,7 +104,7 @@ def liked_set_experiment(
         if choice.transform:
             learned = fit_set_rule(result.test_vectors, result.bias, liked, diagonal)
         entries += [(MULTI_INTEREST, pinsage, MultiInterest(learned.rule))]
-    return liked_set_rows(entries, split, which, sizes, config.eval)
+    return liked_set_rows(entries, split, which, sizes, config.eval, draws=draws)
 
 
 def liked_set_baselines(
@@ -112,16 +114,21 @@ def liked_set_baselines(
     sizes: tuple[int, ...] = QUERY_SIZES,
     ease_l2: float = EASE_L2,
     config: EvalConfig | None = None,
+    draws: int = TICK_DRAWS,
 ) -> tuple[pd.DataFrame, dict[tuple[str, int], LikedSetScores]]:
-    """The baselines on the held-out users of ``which``, once (they are deterministic): each with the plain mean,
-    EASE with ``ease_l2``; on ``val`` also EASE with every λ of the baselines' grid, for :func:`chosen_ease_l2`."""
+    """The baselines on the held-out users of ``which`` (their ticks drawn ``draws`` times), once (they are
+    deterministic): each with the plain mean, EASE with ``ease_l2``; on ``val`` also EASE with every λ of the
+    baselines' grid, for :func:`chosen_ease_l2`."""
     baselines = baseline_scorers(split.train, ease_l2)
-    rows, per_user = liked_set_rows([(s.name, s, PLAIN_MEAN) for s in baselines], split, which, sizes, config)
+    entries = [(s.name, s, PLAIN_MEAN) for s in baselines]
+    rows, per_user = liked_set_rows(entries, split, which, sizes, config, draws=draws)
     if which == "val" and any(isinstance(scorer, EASE) for scorer in baselines):
         shared = item_cooccurrence(training_matrix(split.train))
         for l2 in BASELINE_L2:  # one solve held at a time
             ease = EASE(split.train, l2, cooccurrence=shared)
-            grid_rows, grid_users = liked_set_rows([(ease_name(l2), ease, PLAIN_MEAN)], split, which, sizes, config)
+            grid_rows, grid_users = liked_set_rows(
+                [(ease_name(l2), ease, PLAIN_MEAN)], split, which, sizes, config, draws=draws
+            )
             rows, per_user = pd.concat([rows, grid_rows], ignore_index=True), per_user | grid_users
     return rows, per_user
 

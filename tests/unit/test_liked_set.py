@@ -15,7 +15,7 @@ from rec_lib.data.preprocess import preprocess
 from rec_lib.errors import ConfigError
 from rec_lib.evaluation.baselines import ItemKNN, MostPopular, training_matrix
 from rec_lib.evaluation.bootstrap import paired_bootstrap
-from rec_lib.evaluation.config import EvalConfig, SASRecConfig
+from rec_lib.evaluation.config import TICK_DRAWS, EvalConfig, SASRecConfig
 from rec_lib.evaluation.likedset import (
     PLAIN_MEAN,
     liked_set_queries,
@@ -96,7 +96,7 @@ def test_ticks_are_liked_drawn_seeded_shuffled_and_short_users_are_counted() -> 
     split = liked_set_split(prep, share=0.5, seed=0)
     inter = prep.interactions
     for m in (1, 3, 5):
-        queries = liked_set_queries(split, "test", m, seed=0)
+        queries = liked_set_queries(split, "test", m, seed=0, draws=1)
         liked = inter[inter["rating"] >= 4.0].groupby("user_idx")["movie_idx"].apply(set)
         enough = [u for u in split.test_users if len(liked.get(u, ())) >= m + 1]
         assert queries.users.tolist() == enough and queries.skipped == len(split.test_users) - len(enough)
@@ -104,9 +104,9 @@ def test_ticks_are_liked_drawn_seeded_shuffled_and_short_users_are_counted() -> 
             ticks = set(queries.ticks[row].tolist())
             targets = set(queries.target_cols[queries.target_rows == row].tolist())
             assert len(ticks) == m and ticks | targets == liked[user] and not ticks & targets
-        again = liked_set_queries(split, "test", m, seed=0)
+        again = liked_set_queries(split, "test", m, seed=0, draws=1)
         assert torch.equal(again.ticks, queries.ticks), "seeded"
-    ten = liked_set_queries(split, "test", 5, seed=0)
+    ten = liked_set_queries(split, "test", 5, seed=0, draws=1)
     time_order = inter.groupby("user_idx")["movie_idx"].apply(list)
     in_time_order = [
         sorted(ten.ticks[row].tolist(), key=time_order[user].index) == ten.ticks[row].tolist()
@@ -118,28 +118,66 @@ def test_ticks_are_liked_drawn_seeded_shuffled_and_short_users_are_counted() -> 
 def test_recall_and_ndcg_by_hand() -> None:
     prep = preprocess(_data(n_users=20, n_movies=14))
     split = liked_set_split(prep, share=0.5, seed=0)
-    queries = liked_set_queries(split, "test", 2, seed=0)
+    queries = liked_set_queries(split, "test", 2, seed=0, draws=1)
     n, k = prep.n_movies, 3
-
-    class ByIndex:
-        """Ranks every movie by its index: movie 0 first."""
-
-        name, query_rule = "by-index", None
-
-        def score(self, movies, weights, split="val"):
-            return -torch.arange(n, dtype=torch.float32).expand(len(movies), -1).clone()
-
-    scores = score_liked_sets(ByIndex(), PLAIN_MEAN, queries, n, EvalConfig(k=k))
+    scores = score_liked_sets(ByIndex(n), PLAIN_MEAN, queries, n, EvalConfig(k=k))
     for row in range(len(queries.users)):
-        ticks = set(queries.ticks[row].tolist())
-        targets = set(queries.target_cols[queries.target_rows == row].tolist())
-        top = [movie for movie in range(n) if movie not in ticks][:k]
-        hits = [rank for rank, movie in enumerate(top) if movie in targets]
-        ideal = sum(1 / np.log2(rank + 2) for rank in range(min(k, len(targets))))
-        assert scores.recall[row] == pytest.approx(len(hits) / min(k, len(targets)))
-        assert scores.ndcg[row] == pytest.approx(sum(1 / np.log2(rank + 2) for rank in hits) / ideal)
+        recall, ndcg = _by_index_scores(queries, row, n, k)
+        assert scores.recall[row] == pytest.approx(recall) and scores.ndcg[row] == pytest.approx(ndcg)
     assert scores.coverage == pytest.approx(len({m for m in range(n)} & set(range(k + 2))) / n, abs=k / n)
     assert 0.0 < scores.recall.mean() < 1.0
+
+
+class ByIndex:
+    """Ranks every movie by its index: movie 0 first."""
+
+    name, query_rule = "by-index", None
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def score(self, movies, weights, split="val"):
+        return -torch.arange(self.n, dtype=torch.float32).expand(len(movies), -1).clone()
+
+
+def _by_index_scores(queries, row: int, n: int, k: int) -> tuple[float, float]:
+    """Recall@K and NDCG@K by hand for row ``row`` of ``queries`` under :class:`ByIndex`'s ranking."""
+    ticks = set(queries.ticks[row].tolist())
+    targets = set(queries.target_cols[queries.target_rows == row].tolist())
+    top = [movie for movie in range(n) if movie not in ticks][:k]
+    hits = [rank for rank, movie in enumerate(top) if movie in targets]
+    ideal = sum(1 / np.log2(rank + 2) for rank in range(min(k, len(targets))))
+    return len(hits) / min(k, len(targets)), sum(1 / np.log2(rank + 2) for rank in hits) / ideal
+
+
+def test_each_user_hands_over_several_independent_draws_and_scores_their_mean() -> None:
+    prep = preprocess(_data(n_users=20, n_movies=14))
+    split = liked_set_split(prep, share=0.5, seed=0)
+    liked = prep.interactions[prep.interactions["rating"] >= 4.0].groupby("user_idx")["movie_idx"].apply(set)
+    draws, n, k = 4, prep.n_movies, 3
+    queries = liked_set_queries(split, "test", 2, seed=0, draws=draws)
+    assert queries.ticks.shape == (draws * len(queries.users), 2)
+    for position, user in enumerate(queries.users):
+        drawn = []
+        for row in range(position * draws, (position + 1) * draws):
+            ticks = set(queries.ticks[row].tolist())
+            targets = set(queries.target_cols[queries.target_rows == row].tolist())
+            assert len(ticks) == 2 and ticks | targets == liked[user] and not ticks & targets
+            drawn.append(frozenset(ticks))
+        assert len(liked[user]) < 4 or len(set(drawn)) > 1, "independent draws, not one draw repeated"
+    scores = score_liked_sets(ByIndex(n), PLAIN_MEAN, queries, n, EvalConfig(k=k))
+    assert scores.recall.shape == (len(queries.users),)
+    for position in range(len(queries.users)):
+        by_hand = [_by_index_scores(queries, row, n, k) for row in range(position * draws, (position + 1) * draws)]
+        assert scores.recall[position] == pytest.approx(np.mean([recall for recall, _ in by_hand]))
+        assert scores.ndcg[position] == pytest.approx(np.mean([ndcg for _, ndcg in by_hand]))
+    rows, per_user = liked_set_rows(
+        [("by-index", ByIndex(n), PLAIN_MEAN)], split, sizes=(2,), config=EvalConfig(k=k), draws=draws
+    )
+    assert rows["users"].iloc[0] == len(queries.users), "users counted once, whatever the draws"
+    assert per_user["by-index", 2].recall == pytest.approx(scores.recall)
+    with pytest.raises(ConfigError, match="draws=0"):
+        liked_set_queries(split, "test", 2, draws=0)
 
 
 def test_the_set_rule_of_a_scorer_decides_which_tick_counts() -> None:
@@ -255,9 +293,11 @@ def test_the_sasrec_and_liked_set_commands_write_their_tables(tmp_path, capsys) 
     assert intervals and all(r["low"] <= r["difference"] <= r["high"] for r in intervals)
     assert "recall" in capsys.readouterr().out
     assert json.loads(liked.read_text())["metadata"]["prior_ticks"] == SET_PRIOR_TICKS
-    assert main(["liked-set", *data, *quick, *train, "--prior-ticks", "2", "--out", str(liked)]) == 0
+    assert json.loads(liked.read_text())["metadata"]["draws"] == TICK_DRAWS
+    assert main(["liked-set", *data, *quick, *train, "--prior-ticks", "2", "--draws", "2", "--out", str(liked)]) == 0
     written = json.loads(liked.read_text())
     assert written["metadata"]["prior_ticks"] == 2.0, "the prior this dataset's validation chose is recorded"
+    assert written["metadata"]["draws"] == 2
     assert written["metadata"]["ease_l2"] == 500.0
     assert {r["model"] for r in written["rows"] if r.get("kind") != "interval"} == models | {
         "pinsage, set rule with prior_ticks 8"

@@ -27,7 +27,12 @@ from rec_lib.data.preprocess import PreprocessConfig, run_preprocess
 from rec_lib.evaluation.bootstrap import paired_bootstrap
 from rec_lib.evaluation.config import TICK_DRAWS
 from rec_lib.evaluation.likedset import QUERY_SIZES, LikedSetQueries, liked_set_queries, liked_set_split
-from rec_lib.experiments.likedset import DIAGONAL_VARIANT, TRANSFORM_VARIANT, liked_set_baselines
+from rec_lib.experiments.likedset import (
+    DIAGONAL_VARIANT,
+    TRANSFORM_VARIANT,
+    chosen_liked_set_ease_l2,
+    liked_set_baselines,
+)
 from rec_lib.experiments.runs import train_run
 from rec_lib.files import write_json
 from rec_lib.pinsage.config import TrainConfig
@@ -98,9 +103,10 @@ def main() -> None:
     parser.add_argument("--folds", type=int, nargs="+", default=[0])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--draws", type=int, default=TICK_DRAWS, help="draws of each user's ticks per query size")
-    parser.add_argument("--ease-l2", type=float, default=300_000.0, help="EASE's λ (the liked-set validation's)")
+    parser.add_argument("--ease-l2", type=float, help="EASE's λ (default: the one the liked-set validation chose)")
     parser.add_argument("--out", help="JSON file for the rows")
     args = parser.parse_args()
+    args.ease_l2 = args.ease_l2 or chosen_liked_set_ease_l2(args.dataset)
     torch.set_num_threads(1)
     prep = run_preprocess(PreprocessConfig(args.dataset), data_dir=args.data_dir, artefacts_dir=args.artefacts_dir)
     per_fold = [fold_recalls(prep, fold, args.split, args) for fold in args.folds]

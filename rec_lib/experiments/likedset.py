@@ -162,6 +162,16 @@ def chosen_set_rule(dataset: str, directory: Path | None = None) -> SetRuleChoic
     return SetRuleChoice(learned, prior_ticks, learned and chosen_transform(dataset, directory))
 
 
+def chosen_liked_set_ease_l2(dataset: str, directory: Path | None = None) -> float:
+    """EASE's λ the liked-set validation of ``dataset`` chose (``<dataset>-liked-set-val.json`` in ``directory``,
+    default the committed tuning results)."""
+    path = (directory or tuning_dir()) / f"{dataset}-liked-set{LIKED_SET_FILES['val']}.json"
+    try:
+        return float(json.loads(path.read_text())["metadata"]["chosen_ease_l2"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RecLibError(f"{path} holds no chosen_ease_l2: run python -m rec_lib liked-set --split val") from exc
+
+
 def chosen_transform(dataset: str, directory: Path | None = None) -> bool:
     """Whether the learned rule's variants on the validation users (``<dataset>-liked-set-variants-val.json``,
     ``bench/set_rule_variants.py``) chose the full transform: its Recall@K over every validation user and query size

@@ -383,6 +383,18 @@ def test_a_dataset_gets_the_set_rule_its_validation_chose_else_the_products(tmp_
     assert chosen_set_rule("synthetic-ml-1m", committed).transform is False, "ml-1m's shape kept the weights"
 
 
+def test_the_variants_bench_compares_with_the_ease_its_dataset_validation_chose(tmp_path) -> None:
+    import json
+
+    from rec_lib.errors import RecLibError
+    from rec_lib.experiments.likedset import chosen_liked_set_ease_l2
+
+    (tmp_path / "syn-liked-set-val.json").write_text(json.dumps({"metadata": {"chosen_ease_l2": 30000.0}}))
+    assert chosen_liked_set_ease_l2("syn", tmp_path) == 30000.0
+    with pytest.raises(RecLibError, match=r"nothing-liked-set-val\.json holds no chosen_ease_l2"):
+        chosen_liked_set_ease_l2("nothing", tmp_path)
+
+
 def test_the_learned_set_rule_is_chosen_only_when_it_beats_the_chosen_fixed_one_on_validation() -> None:
     from rec_lib.evaluation.likedset import LikedSetScores
     from rec_lib.experiments.likedset import chosen_set_rule_is_learned, set_rule_name

@@ -85,7 +85,7 @@ class TrainConfig:
     """The most-visited movies kept as a movie's neighbours."""
     target_window: int = 1
     """"sequence" only: the target of a history is drawn from the user's next ``target_window`` movies (1: the next)."""
-    consecutive_targets: int = 1
+    consecutive_targets: int = 8
     """"sequence" only: each drawn example brings the same user's next ``consecutive_targets - 1`` positions with it,
     each with its own history, so one batch's neighbourhoods train that many targets per draw (1: independent draws)."""
     hard_negative_ratio: float = 0.2
@@ -98,17 +98,17 @@ class TrainConfig:
     """"pairs" with "next" only: how many later movies count as the next one."""
     shared_negatives: bool = True
     """"pairs" only: every head is scored against every negative of the batch."""
-    batch_size: int = 256
+    batch_size: int = 1024
     """Examples per batch (and shared negatives per batch)."""
     batches_per_epoch: int = 300
     """Batches between two validations."""
-    num_epochs: int = 32
+    num_epochs: int = 64
     """The most epochs a run trains; early stopping on validation (``patience``) usually ends it sooner."""
     lr: float = 1e-3
     """Adam's learning rate."""
     weight_decay: float = 0.0
     """Adam's weight decay."""
-    patience: int = 4
+    patience: int = 8
     """Epochs without a better validation HR before training stops."""
     val_users: int = 20_000
     """Users of the seeded sample each epoch is validated on (all of them up to this number)."""

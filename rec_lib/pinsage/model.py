@@ -197,8 +197,7 @@ class PinSageModel(nn.Module):
         logits = query @ candidates.T + bias
         if log_q is not None:
             logits = logits - log_q
-        seen = (batch.history_ids.unsqueeze(-1) == batch.candidate_ids).any(1)
-        return logits.masked_fill(seen, -math.inf)
+        return logits.masked_fill(batch.seen_candidates(), -math.inf)
 
     def brand_new_logits(
         self, batch: SequenceBatch, query: torch.Tensor, log_q: torch.Tensor | None = None

@@ -357,7 +357,7 @@ class SequenceBatch:
 
     ``history`` and ``targets`` are positions among the output nodes of ``blocks``; ``candidates``
     are the positions of every movie scored (the batch's targets and its shared negatives, each once)
-    and ``candidate_ids`` their movie indices.
+    and ``candidate_ids`` their movie indices, ascending.
     """
 
     history: torch.Tensor
@@ -370,6 +370,15 @@ class SequenceBatch:
     history_ids: torch.Tensor
     """(B, H) movie indices of the history, PAD where masked: these are masked among the candidates."""
     blocks: list[Block]
+
+    def seen_candidates(self) -> torch.Tensor:
+        """(B, C) True where a candidate is in the row's history: one binary search per history movie in the
+        ascending ``candidate_ids``, not a (B, H, C) comparison."""
+        n_candidates = self.candidate_ids.numel()
+        found = torch.searchsorted(self.candidate_ids, self.history_ids).clamp(max=n_candidates - 1)
+        column = torch.where(self.candidate_ids[found] == self.history_ids, found, n_candidates)
+        seen = torch.zeros(column.shape[0], n_candidates + 1, dtype=torch.bool, device=column.device)
+        return seen.scatter_(1, column, True)[:, :n_candidates]
 
 
 class SequenceSampler(_ExampleSampler):

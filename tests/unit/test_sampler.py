@@ -184,3 +184,19 @@ def test_consecutive_targets_train_a_draw_and_the_next_positions_of_the_same_use
     assert min(sizes) < 32, "rows past a user's last movie are left out"
     with pytest.raises(ConfigError, match="consecutive_targets"):
         SequenceSampler(walker, walker, 2, sequences, history_len=4, consecutive_targets=0)
+
+
+def test_seen_candidates_marks_exactly_the_history_movies_among_the_candidates(tmp_path: Path) -> None:
+    """The softmax masks a row's history among its candidates: the binary search gives the mask of comparing every
+    history movie with every candidate, padding matching nothing, on batches whose histories are partly padded."""
+    _, graph = synthetic(tmp_path)
+    users = torch.tensor([0] * 10 + [1] * 5)
+    sequences = torch.stack([users, torch.arange(15)])
+    walker = TorchPinSageSampler(graph, SamplerConfig(num_neighbours=3))
+    sampler = SequenceSampler(walker, walker, 2, sequences, history_len=4, consecutive_targets=2)
+    for _ in range(10):
+        batch = sampler.sample(16, 6)
+        assert (batch.history_ids == PAD).any() and (batch.history_ids != PAD).any()
+        expected = (batch.history_ids.unsqueeze(-1) == batch.candidate_ids).any(1)
+        assert expected.any(), "some history movie is among the candidates"
+        assert torch.equal(batch.seen_candidates(), expected)

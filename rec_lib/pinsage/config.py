@@ -188,8 +188,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        """The config saved in a checkpoint or run record; a setting saved under its earlier name is read as today's."""
-        values = {RENAMED.get(name, name): value for name, value in values.items()}
+        """The config saved in a checkpoint or run record; a setting saved under its earlier name is read as today's,
+        and one a record lacks because it was added later reads as the value earlier runs had."""
+        values = {**ADDED_SETTINGS, **{RENAMED.get(name, name): value for name, value in values.items()}}
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -197,12 +198,10 @@ class TrainConfig:
         return cls(**values)
 
 
-ADDED_SETTINGS = {
-    name: getattr(TrainConfig, name)
-    for name in ("query_encoder", "attention_dims", "target_window", "consecutive_targets")
-}
-"""Settings added after runs were first saved, with the value every earlier run had: a run keeps its identity
-(:func:`rec_lib.pinsage.checkpoint.config_identity`) while they keep it."""
+ADDED_SETTINGS = {"query_encoder": "recency", "attention_dims": 16, "target_window": 1, "consecutive_targets": 1}
+"""Settings added after runs were first saved, with the value every earlier run had: a saved config without one
+reads as that value, and a run keeps its identity (:func:`rec_lib.pinsage.checkpoint.config_identity`) while they
+keep it (the defaults have since moved to eight consecutive targets)."""
 
 
 def _cuda_available() -> bool:

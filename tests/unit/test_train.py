@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -131,9 +131,13 @@ def test_training_on_cuda(tmp_path: Path) -> None:
 
 
 def test_settings_added_later_keep_earlier_runs_where_they_were() -> None:
-    """A run of the defaults keeps its directory (its identity) after the query encoder, the target window and
-    consecutive targets were added; changing any of them gives another run."""
-    identity = config_identity(TrainConfig())
-    assert not set(ADDED_SETTINGS) & set(identity), "the defaults' identity is what it was before they existed"
-    for change in ({"query_encoder": "attention"}, {"target_window": 3}, {"consecutive_targets": 4}):
-        assert config_identity(TrainConfig(**change)) != identity
+    """A run saved before the query encoder, the target window and consecutive targets existed reads back with the
+    values it trained with and keeps its directory (its identity); changing any of them gives another run."""
+    earlier = replace(TrainConfig(), batch_size=256, **ADDED_SETTINGS)
+    saved = {name: value for name, value in asdict(earlier).items() if name not in ADDED_SETTINGS}
+    assert TrainConfig.from_dict(saved) == earlier
+    identity = config_identity(earlier)
+    assert not set(ADDED_SETTINGS) & set(identity), "the identity is what it was before they existed"
+    for change in ({"query_encoder": "attention"}, {"target_window": 3}, {"consecutive_targets": 8}):
+        assert config_identity(replace(earlier, **change)) != identity
+    assert config_identity(TrainConfig())["consecutive_targets"] == 8, "today's defaults are a run of their own"

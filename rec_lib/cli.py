@@ -694,7 +694,8 @@ notebook 02's time (it stops early after a different number of epochs; reports/q
 
 
 def _warm_result_before_cold_start(name: str, recorded: dict[str, dict], seconds: dict[str, float]) -> None:
-    """Once notebook 05 has run: the warm result and the sample recommendations, then how long 06 will take."""
+    """Once notebook 05 has run: the warm result and the sample recommendations, then about how long notebook 06,
+    which has been training beside notebooks 02-05, still needs (if it has not ended first)."""
     if name != "05_recommend":
         return
     hr = recorded.get("02_train", {}).get("pinsage_test_hr_B")
@@ -704,10 +705,14 @@ def _warm_result_before_cold_start(name: str, recorded: dict[str, dict], seconds
     print(f"sample recommendations for someone who likes {liked}:")
     for rank, row in enumerate(recorded[name].get("recommendations", [])[:10], start=1):
         print(f"  {rank:2d}. {row['title']}  (because you liked {row['because']})")
-    least, most = (max(seconds.get("02_train", 0.0) * share / 60, 1) for share in COLD_START_PER_TRAIN)
+    if "06_cold_start" in recorded:
+        return
+    beside = sum(seconds.get(step, 0.0) for step in ("02_train", "03_export_embeddings", "04_load", name))
+    least, most = (max(seconds.get("02_train", 0.0) * share - beside, 60.0) / 60 for share in COLD_START_PER_TRAIN)
+    span = f"{least:.0f}" if round(least) == round(most) else f"{least:.0f}-{most:.0f}"
     print(
-        f"now notebook 06 (cold start: movies the model never trained on) trains one more model: about "
-        f"{least:.0f}-{most:.0f} minutes here, judging by notebook 02",
+        "notebook 06 (cold start: movies the model never trained on) has been training one more model beside "
+        f"notebooks 02-05: about {span} more minutes here, judging by notebook 02",
         flush=True,
     )
 

@@ -25,8 +25,10 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,9 +41,17 @@ from rec_lib.files import write_json, write_text
 from rec_lib.reports.nbtools import jsonable, read_notebook
 
 NOTEBOOKS = ("01_preprocess", "02_train", "03_export_embeddings", "04_load", "05_recommend", "06_cold_start")
+LANES = (("02_train", "03_export_embeddings", "04_load", "05_recommend"), ("06_cold_start",))
+"""After notebook 01, two lanes run side by side, each kernel on its share of the cores: the product's model and
+the notebooks that use it, and the cold-start experiment, which trains its own model from 01's data. On 2 CPU cores
+two one-thread trainings get through half as many batches again as one training on both cores."""
 CELL_TIMEOUT_S = 1800
 """Per-cell limit: full training on 2 CPU cores is the longest cell (about 10 minutes)."""
 NOTEBOOK_TIMEOUT_S = 3600
+POLL_S = 0.5
+"""How often a running notebook is checked for its timeout and for a failure beside it."""
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""What sets a kernel's torch and numpy threads (a value the caller set is kept)."""
 
 PROFILES: dict[str, dict] = {
     "default": {},
@@ -182,10 +192,11 @@ def run_notebooks(
     notebook_timeout_s: int = NOTEBOOK_TIMEOUT_S,
     after_each: Callable[[str, dict[str, dict], dict[str, float]], None] | None = None,
 ) -> dict:
-    """Execute notebooks 01→06 into ``out_dir``; returns the gathered metrics (also written to metrics.json).
+    """Execute notebook 01, then the :data:`LANES` side by side, into ``out_dir``; returns the gathered metrics (also
+    written to metrics.json). When a notebook fails, the other lane is stopped and the failure raised.
 
-    ``after_each(name, recorded, seconds)`` runs as each notebook ends, with what every notebook so far recorded
-    and took: how ``make demo`` shows the warm result before notebook 06's long cold-start run."""
+    ``after_each(name, recorded, seconds)`` runs as each notebook ends, one at a time, with what every notebook so
+    far recorded and took: how ``make demo`` shows the warm result while notebook 06 is still training."""
     if profile not in PROFILES:
         raise ConfigError(f"profile={profile!r}: expected one of {sorted(PROFILES)}")
     for sub in ("notebooks", "logs", "html", "figures"):
@@ -194,26 +205,53 @@ def run_notebooks(
     offered.update(extra or {})
     recorded: dict[str, dict] = {}
     seconds: dict[str, float] = {}
-    for name in NOTEBOOKS:
-        declared = notebook_parameters(name)
-        parameters = {key: value for key, value in offered.items() if key in declared}
-        started = time.perf_counter()
-        executed = _execute(name, out_dir, parameters, cell_timeout_s, notebook_timeout_s)
-        seconds[name] = round(time.perf_counter() - started, 1)
-        recorded[name] = read_notebook(executed)
-        _render(executed, out_dir)
-        print(f"{name}: {seconds[name]:.0f} s", flush=True)
-        if after_each is not None:
-            after_each(name, recorded, seconds)
+    shown = threading.Lock()
+    cancel = threading.Event()
+    failures: list[Exception] = []
+
+    def run_lane(names: tuple[str, ...], threads: int | None) -> None:
+        try:
+            for name in names:
+                if cancel.is_set():
+                    return
+                declared = notebook_parameters(name)
+                parameters = {key: value for key, value in offered.items() if key in declared}
+                started = time.perf_counter()
+                executed = _execute(name, out_dir, parameters, cell_timeout_s, notebook_timeout_s, threads, cancel)
+                took = round(time.perf_counter() - started, 1)
+                record = read_notebook(executed)
+                _render(executed, out_dir)
+                with shown:
+                    seconds[name], recorded[name] = took, record
+                    print(f"{name}: {took:.0f} s", flush=True)
+                    if after_each is not None:
+                        after_each(name, recorded, seconds)
+        except Exception as exc:
+            with shown:
+                if not cancel.is_set():
+                    failures.append(exc)
+                cancel.set()
+
+    started = time.perf_counter()
+    threads = lane_threads()
+    run_lane(NOTEBOOKS[:1], None)
+    if not failures:
+        with ThreadPoolExecutor(max_workers=len(LANES)) as pool:
+            for lane in [pool.submit(run_lane, lane, threads) for lane in LANES]:
+                lane.result()
+    if failures:
+        raise failures[0]
+    wall = round(time.perf_counter() - started, 1)
     metrics = {
         "dataset": dataset,
         "profile": profile,
         "parameters": {key: value for key, value in offered.items() if key not in ("data_dir", "artefacts_dir")},
         "git_commit": git_commit(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "seconds": seconds,
+        "seconds": {name: seconds[name] for name in NOTEBOOKS},
+        "wall_seconds": wall,
         "checked": {name: recorded[notebook].get(name) for name, notebook in CHECKED_METRICS.items()},
-        "notebooks": recorded,
+        "notebooks": {name: recorded[name] for name in NOTEBOOKS},
     }
     write_json(out_dir / "metrics.json", jsonable(metrics))
     return metrics
@@ -226,7 +264,21 @@ def notebook_parameters(name: str) -> set[str]:
     return set(papermill.inspect_notebook(str(PROJECT_ROOT / "notebooks" / f"{name}.ipynb")))
 
 
-def _execute(name: str, out_dir: Path, parameters: dict, cell_timeout_s: int, notebook_timeout_s: int) -> Path:
+def lane_threads() -> int:
+    """Threads for each lane's kernel: an equal share of the cores this process may use."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // len(LANES))
+
+
+def _execute(
+    name: str,
+    out_dir: Path,
+    parameters: dict,
+    cell_timeout_s: int,
+    notebook_timeout_s: int,
+    threads: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Path:
     source = PROJECT_ROOT / "notebooks" / f"{name}.ipynb"
     target = out_dir / "notebooks" / f"{name}.ipynb"
     params_file = out_dir / "logs" / f"{name}.parameters.json"
@@ -237,12 +289,19 @@ def _execute(name: str, out_dir: Path, parameters: dict, cell_timeout_s: int, no
         "--kernel", "python3", "--cwd", str(out_dir), "--no-progress-bar",
     ]  # fmt: skip
     env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONWARNINGS": "ignore"}
+    if threads is not None:
+        env.update({variable: str(threads) for variable in THREAD_VARIABLES if variable not in os.environ})
     log = out_dir / "logs" / f"{name}.log"
-    with log.open("w") as handle:
-        try:
-            done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env, timeout=notebook_timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise RecLibError(f"{name} ran past {notebook_timeout_s} s and was stopped; see {log}") from exc
+    deadline = time.monotonic() + notebook_timeout_s
+    cancel = cancel or threading.Event()
+    with log.open("w") as handle, subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env) as done:
+        while done.poll() is None:
+            if cancel.wait(POLL_S):
+                done.kill()
+                raise RecLibError(f"{name} was stopped because a notebook beside it failed; see {log}")
+            if time.monotonic() > deadline:
+                done.kill()
+                raise RecLibError(f"{name} ran past {notebook_timeout_s} s and was stopped; see {log}")
     if done.returncode != 0:
         tail = "\n".join(log.read_text().splitlines()[-15:])
         raise RecLibError(f"{name} failed (executed notebook: {target}; log: {log}):\n{tail}")
@@ -278,6 +337,9 @@ def write_summary(out_dir: Path, metrics: dict, comparison: Comparison | None, b
         lines += [f"**{verdict}** against `{shown}`.", "", comparison.markdown()]
     lines += ["", "## Step timings", "", "| notebook | seconds |", "|---|---|"]
     lines += [f"| {name} | {value:.0f} |" for name, value in metrics["seconds"].items()]
+    if "wall_seconds" in metrics:
+        lanes = " and ".join(lane[0][:2] if len(lane) == 1 else f"{lane[0][:2]}-{lane[-1][:2]}" for lane in LANES)
+        lines += ["", f"After 01, notebooks {lanes} ran side by side: {metrics['wall_seconds']:.0f} s in all."]
     recommend = metrics["notebooks"].get("05_recommend", {})
     liked = recommend.get("liked", [])
     if liked:

@@ -89,11 +89,51 @@ def test_the_demo_shows_the_warm_result_before_the_cold_start_notebook(capsys) -
             "recommendations": [{"title": f"Movie {i}", "because": "Up (2009)"} for i in range(12)],
         },
     }
-    _warm_result_before_cold_start("04_load", recorded, {"02_train": 600.0})
+    seconds = {"02_train": 1200.0, "03_export_embeddings": 30.0, "04_load": 20.0}
+    _warm_result_before_cold_start("04_load", recorded, seconds)
     assert capsys.readouterr().out == ""
-    _warm_result_before_cold_start("05_recommend", recorded, {"02_train": 600.0})
+    seconds["05_recommend"] = 10.0
+    _warm_result_before_cold_start("05_recommend", recorded, seconds)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "PinSage test HR@10 (a viewer's recent history): 0.138"
     assert out[1] == "sample recommendations for someone who likes Toy Story (1995), Up (2009):"
     assert out[2] == "   1. Movie 0  (because you liked Up (2009))" and len(out) == 2 + 10 + 1
-    assert out[-1].startswith("now notebook 06") and "about 8-13 minutes" in out[-1]
+    assert out[-1].startswith("notebook 06") and "beside notebooks 02-05: about 1-5 more minutes" in out[-1]
+    recorded["06_cold_start"] = {"cold_events": 1}
+    _warm_result_before_cold_start("05_recommend", recorded, seconds)
+    assert len(capsys.readouterr().out.splitlines()) == 2 + 10, "nothing to wait for once 06 has ended"
+
+
+def test_a_failing_notebook_stops_the_lane_beside_it(tmp_path: Path, monkeypatch) -> None:
+    """03 fails while 06 trains beside it: 06 is stopped at once, and the failure raised is 03's."""
+    from rec_lib.reports import runner
+
+    ran: list[tuple[str, int | None]] = []
+
+    def execute(name, out_dir, parameters, cell_timeout_s, notebook_timeout_s, threads=None, cancel=None):
+        ran.append((name, threads))
+        if name == "03_export_embeddings":
+            raise RecLibError("03 failed")
+        if name == "06_cold_start":
+            assert cancel.wait(30), "06 was not told to stop"
+            raise RecLibError("06 was stopped")
+        return out_dir / f"{name}.ipynb"
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    monkeypatch.setattr(runner, "read_notebook", lambda path: {})
+    monkeypatch.setattr(runner, "_render", lambda executed, out_dir: None)
+    monkeypatch.setattr(runner, "lane_threads", lambda: 3)
+    with pytest.raises(RecLibError, match="03 failed"):
+        runner.run_notebooks("ml-latest-small", "smoke", tmp_path)
+    assert ran[0] == ("01_preprocess", None), "01 runs first, on every core"
+    assert set(ran[1:]) == {("02_train", 3), ("03_export_embeddings", 3), ("06_cold_start", 3)}, "04 never starts"
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_each_lane_gets_an_equal_share_of_the_cores(monkeypatch) -> None:
+    from rec_lib.reports import runner
+
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: set(range(5)), raising=False)
+    assert runner.lane_threads() == 2
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert runner.lane_threads() == 1

@@ -1,6 +1,7 @@
 # rec_lib: two commands do all the set-up on a fresh machine.
 #   make demo   creates the environment if missing, then runs notebooks 01-06 headlessly on the default
-#               dataset into reports/<dataset>/<run id>/ and compares the metrics with the committed baseline
+#               dataset (06 beside 02-05) into reports/<dataset>/<run id>/ and compares the metrics with the
+#               committed baseline
 #   make test   installs the Debian packages and the environment if missing, then runs pytest in a
 #               loopback-only network namespace (the tests start and stop MariaDB and Milvus themselves)
 # Everything else here is for developers.

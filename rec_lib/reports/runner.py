@@ -2,7 +2,8 @@
 
 ``python -m rec_lib report --dataset ml-latest-small [--profile default|smoke]`` runs every notebook
 with papermill (a per-cell execution timeout, and an outer timeout per notebook because nbclient can
-hang on widget cells), then writes ``reports/<dataset>/<run id>/``:
+hang on widget cells): 01 first, then 02-05 and 06 side by side (:data:`LANES`). It writes
+``reports/<dataset>/<run id>/``:
 
 * ``notebooks/NN_name.ipynb`` and ``html/NN_name.html``: the executed notebooks and their rendering;
 * ``figures/NN_name-<cell>.png``: every figure the notebooks drew;
